@@ -1,0 +1,156 @@
+"""image_layer: a deterministic tar layer built from Bazel targets."""
+
+load(":providers.bzl", "LayerInfo")
+load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+
+_MEDIA_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "none": "application/vnd.oci.image.layer.v1.tar",
+}
+
+_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
+
+def _runfiles_path(f):
+    """Path of a File inside a runfiles tree (bzlmod: the main repository is `_main`)."""
+    if f.short_path.startswith("../"):
+        return f.short_path[3:]
+    return "_main/" + f.short_path
+
+def _runfile_entry(f):
+    return _runfiles_path(f) + "\t" + f.path
+
+def _group_entry(f):
+    return f.short_path + "\t" + f.path
+
+def _symlink_entry(entry):
+    return entry.path + "\t" + entry.target_file.path
+
+def _check_dest(ctx, dest):
+    if not dest.startswith("/"):
+        fail("%s: image path %r must be absolute (start with '/')" % (ctx.label, dest))
+    if "\t" in dest or "\n" in dest:
+        fail("%s: image path %r contains a tab or newline" % (ctx.label, dest))
+
+def _image_layer_impl(ctx):
+    if not ctx.attr.srcs and not ctx.attr.symlinks:
+        fail("%s: image_layer needs at least one entry in `srcs` or `symlinks`" % ctx.label)
+    compress = ctx.attr.compress
+    blob = ctx.actions.declare_file(ctx.label.name + _EXTENSIONS[compress])
+    metadata = ctx.actions.declare_file(ctx.label.name + ".layer.json")
+
+    args = ctx.actions.args()
+    args.use_param_file("@%s", use_always = True)
+    args.set_param_file_format("multiline")
+    args.add("--label", str(ctx.label))
+    args.add("--output", blob)
+    args.add("--metadata", metadata)
+    args.add("--compression", compress)
+    if ctx.attr.compression_level >= 0:
+        args.add("--compression-level", str(ctx.attr.compression_level))
+    for dest, mode in ctx.attr.modes.items():
+        _check_dest(ctx, dest)
+        args.add("--mode", "%s=%s" % (dest, mode))
+
+    inputs = []
+    for dest, target in ctx.attr.srcs.items():
+        _check_dest(ctx, dest)
+        default = target[DefaultInfo]
+        executable = default.files_to_run.executable
+        if executable:
+            # An executable brings its runfiles tree next to it, as `bazel run` lays it out,
+            # so that it finds its data files inside the container exactly as it does there.
+            args.add("exec\t%s\t%s" % (dest, executable.path))
+            root = dest.rstrip("/") + ".runfiles/"
+            runfiles = default.default_runfiles
+            args.add_all(runfiles.files, map_each = _runfile_entry, format_each = "file\t" + root + "%s")
+            args.add_all(runfiles.symlinks, map_each = _symlink_entry, format_each = "file\t" + root + "_main/%s")
+            args.add_all(runfiles.root_symlinks, map_each = _symlink_entry, format_each = "file\t" + root + "%s")
+            repo_mapping = getattr(default.files_to_run, "repo_mapping_manifest", None)
+            if repo_mapping:
+                args.add("file\t%s_repo_mapping\t%s" % (root, repo_mapping.path))
+                inputs.append(depset([repo_mapping]))
+            inputs.append(depset([executable]))
+            inputs.append(runfiles.files)
+            inputs.append(_symlink_targets(runfiles))
+        else:
+            # One file goes to `dest`; several become a directory `dest` (the tool decides, so the
+            # depset is never flattened here). Files keep their path relative to the target's package.
+            package = target.label.package
+            prefix = (package + "/") if package else ""
+            args.add_all(
+                default.files,
+                map_each = _group_entry,
+                format_each = "group\t%s\t%s\t%%s" % (dest, prefix),
+            )
+            inputs.append(default.files)
+    for dest, link_target in ctx.attr.symlinks.items():
+        _check_dest(ctx, dest)
+        args.add("symlink\t%s\t%s" % (dest, link_target))
+
+    ctx.actions.run(
+        executable = image_tool(ctx),
+        arguments = ["layer", args],
+        inputs = depset(transitive = inputs),
+        outputs = [blob, metadata],
+        mnemonic = "ImageLayer",
+        progress_message = "Writing image layer %{label}",
+        toolchain = TOOLCHAIN_TYPE,
+    )
+    return [
+        DefaultInfo(files = depset([blob, metadata])),
+        LayerInfo(blob = blob, metadata = metadata, media_type = _MEDIA_TYPES[compress]),
+    ]
+
+def _symlink_targets(runfiles):
+    # SymlinkEntry depsets cannot be mapped to their files without flattening; runfiles
+    # symlink sets are small and rarely used, so this is the one place that does.
+    return depset([e.target_file for e in runfiles.symlinks.to_list()] +
+                  [e.target_file for e in runfiles.root_symlinks.to_list()])
+
+image_layer = rule(
+    implementation = _image_layer_impl,
+    doc = """A reproducible image layer (a tar blob) from Bazel targets, symlinks and directories.
+
+Entries are sorted, ancestor directories are added once (0755), timestamps are 0 and owners
+root, so the same inputs give the same digest on any machine. Files are 0755 when executable
+(an executable target, or a file with an execute bit) and 0644 otherwise.
+
+```starlark
+image_layer(
+    name = "app_layer",
+    srcs = {
+        "/app/server": "//server",          # an executable: its runfiles go to /app/server.runfiles
+        "/etc/app/config.yaml": "config.yaml",
+        "/srv/static": ":static_files",     # several files: a directory
+    },
+    symlinks = {"/usr/bin/server": "/app/server"},
+)
+```
+""",
+    attrs = {
+        "srcs": attr.string_keyed_label_dict(
+            doc = "Absolute path in the image -> target. A target with one file puts it at the " +
+                  "path; with several files, the path is a directory holding them at their paths " +
+                  "relative to the target's package; a directory output (tree artifact) is copied " +
+                  "recursively. An executable target also brings its runfiles tree to `<path>.runfiles`.",
+            allow_files = True,
+        ),
+        "symlinks": attr.string_dict(
+            doc = "Absolute path in the image -> symlink target (stored verbatim, never resolved).",
+        ),
+        "modes": attr.string_dict(
+            doc = "Absolute path in the image -> octal mode (e.g. \"0700\") overriding the default mode of that entry.",
+        ),
+        "compress": attr.string(
+            default = "gzip",
+            values = ["gzip", "zstd", "none"],
+            doc = "Compression of the layer blob.",
+        ),
+        "compression_level": attr.int(
+            default = -1,
+            doc = "Compression level (gzip 1-9, default 6; zstd 1-19, default 3). -1 uses the default.",
+        ),
+    },
+    toolchains = [TOOLCHAIN_TYPE],
+)

@@ -1,0 +1,165 @@
+"""image_manifest: an OCI image (config + manifest) from a base image and layers."""
+
+load(":platform.bzl", "PLATFORM_ATTRS", "oci_platform")
+load(":providers.bzl", "ImageManifestInfo", "LayerInfo")
+load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+
+def image_input_args(args, image):
+    """Adds the arguments naming an image's manifest, config and layer blobs to `args`.
+
+    Args:
+        args: an Args object.
+        image: ImageManifestInfo.
+    """
+    args.add("--manifest", image.manifest)
+    args.add("--config", image.config)
+    args.add_all([layer.blob for layer in image.layers], before_each = "--blob")
+
+def image_inputs(image):
+    """All files the tool reads to write out a whole image.
+
+    Args:
+        image: ImageManifestInfo.
+
+    Returns:
+        list of File.
+    """
+    return [image.manifest, image.config] + [layer.blob for layer in image.layers]
+
+def _image_manifest_impl(ctx):
+    platform = oci_platform(ctx)
+    base = ctx.attr.base[ImageManifestInfo] if ctx.attr.base else None
+    new_layers = [target[LayerInfo] for target in ctx.attr.layers]
+
+    fragment = ctx.actions.declare_file(ctx.label.name + ".fragment.json")
+    ctx.actions.write(fragment, json.encode({
+        "os": platform.os,
+        "architecture": platform.architecture,
+        "variant": platform.variant,
+        "entrypoint": ctx.attr.entrypoint or None,
+        "cmd": ctx.attr.cmd or None,
+        "env": ["%s=%s" % (k, v) for k, v in ctx.attr.env.items()],
+        "working_dir": ctx.attr.working_dir,
+        "user": ctx.attr.user,
+        "labels": ctx.attr.labels,
+        "annotations": ctx.attr.annotations,
+        "exposed_ports": ctx.attr.exposed_ports,
+        "volumes": ctx.attr.volumes,
+        "stop_signal": ctx.attr.stop_signal,
+        "created": ctx.attr.created or None,
+        "layer_history": ["bazel build %s" % target.label for target in ctx.attr.layers],
+    }))
+
+    manifest = ctx.actions.declare_file(ctx.label.name + ".manifest.json")
+    config = ctx.actions.declare_file(ctx.label.name + ".config.json")
+    digest = ctx.actions.declare_file(ctx.label.name + ".digest")
+    descriptor = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
+
+    args = ctx.actions.args()
+    args.add("--label", str(ctx.label))
+    args.add("--config-fragment", fragment)
+    inputs = [fragment] + [layer.metadata for layer in new_layers]
+    if base:
+        args.add("--base-manifest", base.manifest)
+        args.add("--base-config", base.config)
+        inputs += [base.manifest, base.config]
+    args.add_all([layer.metadata for layer in new_layers], before_each = "--layer")
+    args.add("--output-manifest", manifest)
+    args.add("--output-config", config)
+    args.add("--output-digest", digest)
+    args.add("--output-descriptor", descriptor)
+    tool = image_tool(ctx)
+    ctx.actions.run(
+        executable = tool,
+        arguments = ["manifest", args],
+        inputs = inputs,
+        outputs = [manifest, config, digest, descriptor],
+        mnemonic = "ImageManifest",
+        progress_message = "Assembling image manifest %{label}",
+        toolchain = TOOLCHAIN_TYPE,
+    )
+
+    info = ImageManifestInfo(
+        manifest = manifest,
+        config = config,
+        digest = digest,
+        descriptor = descriptor,
+        layers = (base.layers if base else []) + new_layers,
+        os = platform.os,
+        architecture = platform.architecture,
+        variant = platform.variant,
+    )
+
+    # The whole image as an OCI layout directory and as one docker-load/OCI tarball; built
+    # only on request (--output_groups=oci_layout / tarball), since they copy every blob.
+    layout = ctx.actions.declare_directory(ctx.label.name + ".oci_layout")
+    tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
+    for kind, output in [("layout", layout), ("tarball", tarball)]:
+        out_args = ctx.actions.args()
+        out_args.add("--label", str(ctx.label))
+        image_input_args(out_args, info)
+        out_args.add("--output", output.path if kind == "layout" else output)
+        ctx.actions.run(
+            executable = tool,
+            arguments = [kind, out_args],
+            inputs = image_inputs(info),
+            outputs = [output],
+            mnemonic = "ImageLayout" if kind == "layout" else "ImageTarball",
+            progress_message = "Writing image %s %%{label}" % kind,
+            toolchain = TOOLCHAIN_TYPE,
+        )
+
+    return [
+        DefaultInfo(files = depset([manifest, config, digest])),
+        OutputGroupInfo(
+            oci_layout = depset([layout]),
+            tarball = depset([tarball]),
+            descriptor = depset([descriptor]),
+        ),
+        info,
+    ]
+
+_ATTRS = {
+    "base": attr.label(
+        providers = [ImageManifestInfo],
+        doc = "Image to build on: its layers come first and its config is the starting point. " +
+              "Any target providing ImageManifestInfo (e.g. another image_manifest).",
+    ),
+    "layers": attr.label_list(
+        providers = [LayerInfo],
+        doc = "Layers to add on top of the base, in order (image_layer targets).",
+    ),
+    "entrypoint": attr.string_list(doc = "Entrypoint. Setting it clears a `cmd` inherited from the base (as Docker does)."),
+    "cmd": attr.string_list(doc = "Default arguments (Cmd)."),
+    "env": attr.string_dict(doc = "Environment variables; they replace base variables of the same name."),
+    "working_dir": attr.string(doc = "Working directory of the container process."),
+    "user": attr.string(doc = "User (and group) the process runs as, e.g. \"1000:1000\" or \"nobody\"."),
+    "labels": attr.string_dict(doc = "Config labels, merged over the base's."),
+    "annotations": attr.string_dict(doc = "Manifest annotations."),
+    "exposed_ports": attr.string_list(doc = "Exposed ports, e.g. [\"8080/tcp\"]; merged with the base's."),
+    "volumes": attr.string_list(doc = "Volume mount points; merged with the base's."),
+    "stop_signal": attr.string(doc = "Signal that stops the container, e.g. \"SIGTERM\"."),
+    "created": attr.string(doc = "RFC 3339 creation time; default 1970-01-01T00:00:00Z so builds are reproducible."),
+}
+
+image_manifest = rule(
+    implementation = _image_manifest_impl,
+    doc = """A single-platform OCI image: a config and a manifest over base layers plus new layers.
+
+The os/architecture come from the target platform. Default outputs are small (manifest,
+config, digest). Output groups: `oci_layout` (an OCI image layout directory), `tarball` (one
+tar that `docker load` accepts and that is also an OCI layout) and `descriptor`.
+
+```starlark
+image_manifest(
+    name = "image",
+    base = "//base:image",
+    layers = [":app_layer"],
+    entrypoint = ["/app/server"],
+    env = {"PORT": "8080"},
+)
+```
+""",
+    attrs = dict(_ATTRS, **PLATFORM_ATTRS),
+    toolchains = [TOOLCHAIN_TYPE],
+)

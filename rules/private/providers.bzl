@@ -1,0 +1,31 @@
+"""Providers shared by the rules_image rules."""
+
+LayerInfo = provider(
+    doc = "One image layer: its blob and a small metadata file describing it.",
+    fields = {
+        "blob": "File: the layer blob (a tar, possibly compressed).",
+        "metadata": "File: JSON with diff_id, digest, media_type and size of the blob.",
+        "media_type": "string: the layer's OCI media type.",
+    },
+)
+
+ImageManifestInfo = provider(
+    doc = "A single-platform OCI image: manifest, config and all of its layers, base layers first.",
+    fields = {
+        "manifest": "File: the OCI image manifest (canonical JSON).",
+        "config": "File: the OCI image config (canonical JSON).",
+        "digest": "File: `sha256:<hex>` of the manifest.",
+        "descriptor": "File: OCI descriptor of the manifest, with its platform.",
+        "layers": "list of LayerInfo: every layer of the image in manifest order, base layers first.",
+        "os": "string: the image's operating system (OCI `os`).",
+        "architecture": "string: the image's architecture (OCI `architecture`).",
+        "variant": "string: the image's CPU variant, or empty.",
+    },
+)
+
+ImageToolInfo = provider(
+    doc = "The rules_image tool as carried by a toolchain of type @rules_image//rules:toolchain_type.",
+    fields = {
+        "tool": "File: the rules-image-tool executable.",
+    },
+)

@@ -1,0 +1,142 @@
+"""Repository rules that provide the rules_image tool: prebuilt (pinned) or built from source."""
+
+TOOL_NAME = "rules-image-tool"
+
+# Bazel platform constraints of each platform a prebuilt binary may exist for.
+PLATFORMS = {
+    "x86_64-unknown-linux-gnu": ["@platforms//os:linux", "@platforms//cpu:x86_64"],
+    "aarch64-unknown-linux-gnu": ["@platforms//os:linux", "@platforms//cpu:aarch64"],
+    "x86_64-apple-darwin": ["@platforms//os:macos", "@platforms//cpu:x86_64"],
+    "aarch64-apple-darwin": ["@platforms//os:macos", "@platforms//cpu:aarch64"],
+}
+
+def host_platform(rctx):
+    """The PLATFORMS key of the machine a repository rule runs on.
+
+    Args:
+        rctx: repository_ctx or module_ctx.
+
+    Returns:
+        string: a target triple such as x86_64-unknown-linux-gnu.
+    """
+    arch = rctx.os.arch
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+    name = rctx.os.name.lower()
+    if name.startswith("linux"):
+        return arch + "-unknown-linux-gnu"
+    if name.startswith("mac"):
+        return arch + "-apple-darwin"
+    fail("rules_image: unsupported host OS %r" % rctx.os.name)
+
+_BUILD_EXPORT = """\
+exports_files(["{tool}"], visibility = ["//visibility:public"])
+"""
+
+def _prebuilt_tool_impl(rctx):
+    rctx.download(
+        url = rctx.attr.urls,
+        output = TOOL_NAME,
+        sha256 = rctx.attr.sha256,
+        executable = True,
+    )
+    rctx.file("BUILD.bazel", _BUILD_EXPORT.format(tool = TOOL_NAME))
+
+prebuilt_tool = repository_rule(
+    implementation = _prebuilt_tool_impl,
+    doc = "Downloads one prebuilt rules-image-tool binary, verified against its pinned sha256.",
+    attrs = {
+        "urls": attr.string_list(mandatory = True, doc = "Where to download the binary from."),
+        "sha256": attr.string(mandatory = True, doc = "Expected sha256 of the binary."),
+    },
+)
+
+def _find_cargo(rctx):
+    cargo = rctx.os.environ.get("CARGO")
+    if cargo:
+        return rctx.path(cargo)
+    found = rctx.which("cargo")
+    if found:
+        return found
+    home = rctx.os.environ.get("CARGO_HOME") or (rctx.os.environ.get("HOME", "") + "/.cargo")
+    candidate = rctx.path(home + "/bin/cargo")
+    if candidate.exists:
+        return candidate
+    fail("rules_image: building the tool from source needs cargo (install Rust with rustup, or set CARGO), " +
+         "or use the prebuilt tool: tool.prebuilt(...) in MODULE.bazel")
+
+def _source_tool_impl(rctx):
+    manifest = rctx.path(rctx.attr.cargo_toml)
+    tools_dir = manifest.dirname
+
+    # Rebuild exactly when the tool's sources change (Bazel >= 7.1 re-runs this rule then).
+    rctx.watch(manifest)
+    rctx.watch(tools_dir.get_child("Cargo.lock"))
+    rctx.watch_tree(tools_dir.get_child("src"))
+
+    # Cargo's target directory lives outside the repository so that dependencies are not
+    # rebuilt every time this rule re-runs; cargo locks it against concurrent builds.
+    target_dir = rctx.os.environ.get("RULES_IMAGE_CARGO_TARGET_DIR")
+    if not target_dir:
+        cache = rctx.os.environ.get("XDG_CACHE_HOME") or (rctx.os.environ.get("HOME", "/tmp") + "/.cache")
+        target_dir = cache + "/rules_image/cargo-target"
+
+    cargo = _find_cargo(rctx)
+    rctx.report_progress("Building rules-image-tool with cargo")
+    result = rctx.execute(
+        [cargo, "build", "--release", "--locked", "--manifest-path", str(manifest), "--target-dir", target_dir],
+        timeout = 3600,
+        quiet = True,
+    )
+    if result.return_code != 0:
+        fail("rules_image: cargo build of %s failed:\n%s%s" % (manifest, result.stdout, result.stderr))
+    built = rctx.path(target_dir + "/release/" + TOOL_NAME)
+
+    # Copy rather than link: a later cargo build must not change this repository's output.
+    result = rctx.execute(["cp", str(built), TOOL_NAME])
+    if result.return_code != 0:
+        fail("rules_image: cannot copy %s: %s" % (built, result.stderr))
+    rctx.file("BUILD.bazel", _BUILD_EXPORT.format(tool = TOOL_NAME))
+
+source_tool = repository_rule(
+    implementation = _source_tool_impl,
+    doc = "Builds rules-image-tool from this repository's tools/ with cargo; re-runs when its sources change.",
+    attrs = {
+        "cargo_toml": attr.label(
+            default = Label("//tools:Cargo.toml"),
+            doc = "Cargo.toml of the tool's package.",
+        ),
+    },
+    environ = ["CARGO", "CARGO_HOME", "RULES_IMAGE_CARGO_TARGET_DIR"],
+)
+
+_TOOLCHAIN = """\
+image_toolchain(
+    name = "{name}_impl",
+    tool = "{tool}",
+)
+
+toolchain(
+    name = "{name}",
+    exec_compatible_with = {constraints},
+    toolchain = ":{name}_impl",
+    toolchain_type = "@rules_image//rules:toolchain_type",
+)
+"""
+
+def _toolchains_repo_impl(rctx):
+    content = ['load("@rules_image//rules/private:toolchain.bzl", "image_toolchain")\n']
+    for platform, tool in rctx.attr.tools.items():
+        content.append(_TOOLCHAIN.format(
+            name = platform,
+            tool = tool,
+            constraints = repr(PLATFORMS[platform]),
+        ))
+    rctx.file("BUILD.bazel", "\n".join(content))
+
+toolchains_repo = repository_rule(
+    implementation = _toolchains_repo_impl,
+    doc = "Declares one toolchain per platform for which a rules-image-tool binary is available.",
+    attrs = {
+        "tools": attr.string_dict(doc = "Platform triple -> label of the tool binary."),
+    },
+)
