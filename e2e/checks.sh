@@ -1,0 +1,164 @@
+# End-to-end checks: real Bazel (./bazelw), a real Docker engine and independent validators.
+# Sourced by test_all.sh after lib.sh; each function is one `check`.
+
+schema_dir=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema
+work=$(mktemp -d /tmp/rules_image_e2e.XXXXXX)
+
+# Builds the example image with all output groups and its load target.
+build_examples() {
+  (cd "$repo_root/examples" && "$bazelw" build //app:image //app:load \
+    --output_groups=+oci_layout,+tarball,+descriptor)
+}
+
+example_out() { echo "$repo_root/examples/bazel-bin/app/$1"; }
+
+skopeo_inspect_layout() { skopeo inspect "oci:$(example_out image.oci_layout):latest" >"$work/inspect.json"; }
+skopeo_copy_layout() {   # copy reads and verifies every blob digest
+  rm -rf "$work/copy"
+  skopeo copy -q "oci:$(example_out image.oci_layout):latest" "oci:$work/copy:latest"
+}
+skopeo_inspect_tarball() {
+  skopeo inspect "docker-archive:$(example_out image.tar)" >/dev/null &&
+    skopeo inspect "oci-archive:$(example_out image.tar):latest" >/dev/null
+}
+umoci_unpack() {
+  rm -rf "$work/bundle"
+  umoci unpack --image "$(example_out image.oci_layout):latest" "$work/bundle" >/dev/null || return 1
+  local root="$work/bundle/rootfs"
+  [[ -x $root/app/hello ]] || { echo "no executable /app/hello" >&2; return 1; }
+  [[ $(stat -c %a "$root/app/hello") == 755 ]] || { echo "/app/hello mode $(stat -c %a "$root/app/hello")" >&2; return 1; }
+  [[ $(cat "$root/app/hello.runfiles/_main/app/message.txt") == "built by Bazel, shipped by rules_image" ]] || return 1
+  [[ $(stat -c %a "$root/app/hello.runfiles/_main/app/message.txt") == 644 ]] || return 1
+  [[ $(readlink "$root/usr/bin/hello") == /app/hello ]]
+}
+oci_image_tool_validate() { oci-image-tool validate --type imageLayout --ref latest "$(example_out image.oci_layout)" >/dev/null; }
+json_schemas() { python3 "$repo_root/e2e/validate_schemas.py" "$schema_dir" "$(example_out image.oci_layout)" >/dev/null; }
+
+load_and_run() {
+  docker rmi -f rules-image-example/app:latest >/dev/null 2>&1 || true
+  (cd "$repo_root/examples" && "$bazelw" run //app:load) || return 1
+  local out
+  out=$(docker run --rm --network none rules-image-example/app:latest) || return 1
+  echo "$out"
+  grep -qx 'Hello, container!' <<<"$out" && grep -qx 'message: built by Bazel, shipped by rules_image' <<<"$out" || return 1
+  # Docker's image ID is the digest of our config: the engine agrees with the bytes we made.
+  local id config_digest
+  id=$(docker image inspect --format '{{.Id}}' rules-image-example/app:latest)
+  config_digest=sha256:$(sha256sum "$(example_out image.config.json)" | cut -d' ' -f1)
+  [[ $id == "$config_digest" ]] || { echo "docker image id $id != config digest $config_digest" >&2; return 1; }
+}
+
+# A copy of this checkout at another path (tracked and untracked-but-not-ignored files).
+copy_checkout() {
+  local dest=$1 mask=$2
+  mkdir -p "$dest"
+  (cd "$repo_root" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) |
+    (umask "$mask" && tar -C "$dest" -xf - --no-same-permissions --no-same-owner)
+}
+
+# Two clean builds (fresh output bases) from two checkout paths with different umasks give
+# the same digests.
+reproducible_digests() {
+  local i mask digests=()
+  for i in 1 2; do
+    mask=$([[ $i == 1 ]] && echo 022 || echo 077)
+    local checkout="$work/repro-$i/path-number-$i/rules_image"
+    copy_checkout "$checkout" "$mask" || return 1
+    (umask "$mask" && cd "$checkout/examples" &&
+      "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer) || return 1
+    local bin="$checkout/examples/bazel-bin/app"
+    digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json")")
+    echo "checkout $i (umask $mask): $(cat "$bin/image.digest")"
+  done
+  [[ ${digests[0]} == "${digests[1]}" ]] || { printf '%s\n' "${digests[@]}" >&2; return 1; }
+}
+
+# Editing the tool's sources re-runs the source toolchain repository rule (and only then).
+tool_rebuilds_on_source_change() {
+  local checkout="$work/repro-1/path-number-1/rules_image"
+  local ob="$work/repro-1/output_base"
+  local tool
+  tool=$(ls "$ob"/external/*rules_image_tool_source/rules-image-tool) || return 1
+  local before
+  before=$(stat -c %Y.%i "$tool")
+  (cd "$checkout/examples" && "$checkout/bazelw" --output_base="$ob" build //app:image) || return 1
+  [[ $(stat -c %Y.%i "$tool") == "$before" ]] || { echo "tool rebuilt without a source change" >&2; return 1; }
+  echo "// touched by e2e" >>"$checkout/tools/src/main.rs"
+  (cd "$checkout/examples" && "$checkout/bazelw" --output_base="$ob" build //app:image) || return 1
+  [[ $(stat -c %Y.%i "$tool") != "$before" ]] || { echo "tool not rebuilt after a source change" >&2; return 1; }
+}
+
+shutdown_repro_servers() {
+  local i
+  for i in 1 2; do
+    local checkout="$work/repro-$i/path-number-$i/rules_image"
+    [[ -d $checkout ]] && (cd "$checkout/examples" && "$checkout/bazelw" --output_base="$work/repro-$i/output_base" shutdown) >/dev/null 2>&1
+  done
+  return 0
+}
+
+# A workspace outside this repository that uses only what the README and docstrings document.
+consumer_workspace() {
+  local ws="$work/consumer"
+  rm -rf "$ws"; cp -r "$repo_root/e2e/consumer" "$ws"
+  sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$ws/MODULE.bazel"
+  docker rmi -f consumer/app:test >/dev/null 2>&1 || true
+  (cd "$ws" && "$bazelw" build //:image && "$bazelw" run //:load) || return 1
+  local out
+  out=$(docker run --rm --network none consumer/app:test) || return 1
+  echo "$out"
+  [[ $out == "$(printf 'alpha\nbeta\nrunning as 1234')" ]]
+}
+
+# The prebuilt toolchain path: a lock file pinning a file:// URL and sha256 of a tool binary.
+prebuilt_toolchain() {
+  local ws="$work/prebuilt" tool
+  tool=$(ls "$repo_root"/examples/bazel-bin/app/load.sh.runfiles/*rules_image_tool_source/rules-image-tool) || return 1
+  cp "$tool" "$work/rules-image-tool-release"
+  local sha
+  sha=$(sha256sum "$work/rules-image-tool-release" | cut -d' ' -f1)
+  rm -rf "$ws"; cp -r "$repo_root/e2e/consumer" "$ws"
+  sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$ws/MODULE.bazel"
+  cat >>"$ws/MODULE.bazel" <<EOM
+
+tool = use_extension("@rules_image//rules:extensions.bzl", "tool")
+tool.prebuilt(lock = "//:tool.lock.json")
+EOM
+  printf '{"binaries": {"x86_64-unknown-linux-gnu": {"urls": ["file://%s"], "sha256": "%s"}}}\n' \
+    "$work/rules-image-tool-release" "$sha" >"$ws/tool.lock.json"
+  (cd "$ws" && "$bazelw" build //:image) || return 1
+  ls "$(bazel_output_base "$ws")"/external/*rules_image_tool_x86_64_unknown_linux_gnu/rules-image-tool >/dev/null || return 1
+  # Same image as the from-source consumer build.
+  [[ $(cat "$ws/bazel-bin/image.digest") == $(cat "$work/consumer/bazel-bin/image.digest") ]] || return 1
+  # A wrong checksum is refused.
+  printf '{"binaries": {"x86_64-unknown-linux-gnu": {"urls": ["file://%s"], "sha256": "%064d"}}}\n' \
+    "$work/rules-image-tool-release" 0 >"$ws/tool.lock.json"
+  local err
+  if err=$(cd "$ws" && "$bazelw" build //:image 2>&1); then echo "wrong sha256 accepted" >&2; return 1; fi
+  grep -qi 'checksum' <<<"$err" || { echo "$err" | tail -5 >&2; return 1; }
+  (cd "$ws" && "$bazelw" shutdown) >/dev/null 2>&1
+  return 0
+}
+bazel_output_base() { (cd "$1" && "$bazelw" info output_base 2>/dev/null); }
+
+# Bad input: each case fails with a message naming the target and the path, and leaves no output.
+bad_input_case() {
+  local target=$1 expect=$2 output=$3
+  local ws="$work/bad"
+  local err
+  if err=$(cd "$ws" && "$bazelw" build "//:$target" 2>&1); then
+    echo "//:$target built, expected a failure" >&2; return 1
+  fi
+  if ! grep -q -- "//:$target" <<<"$err" || ! grep -qF -- "$expect" <<<"$err"; then
+    echo "//:$target: error does not name the target and '$expect':" >&2; echo "$err" | grep -iE 'error' | head -5 >&2
+    return 1
+  fi
+  [[ -z $output || ! -e $ws/bazel-bin/$output ]] || { echo "partial output $output left behind" >&2; return 1; }
+  echo "//:$target: $(grep -m1 -E 'error' <<<"$err" | cut -c1-200)"
+}
+
+setup_bad_input_workspace() {
+  local ws="$work/bad"
+  rm -rf "$ws"; cp -r "$repo_root/e2e/bad_input" "$ws"
+  sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$ws/MODULE.bazel"
+}
