@@ -1,0 +1,159 @@
+//! Layer compression: gzip (flate2 on zlib-rs), zstd (libzstd, single-threaded) or none.
+//!
+//! The compressed bytes, and so the layer digest, are a function of (algorithm, backend,
+//! backend version, level). Every knob that could vary between machines is pinned here.
+
+use anyhow::{Result, bail};
+use std::io::{self, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => crate::spec::MT_LAYER_GZIP,
+            Compression::Zstd => crate::spec::MT_LAYER_ZSTD,
+            Compression::None => crate::spec::MT_LAYER_TAR,
+        }
+    }
+
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::Gzip => 6,
+            Compression::Zstd => 3,
+            Compression::None => 0,
+        }
+    }
+
+    /// Validates a level for this algorithm; `none` ignores it so callers may always pass one.
+    pub fn check_level(self, level: i32) -> Result<i32> {
+        let ok = match self {
+            Compression::Gzip => (0..=9).contains(&level),
+            Compression::Zstd => (1..=22).contains(&level),
+            Compression::None => true,
+        };
+        if !ok {
+            let range = if self == Compression::Gzip {
+                "0..=9"
+            } else {
+                "1..=22"
+            };
+            bail!("compression level {level} is out of range {range} for {self:?}");
+        }
+        Ok(level)
+    }
+}
+
+/// A writer that compresses into `W`.
+pub enum Compressor<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    None(W),
+}
+
+impl<W: Write> Compressor<W> {
+    pub fn new(kind: Compression, level: i32, w: W) -> io::Result<Self> {
+        Ok(match kind {
+            // Fixed header: mtime 0, no file name, OS byte 255 ("unknown").
+            Compression::Gzip => Compressor::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(w, flate2::Compression::new(level as u32)),
+            ),
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(w, level)?;
+                // Explicit so a changed library default cannot change our bytes; the content
+                // checksum is redundant with the OCI digest.
+                enc.include_checksum(false)?;
+                enc.include_contentsize(false)?;
+                enc.include_dictid(false)?;
+                Compressor::Zstd(enc)
+            }
+            Compression::None => Compressor::None(w),
+        })
+    }
+
+    /// Flushes the compressed stream's trailer and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Gzip(e) => e.finish(),
+            Compressor::Zstd(e) => e.finish(),
+            Compressor::None(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(e) => e.write(buf),
+            Compressor::Zstd(e) => e.write(buf),
+            Compressor::None(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(e) => e.write_all(buf),
+            Compressor::Zstd(e) => e.write_all(buf),
+            Compressor::None(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(e) => e.flush(),
+            Compressor::Zstd(e) => e.flush(),
+            Compressor::None(w) => w.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn compress(kind: Compression, data: &[u8]) -> Vec<u8> {
+        let mut c = Compressor::new(kind, kind.default_level(), Vec::new()).unwrap();
+        c.write_all(data).unwrap();
+        c.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_header_is_fixed_and_roundtrips() {
+        let out = compress(Compression::Gzip, b"hello hello hello");
+        assert_eq!(
+            &out[..10],
+            &[0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, b"hello hello hello");
+    }
+
+    #[test]
+    fn zstd_frame_magic_no_checksum_and_roundtrips() {
+        let out = compress(Compression::Zstd, b"hello hello hello");
+        assert_eq!(&out[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        // Frame header descriptor: bit 2 is the content checksum flag.
+        assert_eq!(out[4] & 0x04, 0);
+        assert_eq!(zstd::decode_all(&out[..]).unwrap(), b"hello hello hello");
+    }
+
+    #[test]
+    fn levels_are_checked() {
+        assert!(Compression::Gzip.check_level(10).is_err());
+        assert!(Compression::Zstd.check_level(0).is_err());
+        assert_eq!(Compression::Zstd.check_level(19).unwrap(), 19);
+        assert!(Compression::None.check_level(99).is_ok());
+    }
+}

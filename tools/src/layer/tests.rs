@@ -1,0 +1,546 @@
+use super::*;
+use crate::digest::Digest;
+use std::io::Read;
+use std::path::Path;
+
+fn entry(fields: &[&str]) -> String {
+    fields.join("\t")
+}
+
+fn write(path: &Path, data: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn tar_of(entries: &[String], modes: &[String]) -> Vec<u8> {
+    Plan::build(entries, modes)
+        .unwrap()
+        .write_tar(Vec::new())
+        .unwrap()
+}
+
+/// (path, type flag, mode, size, link name, contents) of every entry, read back by the `tar`
+/// crate (an independent reader); also asserts the fixed metadata fields.
+fn read_back(bytes: &[u8]) -> Vec<(String, u8, u32, u64, String, Vec<u8>)> {
+    let mut ar = tar::Archive::new(bytes);
+    let mut out = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        assert_eq!(h.mtime().unwrap(), 0);
+        assert_eq!(h.uid().unwrap(), 0);
+        assert_eq!(h.gid().unwrap(), 0);
+        assert_eq!(h.username_bytes(), Some(&b""[..]));
+        assert_eq!(h.groupname_bytes(), Some(&b""[..]));
+        assert!(h.as_ustar().is_some(), "ustar header expected");
+        let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        let link = e
+            .link_name_bytes()
+            .map(|l| String::from_utf8(l.into_owned()).unwrap())
+            .unwrap_or_default();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.push((
+            path,
+            h.entry_type().as_byte(),
+            h.mode().unwrap(),
+            h.size().unwrap(),
+            link,
+            data,
+        ));
+    }
+    out
+}
+
+#[test]
+fn normalizes_dest_paths() {
+    assert_eq!(normalize_dest("/a//b/./c/").unwrap(), "a/b/c");
+    assert_eq!(normalize_dest("/x").unwrap(), "x");
+    let e = normalize_dest("/a/../../etc").unwrap_err().to_string();
+    assert!(
+        e.contains("escapes the image root") && e.contains("/a/../../etc"),
+        "{e}"
+    );
+    assert!(normalize_dest("relative/x").is_err());
+    assert!(
+        normalize_dest("/")
+            .unwrap_err()
+            .to_string()
+            .contains("root")
+    );
+    assert!(normalize_dest("/./").is_err());
+}
+
+#[test]
+fn entries_fields_parents_and_order() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path();
+    write(&src.join("hello.txt"), b"hello", 0o644);
+    write(&src.join("run.sh"), b"#!/bin/sh\n", 0o700);
+    write(&src.join("plain"), b"p", 0o600);
+    let s = |n: &str| src.join(n).to_str().unwrap().to_string();
+    let entries = vec![
+        entry(&["symlink", "/usr/bin/hi", "../../app/run"]),
+        entry(&["file", "/app/hello.txt", &s("hello.txt")]),
+        entry(&["file", "/app/run", &s("run.sh")]),
+        entry(&["exec", "/app/forced", &s("plain")]),
+        entry(&["dir", "/var/empty"]),
+        entry(&["file", "/app-data/x", &s("plain")]),
+    ];
+    let got = read_back(&tar_of(&entries, &[]));
+    let summary: Vec<(&str, u8, u32, u64, &str)> = got
+        .iter()
+        .map(|(p, t, m, s, l, _)| (p.as_str(), *t, *m, *s, l.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            // Sorted by path bytes without the directory slash: "app" < "app-data" < "app/…".
+            ("app/", b'5', 0o755, 0, ""),
+            ("app-data/", b'5', 0o755, 0, ""),
+            ("app-data/x", b'0', 0o644, 1, ""),
+            ("app/forced", b'0', 0o755, 1, ""),
+            ("app/hello.txt", b'0', 0o644, 5, ""),
+            ("app/run", b'0', 0o755, 10, ""),
+            ("usr/", b'5', 0o755, 0, ""),
+            ("usr/bin/", b'5', 0o755, 0, ""),
+            ("usr/bin/hi", b'2', 0o777, 0, "../../app/run"),
+            ("var/", b'5', 0o755, 0, ""),
+            ("var/empty/", b'5', 0o755, 0, ""),
+        ]
+    );
+    assert_eq!(got[4].5, b"hello");
+}
+
+#[test]
+fn golden_bytes_of_a_tiny_layer() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("f"), b"hi\n", 0o644);
+    let entries = vec![
+        entry(&["file", "/a/f", d.path().join("f").to_str().unwrap()]),
+        entry(&["symlink", "/l", "a/f"]),
+    ];
+    let bytes = tar_of(&entries, &[]);
+    // dir header, file header + 1 data block, symlink header, 2 end blocks.
+    assert_eq!(bytes.len(), 6 * 512);
+    let blk = |i: usize| &bytes[i * 512..(i + 1) * 512];
+    assert_eq!(
+        blk(0),
+        crate::tarfmt::ustar_header("a/", b'5', 0o755, 0, "")
+    );
+    assert_eq!(
+        blk(1),
+        crate::tarfmt::ustar_header("a/f", b'0', 0o644, 3, "")
+    );
+    assert_eq!(&blk(2)[..4], b"hi\n\0");
+    assert!(blk(2)[3..].iter().all(|&b| b == 0));
+    assert_eq!(
+        blk(3),
+        crate::tarfmt::ustar_header("l", b'2', 0o777, 0, "a/f")
+    );
+    assert!(bytes[4 * 512..].iter().all(|&b| b == 0));
+    // Exact field bytes of the directory header.
+    let h = blk(0);
+    assert_eq!(&h[..3], b"a/\0");
+    assert_eq!(&h[100..108], b"0000755\0");
+    assert_eq!(&h[124..136], b"00000000000\0");
+    assert_eq!(&h[136..148], b"00000000000\0");
+    assert_eq!(h[156], b'5');
+    assert_eq!(&h[257..265], b"ustar\x0000");
+    assert!(
+        h[265..329].iter().all(|&b| b == 0),
+        "uname/gname must be empty"
+    );
+    // The whole stream, pinned: any change to the tar format shows up here.
+    assert_eq!(
+        Digest::of(&bytes).to_string(),
+        "sha256:326981c5224ed237afbbb7f933560b84ec81ef584154ffba181be299aed08cf9"
+    );
+}
+
+#[test]
+fn long_paths_and_link_targets_use_pax_records() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("f"), b"x", 0o644);
+    let long_dir = "d".repeat(120);
+    let long_file = format!("/{long_dir}/file.txt");
+    let long_target = format!("/{}", "t".repeat(150));
+    let entries = vec![
+        entry(&["file", &long_file, d.path().join("f").to_str().unwrap()]),
+        entry(&["symlink", "/s", &long_target]),
+    ];
+    let bytes = tar_of(&entries, &[]);
+    // First entry: the parent directory, whose name (121 bytes with '/') needs a pax header.
+    assert_eq!(bytes[156], b'x');
+    let rec = format!("path={long_dir}/\n");
+    let pax = &bytes[512..1024];
+    assert!(pax.windows(rec.len()).any(|w| w == rec.as_bytes()));
+    let got = read_back(&bytes);
+    assert_eq!(got[0].0, format!("{long_dir}/"));
+    assert_eq!(got[1].0, format!("{long_dir}/file.txt"));
+    assert_eq!(got[2].0, "s");
+    assert_eq!(got[2].4, long_target);
+    // Short entries get no pax header: the symlink's own ustar block names "s".
+    let n_x = bytes
+        .chunks(512)
+        .filter(|b| b[156] == b'x' && b[257..262] == *b"ustar")
+        .count();
+    assert_eq!(n_x, 3);
+}
+
+/// Same logical inputs in two places with different mtimes, permissions (beyond the exec bit)
+/// and owners give byte-identical layers.
+#[test]
+fn output_does_not_depend_on_paths_mtimes_modes_or_owners() {
+    let mk = |mode_plain: u32, mode_exec: u32, mtime: u64, owner: u32| {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join(format!("nested-{mtime}"));
+        write(&root.join("plain"), b"plain data", mode_plain);
+        write(&root.join("tree/bin/tool"), b"\x7fELF", mode_exec);
+        write(&root.join("tree/share/doc"), b"docs", mode_plain);
+        std::os::unix::fs::symlink("bin/tool", root.join("tree/alias")).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+        for p in ["plain", "tree/bin/tool", "tree/share/doc"] {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(root.join(p))
+                .unwrap();
+            f.set_modified(t).unwrap();
+            // Changing owners needs root; where it works it must not matter.
+            let _ = std::os::unix::fs::chown(root.join(p), Some(owner), Some(owner));
+        }
+        let entries = vec![
+            entry(&["file", "/etc/plain", root.join("plain").to_str().unwrap()]),
+            entry(&["file", "/opt/tree", root.join("tree").to_str().unwrap()]),
+        ];
+        let plan = Plan::build(&entries, &[]).unwrap();
+        let (blob, meta) = encode(&plan, Compression::Gzip, 6, Vec::new()).unwrap();
+        (blob, meta, d)
+    };
+    let (a, ma, _da) = mk(0o644, 0o755, 1_000_000, 0);
+    let (b, mb, _db) = mk(0o600, 0o700, 2_000_000_000, 12345);
+    assert_eq!(ma, mb);
+    assert_eq!(a, b);
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&a[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    let names: Vec<(String, u32)> = read_back(&tar).into_iter().map(|e| (e.0, e.2)).collect();
+    assert_eq!(
+        names,
+        [
+            ("etc/", 0o755),
+            ("etc/plain", 0o644),
+            ("opt/", 0o755),
+            ("opt/tree/", 0o755),
+            ("opt/tree/alias", 0o777),
+            ("opt/tree/bin/", 0o755),
+            ("opt/tree/bin/tool", 0o755),
+            ("opt/tree/share/", 0o755),
+            ("opt/tree/share/doc", 0o644),
+        ]
+        .map(|(n, m)| (n.to_string(), m))
+    );
+}
+
+#[test]
+fn tree_symlinks_are_kept_but_bazel_staging_links_are_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("bazel-out/k8-fastbuild/bin/real.txt");
+    write(&real, b"real", 0o644);
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::os::unix::fs::symlink(&real, tree.join("staged")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/python3", tree.join("py")).unwrap();
+    std::os::unix::fs::symlink("missing", tree.join("dangling")).unwrap();
+    let bytes = tar_of(&[entry(&["file", "/t", tree.to_str().unwrap()])], &[]);
+    let got = read_back(&bytes);
+    let by: Vec<(&str, u8, &str, &[u8])> = got
+        .iter()
+        .map(|e| (e.0.as_str(), e.1, e.4.as_str(), e.5.as_slice()))
+        .collect();
+    assert_eq!(
+        by,
+        vec![
+            ("t/", b'5', "", &b""[..]),
+            ("t/dangling", b'2', "missing", &b""[..]),
+            ("t/py", b'2', "/usr/bin/python3", &b""[..]),
+            ("t/staged", b'0', "", &b"real"[..]),
+        ]
+    );
+}
+
+#[test]
+fn top_level_source_symlinks_are_followed() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("target"), b"content", 0o755);
+    std::os::unix::fs::symlink(d.path().join("target"), d.path().join("link")).unwrap();
+    let got = read_back(&tar_of(
+        &[entry(&[
+            "file",
+            "/x",
+            d.path().join("link").to_str().unwrap(),
+        ])],
+        &[],
+    ));
+    assert_eq!(
+        (got[0].1, got[0].2, got[0].5.as_slice()),
+        (b'0', 0o755, &b"content"[..])
+    );
+}
+
+#[test]
+fn mode_overrides() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("f"), b"x", 0o644);
+    let f = d.path().join("f").to_str().unwrap().to_string();
+    let entries = vec![entry(&["file", "/a/b", &f])];
+    let got = read_back(&tar_of(&entries, &["/a//b=4750".into(), "/a=0700".into()]));
+    assert_eq!((got[0].2, got[1].2), (0o700, 0o4750));
+
+    let err = |modes: &[&str]| {
+        let modes: Vec<String> = modes.iter().map(|s| s.to_string()).collect();
+        format!("{:#}", Plan::build(&entries, &modes).unwrap_err())
+    };
+    let e = err(&["/a/b=0778"]);
+    assert!(e.contains("/a/b") && e.contains("0778"), "{e}");
+    let e = err(&["/a/b=17777"]);
+    assert!(e.contains("17777"), "{e}");
+    let e = err(&["/a/b="]);
+    assert!(e.contains("/a/b"), "{e}");
+    let e = err(&["/nope=0644"]);
+    assert!(e.contains("/nope") && e.contains("not in the layer"), "{e}");
+    assert!(err(&["no-equals"]).contains("/path=OCTAL"));
+}
+
+#[test]
+fn conflicts_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("f1"), b"1", 0o644);
+    write(&d.path().join("f2"), b"2", 0o644);
+    let f1 = d.path().join("f1").to_str().unwrap().to_string();
+    let f2 = d.path().join("f2").to_str().unwrap().to_string();
+    let err = |entries: Vec<String>| format!("{:#}", Plan::build(&entries, &[]).unwrap_err());
+
+    let e = err(vec![
+        entry(&["file", "/app/bin", &f1]),
+        entry(&["file", "/app//./bin", &f2]),
+    ]);
+    assert!(
+        e.contains("duplicate path /app/bin") && e.contains(&f1) && e.contains(&f2),
+        "{e}"
+    );
+    let e = err(vec![
+        entry(&["file", "/app", &f1]),
+        entry(&["file", "/app/x", &f2]),
+    ]);
+    assert!(e.contains("/app") && e.contains("parent of /app/x"), "{e}");
+    let e = err(vec![
+        entry(&["symlink", "/lib", "usr/lib"]),
+        entry(&["dir", "/lib/x"]),
+    ]);
+    assert!(e.contains("/lib") && e.contains("not a directory"), "{e}");
+    let e = err(vec![entry(&["file", "/x", "/definitely/missing/src"])]);
+    assert!(
+        e.contains("/definitely/missing/src") && e.contains("/x"),
+        "{e}"
+    );
+    let e = err(vec![entry(&["file", "/../x", &f1])]);
+    assert!(e.contains("escapes the image root"), "{e}");
+    let e = err(vec![entry(&["file", "/", &f1])]);
+    assert!(e.contains("root"), "{e}");
+    let e = err(vec![entry(&["bogus", "/x", &f1])]);
+    assert!(e.contains("malformed entry"), "{e}");
+    let e = err(vec![entry(&["file", "/x"])]);
+    assert!(e.contains("malformed entry"), "{e}");
+    assert!(err(vec![]).contains("no entries"));
+    // Directories given twice are one directory, not a conflict.
+    assert!(Plan::build(&[entry(&["dir", "/d"]), entry(&["dir", "/d/"])], &[]).is_ok());
+}
+
+#[test]
+fn failed_run_leaves_no_output() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("f"), b"1", 0o644);
+    let out_dir = d.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let f = d.path().join("f").to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec![entry(&["file", "/a", &f]), entry(&["file", "/a", &f])],
+            vec![],
+        ),
+        (vec![entry(&["file", "/../a", &f])], vec![]),
+        (vec![entry(&["file", "/a", "/missing/src"])], vec![]),
+        (vec![entry(&["file", "/a", &f])], vec!["/a=9".into()]),
+        (vec![], vec![]),
+    ];
+    for (entries, modes) in cases {
+        let r = run(&LayerOptions {
+            output: &out_dir.join("layer.tgz"),
+            metadata: &out_dir.join("layer.json"),
+            compression: Compression::Gzip,
+            level: None,
+            modes: &modes,
+            entries: &entries,
+        });
+        assert!(r.is_err());
+        assert_eq!(
+            std::fs::read_dir(&out_dir).unwrap().count(),
+            0,
+            "leftovers for {entries:?}"
+        );
+    }
+}
+
+fn fixed_layer(dir: &Path) -> Vec<String> {
+    write(&dir.join("hello.txt"), b"hello, world\n", 0o644);
+    write(&dir.join("tool"), &[7u8; 3000], 0o755);
+    vec![
+        entry(&[
+            "file",
+            "/app/hello.txt",
+            dir.join("hello.txt").to_str().unwrap(),
+        ]),
+        entry(&["file", "/app/bin/tool", dir.join("tool").to_str().unwrap()]),
+        entry(&["symlink", "/usr/local/bin/tool", "/app/bin/tool"]),
+        entry(&["dir", "/tmp"]),
+    ]
+}
+
+/// Runs `layer` end to end and checks the metadata against the written blob.
+#[test]
+fn metadata_matches_blob_for_every_compression() {
+    let d = tempfile::tempdir().unwrap();
+    let entries = fixed_layer(d.path());
+    let plain_tar = tar_of(&entries, &[]);
+    let diff_id = Digest::of(&plain_tar);
+    // diff_id is a function of content only. Compressed digests are a function of
+    // (content, backend, backend version, level): flate2 1.1 on zlib-rs 0.6 at level 6 and
+    // libzstd 1.5.7 at level 3. Bumping those crates may change these two digests; then
+    // check that the diff_id is unchanged and update them.
+    let golden = [
+        (
+            Compression::Gzip,
+            "sha256:d9f6be553f290a7a40a957e7c07143fed8daaf3236b6b631f0f1ffb3e6423602",
+        ),
+        (
+            Compression::Zstd,
+            "sha256:6c5b8dc4fe69f708a87c25f164ada0d43a3f4c418a2ef877d1335ddd44162ee1",
+        ),
+        (
+            Compression::None,
+            "sha256:eea7f900458819ef41c7a80e6ebbcefb6fb53c24b6bd2bdfadd9d38b6886e223",
+        ),
+    ];
+    for (kind, want_digest) in golden {
+        let out = d.path().join(format!("{kind:?}.blob"));
+        let meta_path = d.path().join(format!("{kind:?}.json"));
+        let meta = run(&LayerOptions {
+            output: &out,
+            metadata: &meta_path,
+            compression: kind,
+            level: None,
+            modes: &[],
+            entries: &entries,
+        })
+        .unwrap();
+        let blob = std::fs::read(&out).unwrap();
+        let decompressed = match kind {
+            Compression::Gzip => {
+                assert_eq!(&blob[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+                let mut v = Vec::new();
+                flate2::read::GzDecoder::new(&blob[..])
+                    .read_to_end(&mut v)
+                    .unwrap();
+                v
+            }
+            Compression::Zstd => {
+                assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+                zstd::decode_all(&blob[..]).unwrap()
+            }
+            Compression::None => blob.clone(),
+        };
+        assert_eq!(decompressed, plain_tar);
+        assert_eq!(meta.diff_id, diff_id);
+        assert_eq!(meta.digest, Digest::of(&blob));
+        assert_eq!(meta.size, blob.len() as u64);
+        assert_eq!(meta.media_type, kind.media_type());
+        assert_eq!(meta.digest.to_string(), want_digest, "{kind:?}");
+        let json = std::fs::read_to_string(&meta_path).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                "{{\"diff_id\":\"{diff_id}\",\"digest\":\"{}\",\"media_type\":\"{}\",\"size\":{}}}\n",
+                meta.digest,
+                kind.media_type(),
+                blob.len()
+            )
+        );
+    }
+    assert_eq!(
+        diff_id.to_string(),
+        "sha256:eea7f900458819ef41c7a80e6ebbcefb6fb53c24b6bd2bdfadd9d38b6886e223"
+    );
+}
+
+#[test]
+fn levels_change_bytes_not_diff_ids() {
+    let d = tempfile::tempdir().unwrap();
+    let plan = Plan::build(&fixed_layer(d.path()), &[]).unwrap();
+    let (a, ma) = encode(&plan, Compression::Gzip, 1, Vec::new()).unwrap();
+    let (b, mb) = encode(&plan, Compression::Gzip, 9, Vec::new()).unwrap();
+    assert_eq!(ma.diff_id, mb.diff_id);
+    assert_ne!(a, b);
+}
+
+#[test]
+fn a_single_file_target_goes_to_dest_and_several_become_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two, ext) = (
+        dir.path().join("one"),
+        dir.path().join("two"),
+        dir.path().join("ext"),
+    );
+    write(&one, b"1", 0o644);
+    write(&two, b"2", 0o755);
+    write(&ext, b"3", 0o644);
+    let src = |p: &Path| p.to_str().unwrap().to_string();
+    let entries = vec![
+        entry(&["group", "/etc/single", "pkg/", "pkg/one.txt", &src(&one)]),
+        entry(&["group", "/srv", "pkg/", "pkg/data/one.txt", &src(&one)]),
+        entry(&["group", "/srv", "pkg/", "pkg/data/sub/two.sh", &src(&two)]),
+        entry(&[
+            "group",
+            "/srv",
+            "pkg/",
+            "../other_repo/three.txt",
+            &src(&ext),
+        ]),
+    ];
+    let got: Vec<(String, u32)> = read_back(&tar_of(&entries, &[]))
+        .into_iter()
+        .map(|(p, _, mode, ..)| (p, mode))
+        .collect();
+    let want: Vec<(String, u32)> = [
+        ("etc/", 0o755),
+        ("etc/single", 0o644),
+        ("srv/", 0o755),
+        ("srv/data/", 0o755),
+        ("srv/data/one.txt", 0o644),
+        ("srv/data/sub/", 0o755),
+        ("srv/data/sub/two.sh", 0o755),
+        ("srv/other_repo/", 0o755),
+        ("srv/other_repo/three.txt", 0o644),
+    ]
+    .iter()
+    .map(|(p, m)| (p.to_string(), *m))
+    .collect();
+    assert_eq!(got, want);
+    let err = Plan::build(&[entry(&["group", "/x", "p/"])], &[])
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("malformed entry"));
+}

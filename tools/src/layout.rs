@@ -1,0 +1,327 @@
+//! OCI image layouts, as a directory (`layout`) or as one tar stream (`tarball`, `load`) that is
+//! both an OCI layout and `docker load` input (it also carries a docker-save `manifest.json`).
+//!
+//! Layer blobs are copied from their files while being hashed; a blob that does not match its
+//! manifest descriptor is an error, so a stale or swapped file can never produce an image.
+
+use crate::digest::{Digest, HashingReader};
+use crate::output::{AtomicDir, AtomicFile, BUF_SIZE};
+use crate::spec::{self, Descriptor};
+use crate::tarfmt::TarWriter;
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Where the bytes of one blob come from.
+enum Source {
+    Bytes(Vec<u8>),
+    /// A layer blob file, verified against its descriptor while copying.
+    File(PathBuf, Descriptor),
+}
+
+/// A complete image: manifest, config and every layer blob.
+pub struct ImageInput {
+    manifest: Vec<u8>,
+    manifest_media_type: String,
+    manifest_digest: Digest,
+    config_digest: Digest,
+    platform: Value,
+    layer_digests: Vec<Digest>,
+    /// Every blob by digest; a BTreeMap deduplicates and gives the sorted write order.
+    blobs: BTreeMap<Digest, Source>,
+}
+
+impl ImageInput {
+    pub fn read(
+        manifest_path: &Path,
+        config_path: &Path,
+        blob_paths: &[PathBuf],
+    ) -> Result<ImageInput> {
+        let manifest = std::fs::read(manifest_path)
+            .with_context(|| format!("cannot read manifest {}", manifest_path.display()))?;
+        let config = std::fs::read(config_path)
+            .with_context(|| format!("cannot read config {}", config_path.display()))?;
+        let bad = || format!("malformed manifest {}", manifest_path.display());
+        let m = spec::parse_json_object(&manifest).with_context(bad)?;
+        let config_desc = spec::manifest_config(&m).with_context(bad)?;
+        let layers = spec::manifest_layers(&m).with_context(bad)?;
+
+        let config_digest = Digest::of(&config);
+        if config_digest != config_desc.digest || config.len() as u64 != config_desc.size {
+            bail!(
+                "config {} has digest {config_digest} and size {}, but manifest {} expects {} and size {}",
+                config_path.display(),
+                config.len(),
+                manifest_path.display(),
+                config_desc.digest,
+                config_desc.size
+            );
+        }
+        if layers.len() != blob_paths.len() {
+            bail!(
+                "manifest {} has {} layers but {} --blob files were given",
+                manifest_path.display(),
+                layers.len(),
+                blob_paths.len()
+            );
+        }
+        let cfg = spec::parse_json_object(&config)
+            .with_context(|| format!("malformed config {}", config_path.display()))?;
+        let mut platform = Map::new();
+        for k in ["architecture", "os", "variant"] {
+            if let Some(v) = cfg
+                .get(k)
+                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            {
+                platform.insert(k.into(), v.clone());
+            }
+        }
+
+        let mut blobs = BTreeMap::new();
+        let mut layer_digests = Vec::new();
+        for (desc, path) in layers.into_iter().zip(blob_paths) {
+            // Catch a wrong file before streaming starts (the digest is checked while copying).
+            let len = std::fs::metadata(path)
+                .with_context(|| format!("cannot read layer blob {}", path.display()))?
+                .len();
+            if len != desc.size {
+                bail!(
+                    "layer blob {} has {len} bytes but the manifest descriptor {} says {}",
+                    path.display(),
+                    desc.digest,
+                    desc.size
+                );
+            }
+            layer_digests.push(desc.digest);
+            blobs
+                .entry(desc.digest)
+                .or_insert_with(|| Source::File(path.clone(), desc));
+        }
+        blobs.insert(config_digest, Source::Bytes(config));
+        let manifest_digest = Digest::of(&manifest);
+        let manifest_media_type = m
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or(spec::MT_MANIFEST)
+            .to_string();
+        blobs.insert(manifest_digest, Source::Bytes(manifest.clone()));
+        Ok(ImageInput {
+            manifest,
+            manifest_media_type,
+            manifest_digest,
+            config_digest,
+            platform: Value::Object(platform),
+            layer_digests,
+            blobs,
+        })
+    }
+
+    fn manifest_descriptor(&self, annotations: Map<String, Value>) -> Value {
+        let mut d = json!({
+            "mediaType": self.manifest_media_type,
+            "digest": self.manifest_digest.to_string(),
+            "size": self.manifest.len(),
+            "annotations": annotations,
+        });
+        if self
+            .platform
+            .as_object()
+            .is_some_and(|p| p.contains_key("os"))
+        {
+            d["platform"] = self.platform.clone();
+        }
+        d
+    }
+
+    /// index.json: one manifest descriptor per tag (`latest` without tags).
+    fn index_json(&self, tags: &[String], tarball: bool) -> Vec<u8> {
+        let mut manifests = Vec::new();
+        if tags.is_empty() {
+            let mut a = Map::new();
+            a.insert(spec::ANNOTATION_REF_NAME.into(), "latest".into());
+            manifests.push(self.manifest_descriptor(a));
+        }
+        for tag in tags {
+            let mut a = Map::new();
+            if tarball {
+                // containerd (and docker with the containerd store) reads the full reference,
+                // OCI tools read the tag part.
+                a.insert(spec::ANNOTATION_REF_NAME.into(), tag_part(tag).into());
+                a.insert(spec::ANNOTATION_CONTAINERD_NAME.into(), tag.as_str().into());
+            } else {
+                a.insert(spec::ANNOTATION_REF_NAME.into(), tag.as_str().into());
+            }
+            manifests.push(self.manifest_descriptor(a));
+        }
+        spec::canonical(&json!({
+            "schemaVersion": 2,
+            "mediaType": spec::MT_INDEX,
+            "manifests": manifests,
+        }))
+    }
+
+    /// docker-save `manifest.json`, read by `docker load` (classic image store).
+    fn docker_manifest_json(&self, tags: &[String]) -> Vec<u8> {
+        let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+        spec::canonical(&json!([{
+            "Config": path(&self.config_digest),
+            "RepoTags": tags,
+            "Layers": self.layer_digests.iter().map(path).collect::<Vec<_>>(),
+        }]))
+    }
+}
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The tag part of a reference (`reg:5000/app:v1` -> `v1`), `latest` when it has none.
+pub fn tag_part(reference: &str) -> &str {
+    let name = reference.split('@').next().unwrap_or(reference);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.rsplit_once(':').map_or("latest", |(_, t)| t)
+}
+
+fn dedup_tags(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+fn verify(path: &Path, desc: &Descriptor, got: Digest, n: u64) -> Result<()> {
+    if got != desc.digest || n != desc.size {
+        bail!(
+            "layer blob {} has digest {got} ({n} bytes) but the manifest expects {} ({} bytes)",
+            path.display(),
+            desc.digest,
+            desc.size
+        );
+    }
+    Ok(())
+}
+
+fn open_blob(path: &Path) -> Result<File> {
+    File::open(path).with_context(|| format!("cannot open layer blob {}", path.display()))
+}
+
+/// Writes the image as one deterministic tar stream: an OCI layout plus docker's manifest.json.
+pub fn write_tarball<W: Write>(img: &ImageInput, tags: &[String], w: W) -> Result<W> {
+    let tags = dedup_tags(tags);
+    let mut tw = TarWriter::new(w);
+    let mut buf = vec![0u8; BUF_SIZE];
+    // Sorted names: "blobs/" < "blobs/sha256/" < "blobs/sha256/<hex>"... < "index.json" <
+    // "manifest.json" < "oci-layout".
+    tw.dir("blobs/", 0o755)?;
+    tw.dir("blobs/sha256/", 0o755)?;
+    for (digest, src) in &img.blobs {
+        let name = format!("blobs/sha256/{}", digest.hex());
+        match src {
+            Source::Bytes(b) => tw.file_bytes(&name, 0o644, b)?,
+            Source::File(path, desc) => {
+                let mut r = HashingReader::new(open_blob(path)?);
+                tw.file(&name, 0o644, desc.size, &mut r, &mut buf)
+                    .with_context(|| format!("copying layer blob {}", path.display()))?;
+                let (got, n) = r.finish();
+                verify(path, desc, got, n)?;
+            }
+        }
+    }
+    tw.file_bytes("index.json", 0o644, &img.index_json(&tags, true))?;
+    tw.file_bytes("manifest.json", 0o644, &img.docker_manifest_json(&tags))?;
+    tw.file_bytes("oci-layout", 0o644, OCI_LAYOUT)?;
+    Ok(tw.finish()?)
+}
+
+pub fn run_tarball(img: &ImageInput, tags: &[String], output: &Path) -> Result<()> {
+    let mut out = AtomicFile::create(output)?;
+    let w = write_tarball(img, tags, BufWriter::with_capacity(BUF_SIZE, out.file()))?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", output.display()))?;
+    out.commit()
+}
+
+/// Writes an OCI image layout directory at `output`, atomically.
+pub fn run_layout(img: &ImageInput, tags: &[String], output: &Path) -> Result<()> {
+    let tags = dedup_tags(tags);
+    let dir = AtomicDir::create(output)?;
+    let blob_dir = dir.path().join("blobs").join("sha256");
+    std::fs::create_dir_all(&blob_dir)
+        .with_context(|| format!("cannot create {}", blob_dir.display()))?;
+    for (digest, src) in &img.blobs {
+        let dest = blob_dir.join(digest.hex());
+        let mut f =
+            File::create(&dest).with_context(|| format!("cannot create {}", dest.display()))?;
+        match src {
+            Source::Bytes(b) => f
+                .write_all(b)
+                .with_context(|| format!("cannot write {}", dest.display()))?,
+            Source::File(path, desc) => {
+                let mut r = HashingReader::new(open_blob(path)?);
+                let mut w = BufWriter::with_capacity(BUF_SIZE, &mut f);
+                std::io::copy(&mut r, &mut w)
+                    .and_then(|_| w.flush())
+                    .with_context(|| {
+                        format!(
+                            "copying layer blob {} to {}",
+                            path.display(),
+                            dest.display()
+                        )
+                    })?;
+                let (got, n) = r.finish();
+                verify(path, desc, got, n)?;
+            }
+        }
+    }
+    let files: [(&str, Vec<u8>); 2] = [
+        ("oci-layout", OCI_LAYOUT.to_vec()),
+        ("index.json", img.index_json(&tags, false)),
+    ];
+    for (name, bytes) in files {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    dir.commit()
+}
+
+/// Resolves `--rlocation` paths through the runfiles of a `bazel run` target.
+pub struct Resolver(Option<runfiles::Runfiles>);
+
+impl Resolver {
+    pub fn new(rlocation: bool) -> Result<Resolver> {
+        if !rlocation {
+            return Ok(Resolver(None));
+        }
+        let r = runfiles::Runfiles::create().map_err(|e| {
+            anyhow!(
+                "--rlocation: cannot find this program's runfiles ({e}); run it with `bazel run`"
+            )
+        })?;
+        Ok(Resolver(Some(r)))
+    }
+
+    pub fn resolve(&self, p: &Path) -> Result<PathBuf> {
+        let Some(r) = &self.0 else {
+            return Ok(p.to_path_buf());
+        };
+        let got = r
+            .rlocation(p)
+            .ok_or_else(|| anyhow!("--rlocation: {} is not in the runfiles", p.display()))?;
+        if !got.exists() {
+            bail!(
+                "--rlocation: {} resolved to {}, which does not exist",
+                p.display(),
+                got.display()
+            );
+        }
+        Ok(got)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

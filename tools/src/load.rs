@@ -1,0 +1,152 @@
+//! `load`: streams the image tarball straight into `docker load` / `podman load` (no temp file).
+
+use crate::layout::{self, ImageInput};
+use crate::output::BUF_SIZE;
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::{BufWriter, ErrorKind};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Daemon {
+    Docker,
+    Podman,
+}
+
+impl Daemon {
+    fn name(self) -> &'static str {
+        match self {
+            Daemon::Docker => "docker",
+            Daemon::Podman => "podman",
+        }
+    }
+
+    /// The client binary, overridable for tests and unusual installs.
+    pub fn binary(self) -> String {
+        let var = match self {
+            Daemon::Docker => "RULES_IMAGE_DOCKER",
+            Daemon::Podman => "RULES_IMAGE_PODMAN",
+        };
+        std::env::var(var)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| self.name().into())
+    }
+}
+
+pub fn run(daemon: Daemon, img: &ImageInput, tags: &[String]) -> Result<()> {
+    run_with(&daemon.binary(), daemon, img, tags)
+}
+
+/// Runs `<bin> load` with the image tar on its stdin.
+pub fn run_with(bin: &str, daemon: Daemon, img: &ImageInput, tags: &[String]) -> Result<()> {
+    let mut child = Command::new(bin)
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                anyhow!(
+                    "cannot run `{bin} load`: {bin} was not found on PATH; install {} (and make sure its daemon is running) or set RULES_IMAGE_{}",
+                    daemon.name(),
+                    daemon.name().to_uppercase()
+                )
+            } else {
+                anyhow!("cannot run `{bin} load`: {e}")
+            }
+        })?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let written = layout::write_tarball(img, tags, BufWriter::with_capacity(BUF_SIZE, stdin))
+        .and_then(|w| {
+            w.into_inner()
+                .map(drop)
+                .map_err(|e| anyhow::Error::new(e.into_error()))
+        });
+    // Closing stdin (done: the writer was consumed or dropped) ends the stream. On our own
+    // error (e.g. a blob digest mismatch) stop the loader so it cannot import a partial image.
+    if let Err(e) = &written {
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+        });
+        if !broken_pipe {
+            let _ = child.kill();
+            let _ = child.wait();
+            return written.with_context(|| format!("streaming the image into `{bin} load`"));
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{bin} load`"))?;
+    if !status.success() {
+        let hint = match daemon {
+            Daemon::Docker => "the Docker daemon must be running and reachable by this user",
+            Daemon::Podman => "podman must be able to reach its storage",
+        };
+        bail!("`{bin} load` failed ({status}); {hint}");
+    }
+    // A write error with a successful loader (unlikely) is still an error: say what broke.
+    written.with_context(|| format!("streaming the image into `{bin} load`"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::tests::sample_image;
+
+    fn script(dir: &std::path::Path, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("fake-docker");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn streams_the_tarball_into_the_loader() {
+        let (dir, img) = sample_image();
+        let got = dir.path().join("received.tar");
+        let bin = script(
+            dir.path(),
+            &format!("test \"$1\" = load || exit 3\ncat > '{}'", got.display()),
+        );
+        let tags = vec!["example.com/app:v1".to_string()];
+        run_with(&bin, Daemon::Docker, &img, &tags).unwrap();
+        let want = crate::layout::write_tarball(&img, &tags, Vec::new()).unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), want);
+    }
+
+    #[test]
+    fn loader_failure_and_absence_are_clear_errors() {
+        let (dir, img) = sample_image();
+        let bin = script(
+            dir.path(),
+            "cat > /dev/null; echo 'Cannot connect to the Docker daemon' >&2; exit 1",
+        );
+        let e = format!(
+            "{:#}",
+            run_with(&bin, Daemon::Docker, &img, &[]).unwrap_err()
+        );
+        assert!(
+            e.contains("load` failed") && e.contains("daemon must be running"),
+            "{e}"
+        );
+        // A loader that exits without reading: a broken pipe, reported as the loader's failure.
+        let bin = script(dir.path(), "exit 2");
+        let e = format!(
+            "{:#}",
+            run_with(&bin, Daemon::Podman, &img, &[]).unwrap_err()
+        );
+        assert!(e.contains("failed"), "{e}");
+        let e = format!(
+            "{:#}",
+            run_with("/no/such/docker", Daemon::Docker, &img, &[]).unwrap_err()
+        );
+        assert!(
+            e.contains("/no/such/docker") && e.contains("not found"),
+            "{e}"
+        );
+    }
+}

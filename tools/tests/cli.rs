@@ -1,0 +1,150 @@
+//! The command-line contract, exercised through the built binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tool(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rules-image-tool"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn errors_carry_the_label_and_leave_no_outputs() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a"), "a").unwrap();
+    std::fs::write(d.path().join("b"), "b").unwrap();
+    std::fs::write(
+        d.path().join("params"),
+        "--output\nout/l.tgz\nfile\t/app/bin\ta\nfile\t/app/bin\tb\n",
+    )
+    .unwrap();
+    std::fs::create_dir(d.path().join("out")).unwrap();
+    let o = tool(
+        &[
+            "layer",
+            "--metadata",
+            "out/m.json",
+            "--label",
+            "//app:layer",
+            "@params",
+        ],
+        d.path(),
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("error: //app:layer: duplicate path /app/bin"),
+        "{e}"
+    );
+    assert!(e.contains(" a ") || e.contains("by a"), "{e}");
+    assert_eq!(std::fs::read_dir(d.path().join("out")).unwrap().count(), 0);
+}
+
+#[test]
+fn layer_manifest_tarball_layout_pipeline() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::write(p.join("hello"), "hello\n").unwrap();
+    let ok = |args: &[&str]| {
+        let o = tool(args, p);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    ok(&[
+        "layer",
+        "--output",
+        "l.tar.zst",
+        "--metadata",
+        "l.json",
+        "--compression",
+        "zstd",
+        "--compression-level",
+        "19",
+        "--mode",
+        "/etc/hello=0600",
+        "file\t/etc/hello\thello",
+        "dir\t/tmp",
+    ]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.join("l.json")).unwrap()).unwrap();
+    assert_eq!(
+        meta["media_type"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    std::fs::write(
+        p.join("frag.json"),
+        r#"{"os":"linux","architecture":"amd64","entrypoint":["/bin/true"]}"#,
+    )
+    .unwrap();
+    ok(&[
+        "manifest",
+        "--config-fragment",
+        "frag.json",
+        "--layer",
+        "l.json",
+        "--output-manifest",
+        "m.json",
+        "--output-config",
+        "c.json",
+        "--output-digest",
+        "d",
+        "--output-descriptor",
+        "desc.json",
+        "--label",
+        "//:img",
+    ]);
+    let digest = std::fs::read_to_string(p.join("d")).unwrap();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71);
+    ok(&[
+        "tarball",
+        "--manifest",
+        "m.json",
+        "--config",
+        "c.json",
+        "--blob",
+        "l.tar.zst",
+        "--tag",
+        "app:1",
+        "--output",
+        "i.tar",
+    ]);
+    ok(&[
+        "layout",
+        "--manifest",
+        "m.json",
+        "--config",
+        "c.json",
+        "--blob",
+        "l.tar.zst",
+        "--output",
+        "lay",
+    ]);
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    assert!(p.join("lay/blobs/sha256").join(hex).is_file());
+    assert!(p.join("lay/index.json").is_file());
+
+    // A level out of range for the algorithm is rejected.
+    let o = tool(
+        &[
+            "layer",
+            "--output",
+            "x",
+            "--metadata",
+            "y",
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "12",
+            "file\t/a\thello",
+        ],
+        p,
+    );
+    assert!(!o.status.success() && stderr(&o).contains("12"));
+    assert!(!p.join("x").exists() && !p.join("y").exists());
+}
