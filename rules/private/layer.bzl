@@ -1,6 +1,7 @@
 """image_layer: a deterministic tar layer built from Bazel targets."""
 
 load(":providers.bzl", "LayerInfo")
+load(":util.bzl", "display_label", "label_arg")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 _MEDIA_TYPES = {
@@ -28,13 +29,13 @@ def _symlink_entry(entry):
 
 def _check_dest(ctx, dest):
     if not dest.startswith("/"):
-        fail("%s: image path %r must be absolute (start with '/')" % (ctx.label, dest))
+        fail("%s: image path %r must be absolute (start with '/')" % (display_label(ctx.label), dest))
     if "\t" in dest or "\n" in dest:
-        fail("%s: image path %r contains a tab or newline" % (ctx.label, dest))
+        fail("%s: image path %r contains a tab or newline" % (display_label(ctx.label), dest))
 
 def _image_layer_impl(ctx):
     if not ctx.attr.srcs and not ctx.attr.symlinks:
-        fail("%s: image_layer needs at least one entry in `srcs` or `symlinks`" % ctx.label)
+        fail("%s: image_layer needs at least one entry in `srcs` or `symlinks`" % display_label(ctx.label))
     compress = ctx.attr.compress
     blob = ctx.actions.declare_file(ctx.label.name + _EXTENSIONS[compress])
     metadata = ctx.actions.declare_file(ctx.label.name + ".layer.json")
@@ -42,7 +43,7 @@ def _image_layer_impl(ctx):
     args = ctx.actions.args()
     args.use_param_file("@%s", use_always = True)
     args.set_param_file_format("multiline")
-    args.add("--label", str(ctx.label))
+    args.add(label_arg(ctx.label))
     args.add("--output", blob)
     args.add("--metadata", metadata)
     args.add("--compression", compress)
@@ -57,7 +58,9 @@ def _image_layer_impl(ctx):
         _check_dest(ctx, dest)
         default = target[DefaultInfo]
         executable = default.files_to_run.executable
-        if executable:
+
+        # Source files report themselves as executable; only rule targets bring runfiles.
+        if executable and not executable.is_source:
             # An executable brings its runfiles tree next to it, as `bazel run` lays it out,
             # so that it finds its data files inside the container exactly as it does there.
             args.add("exec\t%s\t%s" % (dest, executable.path))

@@ -2,6 +2,7 @@
 
 load(":manifest.bzl", "image_inputs")
 load(":providers.bzl", "ImageManifestInfo")
+load(":util.bzl", "label_arg")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 def rlocation_path(ctx, f):
@@ -42,7 +43,7 @@ exec "$tool" {command} --rlocation {args} "$@"
 def _image_load_impl(ctx):
     image = ctx.attr.image[ImageManifestInfo]
     tool = image_tool(ctx)
-    args = ["--label", str(ctx.label), "--daemon", ctx.attr.daemon]
+    args = [label_arg(ctx.label), "--daemon", ctx.attr.daemon]
     if ctx.attr.tag:
         args += ["--tag", ctx.attr.tag]
     args += ["--manifest", rlocation_path(ctx, image.manifest)]

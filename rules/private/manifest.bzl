@@ -2,6 +2,7 @@
 
 load(":platform.bzl", "PLATFORM_ATTRS", "oci_platform")
 load(":providers.bzl", "ImageManifestInfo", "LayerInfo")
+load(":util.bzl", "display_label", "label_arg")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 def image_input_args(args, image):
@@ -47,7 +48,7 @@ def _image_manifest_impl(ctx):
         "volumes": ctx.attr.volumes,
         "stop_signal": ctx.attr.stop_signal,
         "created": ctx.attr.created or None,
-        "layer_history": ["bazel build %s" % target.label for target in ctx.attr.layers],
+        "layer_history": ["bazel build %s" % display_label(target.label) for target in ctx.attr.layers],
     }))
 
     manifest = ctx.actions.declare_file(ctx.label.name + ".manifest.json")
@@ -56,7 +57,7 @@ def _image_manifest_impl(ctx):
     descriptor = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
 
     args = ctx.actions.args()
-    args.add("--label", str(ctx.label))
+    args.add(label_arg(ctx.label))
     args.add("--config-fragment", fragment)
     inputs = [fragment] + [layer.metadata for layer in new_layers]
     if base:
@@ -96,7 +97,7 @@ def _image_manifest_impl(ctx):
     tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
     for kind, output in [("layout", layout), ("tarball", tarball)]:
         out_args = ctx.actions.args()
-        out_args.add("--label", str(ctx.label))
+        out_args.add(label_arg(ctx.label))
         image_input_args(out_args, info)
         out_args.add("--output", output.path if kind == "layout" else output)
         ctx.actions.run(

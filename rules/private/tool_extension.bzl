@@ -44,10 +44,6 @@ def _tool_impl(mctx):
             prebuilt_tool(name = repo, urls = entry["urls"], sha256 = entry["sha256"])
             tools[platform] = "@%s//:%s" % (repo, TOOL_NAME)
     toolchains_repo(name = "rules_image_toolchains", tools = tools)
-    return mctx.extension_metadata(
-        root_module_direct_deps = [],
-        root_module_direct_dev_deps = [],
-    )
 
 tool = module_extension(
     implementation = _tool_impl,
