@@ -31,7 +31,7 @@ umoci_unpack() {
   [[ $(stat -c %a "$root/app/hello.runfiles/_main/app/message.txt") == 644 ]] || return 1
   [[ $(readlink "$root/usr/bin/hello") == /app/hello ]]
 }
-oci_image_tool_validate() { oci-image-tool validate --type imageLayout --ref latest "$(example_out image.oci_layout)" >/dev/null; }
+oci_image_tool_validate() { oci-image-tool validate --type image --ref name=latest "$(example_out image.oci_layout)" >/dev/null; }
 json_schemas() { python3 "$repo_root/e2e/validate_schemas.py" "$schema_dir" "$(example_out image.oci_layout)" >/dev/null; }
 
 load_and_run() {

@@ -237,6 +237,77 @@ pub fn write_tarball<W: Write>(img: &ImageInput, tags: &[String], w: W) -> Resul
     Ok(tw.finish()?)
 }
 
+/// Whether any layer is zstd-compressed (Docker's classic image store, up to Docker 24 at
+/// least, cannot apply those).
+pub fn has_zstd_layers(img: &ImageInput) -> bool {
+    img.blobs
+        .values()
+        .any(|s| matches!(s, Source::File(_, d) if d.media_type.ends_with("+zstd")))
+}
+
+/// Writes a docker-save stream (manifest.json, config, layers) in which zstd layers are
+/// decompressed to plain tars, for engines that cannot read zstd. Docker checks layers by
+/// their diff_ids, which decompression keeps, so the loaded image has the same config (and
+/// image ID). A zstd blob is read twice (to learn the tar's size, then to stream it) so that
+/// nothing is buffered in memory or on disk; both passes verify the blob's digest.
+pub fn write_docker_archive<W: Write>(img: &ImageInput, tags: &[String], w: W) -> Result<W> {
+    let tags = dedup_tags(tags);
+    let mut tw = TarWriter::new(w);
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut layer_names = BTreeMap::new();
+    tw.dir("blobs/", 0o755)?;
+    tw.dir("blobs/sha256/", 0o755)?;
+    for (digest, src) in &img.blobs {
+        let name = format!("blobs/sha256/{}", digest.hex());
+        match src {
+            Source::Bytes(b) if *digest == img.config_digest => tw.file_bytes(&name, 0o644, b)?,
+            Source::Bytes(_) => {} // the OCI manifest: not part of a docker-save stream
+            Source::File(path, desc) if desc.media_type.ends_with("+zstd") => {
+                let size = decompressed_size(path, desc)?;
+                let mut r = HashingReader::new(open_blob(path)?);
+                let mut plain = zstd::stream::read::Decoder::new(&mut r)
+                    .with_context(|| format!("decompressing layer blob {}", path.display()))?;
+                let tar_name = format!("{name}.tar");
+                tw.file(&tar_name, 0o644, size, &mut plain, &mut buf)
+                    .with_context(|| format!("decompressing layer blob {}", path.display()))?;
+                drop(plain);
+                let (got, n) = r.finish();
+                verify(path, desc, got, n)?;
+                layer_names.insert(*digest, tar_name);
+            }
+            Source::File(path, desc) => {
+                let mut r = HashingReader::new(open_blob(path)?);
+                tw.file(&name, 0o644, desc.size, &mut r, &mut buf)
+                    .with_context(|| format!("copying layer blob {}", path.display()))?;
+                let (got, n) = r.finish();
+                verify(path, desc, got, n)?;
+                layer_names.insert(*digest, name);
+            }
+        }
+    }
+    let manifest = spec::canonical(&json!([{
+        "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
+        "RepoTags": tags,
+        "Layers": img.layer_digests.iter().map(|d| layer_names[d].clone()).collect::<Vec<_>>(),
+    }]));
+    tw.file_bytes("manifest.json", 0o644, &manifest)?;
+    Ok(tw.finish()?)
+}
+
+/// Size of a zstd layer once decompressed; also verifies the blob's digest.
+fn decompressed_size(path: &Path, desc: &Descriptor) -> Result<u64> {
+    let mut r = HashingReader::new(open_blob(path)?);
+    let size = {
+        let mut plain = zstd::stream::read::Decoder::new(&mut r)
+            .with_context(|| format!("decompressing layer blob {}", path.display()))?;
+        std::io::copy(&mut plain, &mut std::io::sink())
+            .with_context(|| format!("decompressing layer blob {}", path.display()))?
+    };
+    let (got, n) = r.finish();
+    verify(path, desc, got, n)?;
+    Ok(size)
+}
+
 pub fn run_tarball(img: &ImageInput, tags: &[String], output: &Path) -> Result<()> {
     let mut out = AtomicFile::create(output)?;
     let w = write_tarball(img, tags, BufWriter::with_capacity(BUF_SIZE, out.file()))?;

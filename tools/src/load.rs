@@ -57,12 +57,18 @@ pub fn run_with(bin: &str, daemon: Daemon, img: &ImageInput, tags: &[String]) ->
             }
         })?;
     let stdin = child.stdin.take().expect("stdin is piped");
-    let written = layout::write_tarball(img, tags, BufWriter::with_capacity(BUF_SIZE, stdin))
-        .and_then(|w| {
-            w.into_inner()
-                .map(drop)
-                .map_err(|e| anyhow::Error::new(e.into_error()))
-        });
+    let out = BufWriter::with_capacity(BUF_SIZE, stdin);
+    // Docker's classic image store cannot apply zstd layers: give it plain tars instead.
+    let written = if daemon == Daemon::Docker && layout::has_zstd_layers(img) {
+        layout::write_docker_archive(img, tags, out)
+    } else {
+        layout::write_tarball(img, tags, out)
+    };
+    let written = written.and_then(|w| {
+        w.into_inner()
+            .map(drop)
+            .map_err(|e| anyhow::Error::new(e.into_error()))
+    });
     // Closing stdin (done: the writer was consumed or dropped) ends the stream. On our own
     // error (e.g. a blob digest mismatch) stop the loader so it cannot import a partial image.
     if let Err(e) = &written {

@@ -7,6 +7,11 @@ use std::io::Read;
 /// Builds a two-layer image with the real `layer` and `manifest` code in a temp dir, and reads
 /// it back as an ImageInput. Paths: m.json, c.json, l1.tgz, l2.tar.
 pub(crate) fn sample_image() -> (tempfile::TempDir, ImageInput) {
+    sample_image_with(Compression::Gzip)
+}
+
+/// Like sample_image, with the first layer compressed by `first`.
+pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, ImageInput) {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     std::fs::write(p("hello"), b"hello\n").unwrap();
@@ -25,7 +30,7 @@ pub(crate) fn sample_image() -> (tempfile::TempDir, ImageInput) {
     mk(
         "l1.tgz",
         "l1.json",
-        Compression::Gzip,
+        first,
         vec![format!("file\t/app/hello\t{}", p("hello").display())],
     );
     mk(
@@ -295,4 +300,28 @@ fn blob_mismatches_are_errors_and_leave_nothing() {
             .unwrap()
     );
     assert!(e.contains("frag.json") && e.contains("m.json"), "{e}");
+}
+
+#[test]
+fn docker_archive_carries_zstd_layers_as_plain_tars_with_their_diff_ids() {
+    let (_dir, img) = sample_image_with(Compression::Zstd);
+    assert!(has_zstd_layers(&img));
+    let tags = vec!["example.com/app:v1".to_string()];
+    let entries = untar(&write_docker_archive(&img, &tags, Vec::new()).unwrap());
+    let file = |name: &str| entries.iter().find(|e| e.0 == name).map(|e| e.3.clone());
+    let manifest = json(&file("manifest.json").unwrap());
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!(tags));
+    let config = json(&file(manifest[0]["Config"].as_str().unwrap()).unwrap());
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert!(layers[0].as_str().unwrap().ends_with(".tar"), "{layers:?}");
+    for (layer, diff_id) in layers.iter().zip(diff_ids) {
+        let bytes = file(layer.as_str().unwrap()).unwrap();
+        // Both layers are plain tars now: their sha256 is the diff_id docker checks.
+        assert_eq!(Digest::of(&bytes).to_string(), diff_id.as_str().unwrap());
+    }
+    assert!(file("index.json").is_none() && file("oci-layout").is_none());
+    let (_dir, plain) = sample_image();
+    assert!(!has_zstd_layers(&plain));
 }
