@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "cargo test (tools/)"
-check "cargo test" bash -c 'cd "$1/tools" && cargo test --locked --release --target-dir "${RULES_IMAGE_CARGO_TARGET_DIR:-$HOME/.cache/rules_image/cargo-target}" 2>&1 | tail -40; exit ${PIPESTATUS[0]}' _ "$repo_root"
+check "cargo test" bash -c 'cd "$1/tools" && cargo test --locked --release 2>&1 | tail -40; exit ${PIPESTATUS[0]}' _ "$repo_root"
 
 say "bazel test //... (rules)"
 check "bazel test //..." bash -c 'cd "$1" && "$2" test //...' _ "$repo_root" "$bazelw"

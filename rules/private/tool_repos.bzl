@@ -74,7 +74,9 @@ def _source_tool_impl(rctx):
     rctx.watch_tree(tools_dir.get_child("src"))
 
     # Cargo's target directory lives outside the repository so that dependencies are not
-    # rebuilt every time this rule re-runs; cargo locks it against concurrent builds.
+    # rebuilt every time this rule re-runs; cargo locks it against concurrent builds. Keep it
+    # apart from target dirs of builds made under another libc (e.g. outside a chroot):
+    # cargo's fingerprints do not see the C toolchain, so their objects would be mixed.
     target_dir = rctx.os.environ.get("RULES_IMAGE_CARGO_TARGET_DIR")
     if not target_dir:
         cache = rctx.os.environ.get("XDG_CACHE_HOME") or (rctx.os.environ.get("HOME", "/tmp") + "/.cache")
