@@ -154,7 +154,7 @@ bad_input_case() {
     return 1
   fi
   [[ -z $output || ! -e $ws/bazel-bin/$output ]] || { echo "partial output $output left behind" >&2; return 1; }
-  echo "//:$target: $(grep -m1 -E 'error' <<<"$err" | cut -c1-200)"
+  echo "//:$target: $(grep -m1 -E '^error: //|Error in fail|missing input file' <<<"$err" | cut -c1-200)"
 }
 
 setup_bad_input_workspace() {

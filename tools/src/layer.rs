@@ -9,6 +9,7 @@
 use crate::compress::{Compression, Compressor};
 use crate::digest::{Digest, HashingWriter};
 use crate::output::{self, AtomicFile, BUF_SIZE};
+use crate::pipe::BackgroundWriter;
 use crate::tarfmt::TarWriter;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
@@ -384,18 +385,17 @@ pub fn encode<W: Write>(
 ) -> Result<(W, LayerMeta)> {
     let (w, diff_id, digest, size) = if kind == Compression::None {
         // Uncompressed: the blob is the tar, one hash gives both diff_id and digest.
-        let tar = BufWriter::with_capacity(BUF_SIZE, HashingWriter::new(w));
-        let tar = plan.write_tar(tar)?;
-        let (w, d, n) = tar.into_inner().map_err(|e| e.into_error())?.finish();
+        // (`w` buffers itself: see pipe::BackgroundWriter.)
+        let tar = plan.write_tar(HashingWriter::new(w))?;
+        let (w, d, n) = tar.finish();
         (w, d, d, n)
     } else {
-        let blob = HashingWriter::new(BufWriter::with_capacity(BUF_SIZE, w));
+        let blob = HashingWriter::new(w);
         let comp = Compressor::new(kind, level, blob)?;
         let tar = BufWriter::with_capacity(BUF_SIZE, HashingWriter::new(comp));
         let tar = plan.write_tar(tar)?;
         let (comp, diff_id, _) = tar.into_inner().map_err(|e| e.into_error())?.finish();
-        let (bw, digest, size) = comp.finish()?.finish();
-        let w = bw.into_inner().map_err(|e| e.into_error())?;
+        let (w, digest, size) = comp.finish()?.finish();
         (w, diff_id, digest, size)
     };
     Ok((
@@ -425,7 +425,13 @@ pub fn run(opts: &LayerOptions) -> Result<LayerMeta> {
         .check_level(opts.level.unwrap_or(opts.compression.default_level()))?;
     let plan = Plan::build(opts.entries, opts.modes)?;
     let mut blob = AtomicFile::create(opts.output)?;
-    let (_, meta) = encode(&plan, opts.compression, level, blob.file())?;
+    let file = blob
+        .file()
+        .try_clone()
+        .context("cannot open the output twice")?;
+    let (out, meta) = encode(&plan, opts.compression, level, BackgroundWriter::new(file))?;
+    out.finish()
+        .with_context(|| format!("cannot write {}", opts.output.display()))?;
     let meta_file = output::stage(opts.metadata, &meta.to_json())?;
     blob.commit()?;
     meta_file.commit()?;

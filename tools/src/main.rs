@@ -9,6 +9,7 @@ mod layer;
 mod layout;
 mod load;
 mod output;
+mod pipe;
 mod spec;
 mod tarfmt;
 
