@@ -48,6 +48,15 @@ load_and_run() {
   [[ $id == "$config_digest" ]] || { echo "docker image id $id != config digest $config_digest" >&2; return 1; }
 }
 
+# The podman path of image_load: podman (inside bazelw's rootfs) holds the same image.
+load_podman() {
+  (cd "$repo_root/examples" && "$bazelw" run //app:load_podman) || return 1
+  local id config_digest
+  id=$(in_rootfs podman image inspect --format '{{.Id}}' rules-image-example/app:podman) || return 1
+  config_digest=$(sha256sum "$(example_out image.config.json)" | cut -d' ' -f1)
+  [[ $id == "$config_digest" ]] || { echo "podman image id $id != config digest $config_digest" >&2; return 1; }
+}
+
 # A copy of this checkout at another path (tracked and untracked-but-not-ignored files).
 copy_checkout() {
   local dest=$1 mask=$2

@@ -35,6 +35,7 @@ check "umoci unpack: files, modes, runfiles, symlink" umoci_unpack
 check "oci-image-tool validate" oci_image_tool_validate
 check "image-spec JSON schemas" json_schemas
 check "bazel run //app:load, docker run" load_and_run
+check "bazel run //app:load_podman, podman image inspect" load_podman
 
 say "a consumer workspace outside the repo"
 check "consumer: build, load, run" consumer_workspace
