@@ -57,6 +57,14 @@ load_podman() {
   [[ $id == "$config_digest" ]] || { echo "podman image id $id != config digest $config_digest" >&2; return 1; }
 }
 
+# bazelw works in private mount namespaces: nothing under its rootfs is mounted on the host.
+no_rootfs_mounts() {
+  local rootfs=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs
+  local leaked
+  leaked=$(awk -v r="$rootfs/" 'index($5 "/", r) == 1 {print $5}' /proc/self/mountinfo)
+  [[ -z $leaked ]] || { echo "mounted on the host: $leaked" >&2; return 1; }
+}
+
 # A copy of this checkout at another path (tracked and untracked-but-not-ignored files).
 copy_checkout() {
   local dest=$1 mask=$2
