@@ -209,6 +209,21 @@ fn open_blob(path: &Path) -> Result<File> {
     File::open(path).with_context(|| format!("cannot open layer blob {}", path.display()))
 }
 
+/// Copies a layer blob into the tar as `name`, verifying its digest and size on the way.
+fn copy_verified<W: Write>(
+    tw: &mut TarWriter<W>,
+    name: &str,
+    path: &Path,
+    desc: &Descriptor,
+    buf: &mut [u8],
+) -> Result<()> {
+    let mut r = HashingReader::new(open_blob(path)?);
+    tw.file(name, 0o644, desc.size, &mut r, buf)
+        .with_context(|| format!("copying layer blob {}", path.display()))?;
+    let (got, n) = r.finish();
+    verify(path, desc, got, n)
+}
+
 /// Writes the image as one deterministic tar stream: an OCI layout plus docker's manifest.json.
 pub fn write_tarball<W: Write>(img: &ImageInput, tags: &[String], w: W) -> Result<W> {
     let tags = dedup_tags(tags);
@@ -222,13 +237,7 @@ pub fn write_tarball<W: Write>(img: &ImageInput, tags: &[String], w: W) -> Resul
         let name = format!("blobs/sha256/{}", digest.hex());
         match src {
             Source::Bytes(b) => tw.file_bytes(&name, 0o644, b)?,
-            Source::File(path, desc) => {
-                let mut r = HashingReader::new(open_blob(path)?);
-                tw.file(&name, 0o644, desc.size, &mut r, &mut buf)
-                    .with_context(|| format!("copying layer blob {}", path.display()))?;
-                let (got, n) = r.finish();
-                verify(path, desc, got, n)?;
-            }
+            Source::File(path, desc) => copy_verified(&mut tw, &name, path, desc, &mut buf)?,
         }
     }
     tw.file_bytes("index.json", 0o644, &img.index_json(&tags, true))?;
@@ -276,11 +285,7 @@ pub fn write_docker_archive<W: Write>(img: &ImageInput, tags: &[String], w: W) -
                 layer_names.insert(*digest, tar_name);
             }
             Source::File(path, desc) => {
-                let mut r = HashingReader::new(open_blob(path)?);
-                tw.file(&name, 0o644, desc.size, &mut r, &mut buf)
-                    .with_context(|| format!("copying layer blob {}", path.display()))?;
-                let (got, n) = r.finish();
-                verify(path, desc, got, n)?;
+                copy_verified(&mut tw, &name, path, desc, &mut buf)?;
                 layer_names.insert(*digest, name);
             }
         }
