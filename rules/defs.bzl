@@ -1,17 +1,19 @@
 """Public API of rules_image: build, load and publish OCI images with Bazel.
 
 ```starlark
-load("@rules_image//rules:defs.bzl", "image_layer", "image_load", "image_manifest")
+load("@rules_image//rules:defs.bzl", "image_layer", "image_load", "image_manifest", "image_push")
 ```
 """
 
 load("//rules/private:layer.bzl", _image_layer = "image_layer")
 load("//rules/private:load.bzl", _image_load = "image_load")
 load("//rules/private:manifest.bzl", _image_manifest = "image_manifest")
+load("//rules/private:push.bzl", _image_push = "image_push")
 load("//rules/private:providers.bzl", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
 
 image_layer = _image_layer
 image_manifest = _image_manifest
 image_load = _image_load
+image_push = _image_push
 LayerInfo = _LayerInfo
 ImageManifestInfo = _ImageManifestInfo

@@ -102,7 +102,7 @@ def _image_layer_impl(ctx):
     )
     return [
         DefaultInfo(files = depset([blob, metadata])),
-        LayerInfo(blob = blob, metadata = metadata, media_type = _MEDIA_TYPES[compress]),
+        LayerInfo(blob = blob, metadata = metadata, media_type = _MEDIA_TYPES[compress], source = None),
     ]
 
 def _symlink_targets(runfiles):

@@ -6,6 +6,9 @@ LayerInfo = provider(
         "blob": "File: the layer blob (a tar, possibly compressed).",
         "metadata": "File: JSON with diff_id, digest, media_type and size of the blob.",
         "media_type": "string: the layer's OCI media type.",
+        "source": "string or None: `registry/repository` holding this blob, for layers of pulled " +
+                  "images. Pushes then mount or copy it from there, and `blob` (fetched by an " +
+                  "action) is only built when an action needs the bytes.",
     },
 )
 

@@ -43,7 +43,11 @@ def _tool_impl(mctx):
             repo = "rules_image_tool_" + platform.replace("-", "_")
             prebuilt_tool(name = repo, urls = entry["urls"], sha256 = entry["sha256"])
             tools[platform] = "@%s//:%s" % (repo, TOOL_NAME)
-    toolchains_repo(name = "rules_image_toolchains", tools = tools)
+    toolchains_repo(
+        name = "rules_image_toolchains",
+        tools = tools,
+        host_tool = tools.get(host_platform(mctx)),
+    )
 
 tool = module_extension(
     implementation = _tool_impl,

@@ -127,6 +127,11 @@ toolchain(
 
 def _toolchains_repo_impl(rctx):
     content = ['load("@rules_image//rules/private:toolchain.bzl", "image_toolchain")\n']
+
+    # The binary for this machine, for repository rules (e.g. pulling base images).
+    if rctx.attr.host_tool:
+        rctx.symlink(rctx.path(rctx.attr.host_tool), "host/" + TOOL_NAME)
+        content.append('exports_files(["host/%s"], visibility = ["//visibility:public"])\n' % TOOL_NAME)
     for platform, tool in rctx.attr.tools.items():
         content.append(_TOOLCHAIN.format(
             name = platform,
@@ -140,5 +145,6 @@ toolchains_repo = repository_rule(
     doc = "Declares one toolchain per platform for which a rules-image-tool binary is available.",
     attrs = {
         "tools": attr.string_dict(doc = "Platform triple -> label of the tool binary."),
+        "host_tool": attr.label(doc = "The tool binary that runs on this machine, if there is one."),
     },
 )

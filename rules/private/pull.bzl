@@ -1,0 +1,186 @@
+"""Base images from registries: the `images.pull` module extension and the rule behind it.
+
+Pulling is shallow: the repository holds only the manifest and config (fetched once, by
+digest). Each layer's bytes are fetched by an action, so they are downloaded only when an
+action really needs them (load, tarball, layout), and a push to another registry mounts or
+copies them registry to registry instead.
+"""
+
+load(":providers.bzl", "ImageManifestInfo", "LayerInfo")
+load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+load(":util.bzl", "label_arg")
+
+_HOST_TOOL = Label("@rules_image_toolchains//:host/rules-image-tool")
+
+def _pulled_image_impl(ctx):
+    tool = image_tool(ctx)
+    source = ctx.attr.registry + "/" + ctx.attr.repository
+    layers = []
+    for i, layer in enumerate(json.decode(ctx.attr.layers)):
+        hexdigest = layer["digest"].split(":")[-1]
+        metadata = ctx.actions.declare_file("%s/layer_%d.json" % (ctx.label.name, i))
+        ctx.actions.write(metadata, json.encode(layer))
+        blob = ctx.actions.declare_file("%s/blobs/%s" % (ctx.label.name, hexdigest))
+        args = ctx.actions.args()
+        args.add(label_arg(ctx.label))
+        args.add("--repository", source)
+        args.add("--digest", layer["digest"])
+        args.add("--size", str(layer["size"]))
+        args.add("--output", blob)
+        ctx.actions.run(
+            executable = tool,
+            arguments = ["fetch-blob", args],
+            outputs = [blob],
+            mnemonic = "ImageFetchBlob",
+            progress_message = "Fetching layer %s of %s" % (layer["digest"][:19], source),
+            execution_requirements = {"requires-network": "1", "no-remote-exec": "1"},
+            # Registry credentials are found through HOME / DOCKER_CONFIG / REGISTRY_AUTH_FILE:
+            # pass them with --action_env when the base image is private.
+            use_default_shell_env = True,
+            toolchain = TOOLCHAIN_TYPE,
+        )
+        layers.append(LayerInfo(blob = blob, metadata = metadata, media_type = layer["media_type"], source = source))
+    config = json.decode(ctx.attr.platform)
+    return [
+        DefaultInfo(files = depset([ctx.file.manifest, ctx.file.config])),
+        ImageManifestInfo(
+            manifest = ctx.file.manifest,
+            config = ctx.file.config,
+            digest = ctx.file.digest,
+            descriptor = ctx.file.descriptor,
+            layers = layers,
+            os = config["os"],
+            architecture = config["architecture"],
+            variant = config.get("variant", ""),
+        ),
+    ]
+
+pulled_image = rule(
+    implementation = _pulled_image_impl,
+    doc = "An image pulled by `images.pull`: manifest and config in the repository, layers fetched on demand.",
+    attrs = {
+        "manifest": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest, as pulled."),
+        "config": attr.label(allow_single_file = True, mandatory = True, doc = "The config, as pulled."),
+        "digest": attr.label(allow_single_file = True, mandatory = True, doc = "File with the manifest digest."),
+        "descriptor": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest's descriptor."),
+        "layers": attr.string(mandatory = True, doc = "JSON list of {digest, diff_id, media_type, size}."),
+        "platform": attr.string(mandatory = True, doc = "JSON {os, architecture, variant}."),
+        "registry": attr.string(mandatory = True, doc = "Registry the image came from."),
+        "repository": attr.string(mandatory = True, doc = "Repository the image came from."),
+    },
+    toolchains = [TOOLCHAIN_TYPE],
+)
+
+_BUILD = """\
+load("@rules_image//rules/private:pull.bzl", "pulled_image")
+
+pulled_image(
+    name = "image",
+    manifest = "manifest.json",
+    config = "config.json",
+    digest = "digest",
+    descriptor = "descriptor.json",
+    layers = {layers},
+    platform = {platform},
+    registry = {registry},
+    repository = {repository},
+    visibility = ["//visibility:public"],
+)
+"""
+
+def _pull_repo_impl(rctx):
+    if not rctx.attr.digest.startswith("sha256:") or len(rctx.attr.digest) != 71:
+        fail("images.pull(name = %r): `digest` must be a sha256:<64 hex> manifest or index digest, got %r" %
+             (rctx.attr.name, rctx.attr.digest))
+    reference = "%s/%s@%s" % (rctx.attr.registry, rctx.attr.repository, rctx.attr.digest)
+    cmd = [rctx.path(_HOST_TOOL), "pull", "--image", reference, "--platform", rctx.attr.platform, "--output-dir", "."]
+    if rctx.attr.insecure_http:
+        cmd.append("--insecure-http")
+    rctx.report_progress("Pulling manifest and config of " + reference)
+    result = rctx.execute(cmd, timeout = 600)
+    if result.return_code != 0:
+        fail("images.pull(name = %r): cannot pull %s%s:\n%s" % (
+            rctx.attr.name,
+            reference,
+            " (tag %s)" % rctx.attr.tag if rctx.attr.tag else "",
+            result.stderr,
+        ))
+    layers = json.decode(rctx.read("layers.json"))
+    image = json.decode(rctx.read("image.json"))
+    config = json.decode(rctx.read("config.json"))
+    manifest = rctx.read("manifest.json")
+    platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
+    rctx.file("digest", image["manifest_digest"])
+    rctx.file("descriptor.json", json.encode({
+        "digest": image["manifest_digest"],
+        "mediaType": json.decode(manifest).get("mediaType", "application/vnd.oci.image.manifest.v1+json"),
+        "platform": platform,
+        "size": len(manifest),
+    }))
+    rctx.file("BUILD.bazel", _BUILD.format(
+        layers = repr(json.encode(layers)),
+        platform = repr(json.encode(platform)),
+        registry = repr(rctx.attr.registry),
+        repository = repr(rctx.attr.repository),
+    ))
+
+pull_repo = repository_rule(
+    implementation = _pull_repo_impl,
+    doc = "Fetches the manifest and config of an image by digest; see `images.pull`.",
+    attrs = {
+        "registry": attr.string(mandatory = True),
+        "repository": attr.string(mandatory = True),
+        "digest": attr.string(mandatory = True),
+        "tag": attr.string(),
+        "platform": attr.string(default = "linux/amd64"),
+        "insecure_http": attr.bool(),
+    },
+)
+
+def _images_impl(mctx):
+    for mod in mctx.modules:
+        for pull in mod.tags.pull:
+            pull_repo(
+                name = pull.name,
+                registry = pull.registry,
+                repository = pull.repository,
+                digest = pull.digest,
+                tag = pull.tag,
+                platform = pull.platform,
+                insecure_http = pull.insecure_http,
+            )
+
+images = module_extension(
+    implementation = _images_impl,
+    doc = """Base images from registries, pinned by digest.
+
+```starlark
+images = use_extension("@rules_image//rules:extensions.bzl", "images")
+images.pull(
+    name = "distroless_static",
+    registry = "gcr.io",
+    repository = "distroless/static",
+    digest = "sha256:...",   # required: what is built on
+    tag = "nonroot",          # documentation only; `rules-image-tool resolve` prints a tag's digest
+)
+use_repo(images, "distroless_static")
+```
+
+Then `image_manifest(base = "@distroless_static//:image", ...)`. Only the manifest and config
+are downloaded when the repository is created; no network is used on later builds.
+""",
+    tag_classes = {
+        "pull": tag_class(
+            doc = "Pulls one image (or, for an index digest, its child for `platform`).",
+            attrs = {
+                "name": attr.string(mandatory = True, doc = "Repository name; the image is `@<name>//:image`."),
+                "registry": attr.string(mandatory = True, doc = "Registry host[:port], e.g. \"gcr.io\" or \"docker.io\"."),
+                "repository": attr.string(mandatory = True, doc = "Repository, e.g. \"distroless/static\"."),
+                "digest": attr.string(mandatory = True, doc = "sha256 digest of the manifest or index."),
+                "tag": attr.string(doc = "The tag the digest was taken from; documentation only, never trusted."),
+                "platform": attr.string(default = "linux/amd64", doc = "os/arch[/variant] to pick from an index."),
+                "insecure_http": attr.bool(doc = "Allow plain HTTP to a non-loopback registry."),
+            },
+        ),
+    },
+)

@@ -1,0 +1,98 @@
+"""image_push: `bazel run` pushes an image to one or more registries."""
+
+load(":launcher.bzl", "rlocation_path", "write_launcher")
+load(":providers.bzl", "ImageManifestInfo")
+load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+load(":util.bzl", "display_label", "label_arg")
+
+def _destination(ctx, registry, repository):
+    if not registry or not repository:
+        fail("%s: a destination needs both a registry and a repository (got %r / %r)" %
+             (display_label(ctx.label), registry, repository))
+    return registry + "/" + repository
+
+def _image_push_impl(ctx):
+    image = ctx.attr.image[ImageManifestInfo]
+    tool = image_tool(ctx)
+
+    destinations = []
+    if ctx.attr.registry or ctx.attr.repository:
+        destinations.append(_destination(ctx, ctx.attr.registry, ctx.attr.repository))
+    for d in ctx.attr.destinations:
+        if "/" not in d:
+            fail("%s: destination %r must be REGISTRY/REPOSITORY" % (display_label(ctx.label), d))
+        destinations.append(d)
+
+    tags = ([ctx.attr.tag] if ctx.attr.tag else []) + ctx.attr.tag_list
+    args = [label_arg(ctx.label)]
+    for d in destinations:
+        args += ["--default-destination", d]
+    for t in tags:
+        args += ["--default-tag", t]
+    args += ["--manifest", rlocation_path(ctx, image.manifest)]
+    args += ["--config", rlocation_path(ctx, image.config)]
+
+    files = [tool, image.manifest, image.config]
+    for layer in image.layers:
+        if layer.source:
+            # Shallow layer of a pulled image: the push mounts or copies it from its source
+            # registry, so its bytes are never downloaded here.
+            args += ["--blob", "remote:" + layer.source]
+        else:
+            args += ["--blob", rlocation_path(ctx, layer.blob)]
+            files.append(layer.blob)
+
+    # Tags may name workspace status keys ({STABLE_GIT_COMMIT}, {BUILD_TIMESTAMP}, ...).
+    if any(["{" in t for t in tags]):
+        for status in [ctx.info_file, ctx.version_file]:
+            args += ["--status-file", rlocation_path(ctx, status)]
+            files.append(status)
+
+    launcher = write_launcher(ctx, tool, "push", args)
+    return [DefaultInfo(executable = launcher, runfiles = ctx.runfiles(files = files))]
+
+image_push = rule(
+    implementation = _image_push_impl,
+    doc = """`bazel run` pushes the image: every blob the registry lacks, then the manifest by digest, then the tags.
+
+```starlark
+image_push(
+    name = "push",
+    image = ":image",
+    registry = "ghcr.io",
+    repository = "example/app",
+    tag_list = ["latest", "{STABLE_GIT_COMMIT}", "sha-{IMAGE_DIGEST_SHORT}"],
+    destinations = ["registry.internal.example:5000/deploy/app"],
+)
+```
+
+`bazel run //app:push` pushes to every destination, reading each blob once and uploading only
+what a registry is missing (a re-push of an unchanged image uploads nothing). Override at run
+time: `bazel run //app:push -- --registry localhost:5000 --repository test/app --tag dev`
+(`--registry`/`--repository` replace all destinations, `--tag` replaces the tags).
+
+Credentials come from Docker's `config.json` (`auths`, `credsStore`, `credHelpers`) or
+podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system roots and
+`SSL_CERT_FILE`; plain HTTP is used only for loopback registries unless `-- --insecure-http`.
+""",
+    attrs = {
+        "image": attr.label(
+            mandatory = True,
+            providers = [ImageManifestInfo],
+            doc = "The image to push.",
+        ),
+        "registry": attr.string(doc = "Registry host[:port] of the main destination, e.g. \"ghcr.io\"."),
+        "repository": attr.string(doc = "Repository of the main destination, e.g. \"example/app\"."),
+        "destinations": attr.string_list(
+            doc = "More destinations as \"REGISTRY/REPOSITORY\", pushed in the same run (e.g. a public and a private registry).",
+        ),
+        "tag": attr.string(doc = "A tag to push, e.g. \"latest\". See `tag_list` for templates."),
+        "tag_list": attr.string_list(
+            doc = "Tags to push. `{KEY}` is replaced by a workspace status value (build with " +
+                  "`--stamp`), `{IMAGE_DIGEST}` by `sha256-<hex>` and `{IMAGE_DIGEST_SHORT}` by " +
+                  "the first 12 hex digits of the manifest digest.",
+        ),
+    },
+    executable = True,
+    toolchains = [TOOLCHAIN_TYPE],
+)
