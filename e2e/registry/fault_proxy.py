@@ -10,7 +10,8 @@ Faults (all bounded by --max-faults, 0 = unbounded):
                               without reaching the registry (its body is read and discarded)
   --drop-upload-after BYTES   a PATCH/PUT/POST whose body reaches BYTES is cut: the first BYTES are
                               forwarded, then both connections are reset (TCP RST), no response
-  --delay-ms MS               every matching request waits MS before it is forwarded
+  --delay-ms MS               every matching request waits MS before it is forwarded (a fault
+                              of kind "delay", so --max-faults bounds it too)
   --throttle-bps BPS          request and response bodies are paced to BPS bytes per second
   --corrupt-blobs             200/206 bodies of GET .../blobs/sha256:... get one byte flipped
   --methods GET,HEAD,...      only these methods are matched (default: all)
@@ -216,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def forward(self, cfg, matches, n, entry):
         st = self.server.state
-        if matches and cfg["delay_ms"] > 0:
+        if matches and cfg["delay_ms"] > 0 and st.take_fault("delay"):
             time.sleep(cfg["delay_ms"] / 1000.0)
             entry["delayed_ms"] = cfg["delay_ms"]
 

@@ -3,8 +3,10 @@
 use crate::compress::Compression;
 use crate::layout::{ImageInput, Resolver};
 use crate::load::Daemon;
-use crate::{image, layer, layout, load};
-use anyhow::Result;
+use crate::registry::push::{BlobSource, PushOptions};
+use crate::registry::reference::Repo;
+use crate::{image, layer, layout, load, registry};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -38,6 +40,14 @@ pub enum Command {
     Tarball(TarballArgs),
     /// Stream the image into `docker load` or `podman load`.
     Load(LoadArgs),
+    /// Push the image to registries: blobs, then the manifest by digest, then tags.
+    Push(PushArgs),
+    /// Fetch an image's manifest and config (by digest) from a registry.
+    Pull(PullArgs),
+    /// Download one blob, verified.
+    FetchBlob(FetchBlobArgs),
+    /// Print the digest a tag currently points to.
+    Resolve(ResolveArgs),
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +158,134 @@ pub struct LoadArgs {
     pub rlocation: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Path arguments are rlocation paths, resolved through this program's runfiles.
+    #[arg(long)]
+    pub rlocation: bool,
+    #[arg(long)]
+    pub manifest: PathBuf,
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Layer blobs in manifest layer order: a file, or `remote:REGISTRY/REPOSITORY` for a
+    /// layer that is only in that repository.
+    #[arg(long = "blob")]
+    pub blobs: Vec<String>,
+    /// `REGISTRY/REPOSITORY` (repeatable), used unless --registry/--repository is given.
+    #[arg(long = "default-destination")]
+    pub default_destinations: Vec<String>,
+    /// Tag templates used unless any --tag is given.
+    #[arg(long = "default-tag")]
+    pub default_tags: Vec<String>,
+    /// Replaces the default destinations (repository from the first default if not given).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Replaces the default destinations (registry from the first default if not given).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Tag templates replacing the default tags: `{KEY}` from the status files,
+    /// `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Bazel workspace status files (`KEY value` lines).
+    #[arg(long = "status-file")]
+    pub status_files: Vec<PathBuf>,
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Blobs uploaded at a time, across all destinations.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub chunk_size: u64,
+    /// Allow plain http to non-loopback registries.
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+impl PushArgs {
+    fn destinations(&self) -> Result<Vec<Repo>> {
+        let defaults = self
+            .default_destinations
+            .iter()
+            .map(|d| Repo::parse(d))
+            .collect::<Result<Vec<_>>>()?;
+        if self.registry.is_none() && self.repository.is_none() {
+            return Ok(defaults);
+        }
+        let first = defaults.first();
+        let registry = match (&self.registry, first) {
+            (Some(r), _) => r.clone(),
+            (None, Some(f)) => f.registry.clone(),
+            (None, None) => {
+                bail!("--repository needs --registry (there is no default destination)")
+            }
+        };
+        let repository = match (&self.repository, first) {
+            (Some(r), _) => r.clone(),
+            (None, Some(f)) => f.repository.clone(),
+            (None, None) => {
+                bail!("--registry needs --repository (there is no default destination)")
+            }
+        };
+        Ok(vec![Repo::new(&registry, &repository)?])
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// `REGISTRY/REPOSITORY@sha256:HEX`
+    #[arg(long)]
+    pub image: String,
+    /// Platform chosen from an index: os/arch[/variant].
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: String,
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FetchBlobArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// `REGISTRY/REPOSITORY`
+    #[arg(long)]
+    pub repository: String,
+    #[arg(long)]
+    pub digest: String,
+    #[arg(long)]
+    pub size: u64,
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// `REGISTRY/REPOSITORY:TAG`
+    pub reference: String,
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+/// Under `bazel run` the tool runs in its runfiles; an output path the user typed after `--`
+/// is meant relative to where they ran bazel.
+fn under_working_dir(rlocation: bool, p: PathBuf) -> PathBuf {
+    match std::env::var_os("BUILD_WORKING_DIRECTORY") {
+        Some(wd) if rlocation && p.is_relative() => PathBuf::from(wd).join(p),
+        _ => p,
+    }
+}
+
 impl Command {
     pub fn label(&self) -> Option<&str> {
         let c = match self {
@@ -156,6 +294,10 @@ impl Command {
             Command::Layout(a) => &a.common,
             Command::Tarball(a) => &a.common,
             Command::Load(a) => &a.common,
+            Command::Push(a) => &a.common,
+            Command::Pull(a) => &a.common,
+            Command::FetchBlob(a) => &a.common,
+            Command::Resolve(a) => &a.common,
         };
         c.label.as_deref()
     }
@@ -196,6 +338,51 @@ impl Command {
                 let img = a.image.read(&Resolver::new(a.rlocation)?)?;
                 load::run(a.daemon, &img, &a.image.tags)?;
             }
+            Command::Push(a) => {
+                let r = Resolver::new(a.rlocation)?;
+                let blobs = a
+                    .blobs
+                    .iter()
+                    .map(|b| match BlobSource::parse(b)? {
+                        BlobSource::Local(p) => Ok(BlobSource::Local(r.resolve(&p)?)),
+                        remote => Ok(remote),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let tags = if a.tags.is_empty() {
+                    a.default_tags.clone()
+                } else {
+                    a.tags.clone()
+                };
+                registry::push::run(&PushOptions {
+                    manifest: r.resolve(&a.manifest)?,
+                    config: r.resolve(&a.config)?,
+                    blobs,
+                    destinations: a.destinations()?,
+                    tags,
+                    status_files: a
+                        .status_files
+                        .iter()
+                        .map(|p| r.resolve(p))
+                        .collect::<Result<_>>()?,
+                    summary_json: a.summary_json.map(|p| under_working_dir(a.rlocation, p)),
+                    jobs: a.jobs,
+                    chunk_size: a.chunk_size,
+                    insecure_http: a.insecure_http,
+                })?;
+            }
+            Command::Pull(a) => {
+                registry::pull::run_pull(&a.image, &a.platform, &a.output_dir, a.insecure_http)?;
+            }
+            Command::FetchBlob(a) => {
+                registry::pull::run_fetch_blob(
+                    &a.repository,
+                    &a.digest,
+                    a.size,
+                    &a.output,
+                    a.insecure_http,
+                )?;
+            }
+            Command::Resolve(a) => registry::pull::run_resolve(&a.reference, a.insecure_http)?,
         }
         Ok(())
     }

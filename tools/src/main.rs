@@ -10,6 +10,7 @@ mod layout;
 mod load;
 mod output;
 mod pipe;
+mod registry;
 mod spec;
 mod tarfmt;
 

@@ -1,0 +1,699 @@
+//! `push`: blobs first (skipped when present, mounted when another repository of the same
+//! registry has them, else uploaded and checked), the manifest by digest last, then tags. If
+//! any blob fails, no manifest or tag is written anywhere: a tag never points at a broken image.
+
+use super::client::{
+    Body, Client, HttpError, HttpResult, MANIFEST_ACCEPT, Scope, header, read_manifest,
+    resolve_location, status_error, with_query,
+};
+use super::progress::{Progress, Stats, human};
+use super::reference::{Repo, valid_tag};
+use crate::digest::Digest;
+use crate::output;
+use crate::spec::{self, Descriptor};
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Where a layer's bytes are.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    Local(PathBuf),
+    /// Not local: in this repository (mounted or streamed from there).
+    Remote(Repo),
+}
+
+impl BlobSource {
+    /// `--blob PATH` or `--blob remote:REGISTRY/REPOSITORY`.
+    pub fn parse(s: &str) -> Result<BlobSource> {
+        match s.strip_prefix("remote:") {
+            Some(r) => Ok(BlobSource::Remote(
+                Repo::parse(r).with_context(|| format!("--blob {s}"))?,
+            )),
+            None => Ok(BlobSource::Local(s.into())),
+        }
+    }
+}
+
+pub struct PushOptions {
+    pub manifest: PathBuf,
+    pub config: PathBuf,
+    pub blobs: Vec<BlobSource>,
+    pub destinations: Vec<Repo>,
+    /// Tag templates (`{KEY}` from status files, `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`).
+    pub tags: Vec<String>,
+    pub status_files: Vec<PathBuf>,
+    pub summary_json: Option<PathBuf>,
+    pub jobs: usize,
+    pub chunk_size: u64,
+    pub insecure_http: bool,
+}
+
+enum Content {
+    Bytes(Vec<u8>),
+    Local(PathBuf),
+    Remote(Repo),
+}
+
+struct Blob {
+    desc: Descriptor,
+    content: Content,
+}
+
+pub fn run(o: &PushOptions) -> Result<()> {
+    if o.destinations.is_empty() {
+        bail!("no destination: give --registry and --repository, or --default-destination");
+    }
+    let manifest = std::fs::read(&o.manifest)
+        .with_context(|| format!("cannot read manifest {}", o.manifest.display()))?;
+    let bad = || format!("malformed manifest {}", o.manifest.display());
+    let m = spec::parse_json_object(&manifest).with_context(bad)?;
+    let config_desc = spec::manifest_config(&m).with_context(bad)?;
+    let layers = spec::manifest_layers(&m).with_context(bad)?;
+    let media_type = m
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or(spec::MT_MANIFEST)
+        .to_string();
+    let config = std::fs::read(&o.config)
+        .with_context(|| format!("cannot read config {}", o.config.display()))?;
+    if Digest::of(&config) != config_desc.digest || config.len() as u64 != config_desc.size {
+        bail!(
+            "config {} does not match the config descriptor of manifest {} ({})",
+            o.config.display(),
+            o.manifest.display(),
+            config_desc.digest
+        );
+    }
+    if layers.len() != o.blobs.len() {
+        bail!(
+            "manifest {} has {} layers but {} --blob values were given",
+            o.manifest.display(),
+            layers.len(),
+            o.blobs.len()
+        );
+    }
+    let digest = Digest::of(&manifest);
+    let vars = read_status_files(&o.status_files)?;
+    let mut tags: Vec<String> = Vec::new();
+    for t in &o.tags {
+        let t = expand_tag(t, &vars, &digest)?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+
+    // Deduplicated blobs, config first; a local copy beats a remote one.
+    let mut blobs: Vec<Blob> = vec![Blob {
+        desc: config_desc,
+        content: Content::Bytes(config),
+    }];
+    for (desc, src) in layers.into_iter().zip(&o.blobs) {
+        let content = match src {
+            BlobSource::Local(p) => {
+                let len = std::fs::metadata(p)
+                    .with_context(|| format!("cannot read layer blob {}", p.display()))?
+                    .len();
+                if len != desc.size {
+                    bail!(
+                        "layer blob {} has {len} bytes but the manifest descriptor {} says {}",
+                        p.display(),
+                        desc.digest,
+                        desc.size
+                    );
+                }
+                Content::Local(p.clone())
+            }
+            BlobSource::Remote(r) => Content::Remote(r.clone()),
+        };
+        match blobs.iter_mut().find(|b| b.desc.digest == desc.digest) {
+            Some(b) if matches!(b.content, Content::Remote(_)) => b.content = content,
+            Some(_) => {}
+            None => blobs.push(Blob { desc, content }),
+        }
+    }
+
+    let client = Client::new(o.insecure_http)?;
+    let names: Vec<String> = o.destinations.iter().map(Repo::to_string).collect();
+    let mut progress = Progress::new(&names);
+    let pusher = Pusher {
+        client: &client,
+        chunk_size: o.chunk_size.max(1),
+        progress: &progress,
+    };
+
+    // Work items blob-major, so a file read for one destination is still cached for the next.
+    let items: Vec<(usize, usize)> = (0..blobs.len())
+        .flat_map(|b| (0..o.destinations.len()).map(move |d| (b, d)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let errors = Mutex::new(Vec::<String>::new());
+    std::thread::scope(|s| {
+        for _ in 0..o.jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    // After a failure nothing new starts: no manifest will be pushed anyway.
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(b, d)) = items.get(i) else { break };
+                    let stats = &progress.dests[d].1;
+                    if let Err(e) = pusher.blob(&o.destinations[d], &blobs[b], stats) {
+                        failed.store(true, Ordering::Relaxed);
+                        errors.lock().unwrap().push(format!("{e:#}"));
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap();
+    if !errors.is_empty() {
+        progress.finish();
+        bail!("{}\nno manifest or tag was pushed", errors.join("\n"));
+    }
+
+    for dest in &o.destinations {
+        pusher.manifest(dest, &digest.to_string(), &manifest, &media_type, &digest)?;
+        for t in &tags {
+            pusher.manifest(dest, t, &manifest, &media_type, &digest)?;
+        }
+    }
+    progress.finish();
+    let mut summary = Vec::new();
+    for (dest, (_, stats)) in o.destinations.iter().zip(&progress.dests) {
+        eprintln!(
+            "pushed {dest}@{digest} (tags: {})",
+            if tags.is_empty() {
+                "none".to_string()
+            } else {
+                tags.join(", ")
+            }
+        );
+        let mut refs = vec![format!("{dest}@{digest}")];
+        refs.extend(tags.iter().map(|t| format!("{dest}:{t}")));
+        let g = Stats::get;
+        summary.push(json!({
+            "registry": dest.registry,
+            "repository": dest.repository,
+            "tags": tags,
+            "references": refs,
+            "bytes_uploaded": g(&stats.bytes_uploaded),
+            "bytes_skipped": g(&stats.bytes_skipped),
+            "bytes_mounted": g(&stats.bytes_mounted),
+            "blobs_uploaded": g(&stats.blobs_uploaded),
+            "blobs_skipped": g(&stats.blobs_skipped),
+            "blobs_mounted": g(&stats.blobs_mounted),
+        }));
+    }
+    println!("{digest}");
+    if let Some(p) = &o.summary_json {
+        let v = json!({"digest": digest.to_string(), "destinations": summary});
+        output::write_all_atomic(&[(p.as_path(), &spec::canonical(&v))])?;
+    }
+    Ok(())
+}
+
+/// Bazel workspace status files: `KEY value...` lines.
+pub fn read_status_files(files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
+    let mut vars = BTreeMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read status file {}", f.display()))?;
+        for line in text.lines() {
+            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+            if !k.is_empty() {
+                vars.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    Ok(vars)
+}
+
+/// Expands `{KEY}` placeholders; the result must be a valid tag.
+pub fn expand_tag(
+    template: &str,
+    vars: &BTreeMap<String, String>,
+    digest: &Digest,
+) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| anyhow!("tag template {template:?} has an unclosed {{"))?;
+        let key = &rest[start + 1..start + end];
+        let value = match key {
+            "IMAGE_DIGEST" => format!("sha256-{}", digest.hex()),
+            "IMAGE_DIGEST_SHORT" => digest.hex()[..12].to_string(),
+            _ => vars.get(key).cloned().ok_or_else(|| {
+                anyhow!("tag template {template:?}: unknown key {key:?} (not in any --status-file)")
+            })?,
+        };
+        out.push_str(&value);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    if !valid_tag(&out) {
+        bail!(
+            "tag {out:?} (from template {template:?}) is not a valid tag: [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
+        );
+    }
+    Ok(out)
+}
+
+struct Pusher<'a> {
+    client: &'a Client,
+    chunk_size: u64,
+    progress: &'a Progress,
+}
+
+enum Head {
+    Missing,
+    Present(Option<u64>),
+}
+
+/// Reads a blob's bytes for one upload attempt, counting what is sent and checking size and
+/// digest: the read that completes the blob fails if the bytes are wrong, so the registry never
+/// receives a complete wrong blob. A mismatch is recorded in `failure` (fatal, not retried).
+struct Verifier<'a> {
+    inner: Box<dyn Read + 'a>,
+    hasher: Sha256,
+    count: u64,
+    size: u64,
+    digest: Digest,
+    what: &'a str,
+    sent: &'a AtomicU64,
+    failure: &'a RefCell<Option<String>>,
+}
+
+impl Read for Verifier<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = (self.size - self.count).min(buf.len() as u64) as usize;
+        let n = if room == 0 {
+            // Anything past the declared size is wrong.
+            let mut probe = [0u8; 1];
+            let extra = self.inner.read(&mut probe)?;
+            if extra > 0 {
+                return Err(self.fail(format!("{} is larger than {} bytes", self.what, self.size)));
+            }
+            return Ok(0);
+        } else {
+            self.inner.read(&mut buf[..room])?
+        };
+        if n == 0 {
+            return Err(self.fail(format!(
+                "{} ended after {} of {} bytes",
+                self.what, self.count, self.size
+            )));
+        }
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        if self.count == self.size {
+            let got = Digest(self.hasher.clone().finalize().into());
+            if got != self.digest {
+                return Err(self.fail(format!(
+                    "{} has digest {got} but the manifest expects {}",
+                    self.what, self.digest
+                )));
+            }
+        }
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Verifier<'_> {
+    fn fail(&self, msg: String) -> io::Error {
+        *self.failure.borrow_mut() = Some(msg.clone());
+        io::Error::new(io::ErrorKind::InvalidData, msg)
+    }
+}
+
+fn blob_url(c: &Client, repo: &Repo, d: &Digest) -> String {
+    format!(
+        "{}/v2/{}/blobs/{d}",
+        c.base_url(&repo.registry),
+        repo.repository
+    )
+}
+
+impl Pusher<'_> {
+    fn blob(&self, dest: &Repo, blob: &Blob, stats: &Stats) -> Result<()> {
+        let d = blob.desc.digest;
+        let size = blob.desc.size;
+        let what = || format!("cannot push blob {d} to {dest}");
+        let scope = Scope::push(&dest.registry, &dest.repository);
+        if let Head::Present(_) = self
+            .client
+            .retry(&what, || self.head_blob(&scope, dest, &d))?
+        {
+            stats.bytes_skipped.fetch_add(size, Ordering::Relaxed);
+            stats.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+            self.progress
+                .event(&format!("exists {d} ({}) in {dest}", human(size)));
+            return Ok(());
+        }
+        let mount_from = match &blob.content {
+            Content::Remote(src) if src.registry == dest.registry && src != dest => Some(src),
+            _ => None,
+        };
+        let mounted = self
+            .client
+            .retry(&what, || self.upload_attempt(dest, blob, mount_from, stats))?;
+        if mounted {
+            stats.bytes_mounted.fetch_add(size, Ordering::Relaxed);
+            stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+            self.progress.event(&format!(
+                "mounted {d} ({}) from {} to {dest}",
+                human(size),
+                mount_from.map_or(String::new(), |r| r.to_string())
+            ));
+        } else {
+            stats.blobs_uploaded.fetch_add(1, Ordering::Relaxed);
+            self.progress
+                .event(&format!("pushed {d} ({}) to {dest}", human(size)));
+        }
+        Ok(())
+    }
+
+    fn head_blob(&self, scope: &Scope, repo: &Repo, d: &Digest) -> HttpResult<Head> {
+        let mut resp = self.client.request(
+            scope,
+            "HEAD",
+            &blob_url(self.client, repo, d),
+            &[],
+            Body::Empty,
+        )?;
+        match resp.status().as_u16() {
+            200 => Ok(Head::Present(
+                header(&resp, "content-length").and_then(|v| v.parse().ok()),
+            )),
+            // Some registries redirect blob HEADs to storage: the registry knows the blob.
+            301 | 302 | 303 | 307 | 308 => Ok(Head::Present(None)),
+            404 => Ok(Head::Missing),
+            _ => Err(status_error(&mut resp)),
+        }
+    }
+
+    /// One attempt, from a fresh upload session: returns whether the blob was mounted.
+    fn upload_attempt(
+        &self,
+        dest: &Repo,
+        blob: &Blob,
+        mount_from: Option<&Repo>,
+        stats: &Stats,
+    ) -> HttpResult<bool> {
+        let d = blob.desc.digest;
+        let c = self.client;
+        let base = c.base_url(&dest.registry);
+        let mut scope = Scope::push(&dest.registry, &dest.repository);
+        let mut url = format!("{base}/v2/{}/blobs/uploads/", dest.repository);
+        if let Some(src) = mount_from {
+            scope
+                .scopes
+                .push(format!("repository:{}:pull", src.repository));
+            url = with_query(&url, &format!("mount={d}&from={}", src.repository));
+        }
+        let mut resp = c.request(&scope, "POST", &url, &[], Body::Empty)?;
+        let status = resp.status().as_u16();
+        if status == 201 && mount_from.is_some() {
+            return Ok(true);
+        }
+        if status != 202 {
+            return Err(status_error(&mut resp));
+        }
+        let loc = header(&resp, "location").ok_or_else(|| {
+            HttpError::Fatal(anyhow!(
+                "{} started an upload without a Location",
+                dest.registry
+            ))
+        })?;
+        let location = resolve_location(&url, &loc);
+
+        let failure = RefCell::new(None);
+        let what;
+        let inner: Box<dyn Read> = match &blob.content {
+            Content::Bytes(b) => {
+                what = format!("config {d}");
+                Box::new(&b[..])
+            }
+            Content::Local(p) => {
+                what = format!("layer blob {}", p.display());
+                Box::new(std::fs::File::open(p).map_err(|e| {
+                    HttpError::Fatal(anyhow!("cannot open layer blob {}: {e}", p.display()))
+                })?)
+            }
+            Content::Remote(src) => {
+                what = format!("blob {d} from {src}");
+                let src_scope = Scope::pull(&src.registry, &src.repository);
+                let mut r = c
+                    .get(&src_scope, &blob_url(c, src, &d), &[])
+                    .map_err(|e| read_error(e, src, &d))?;
+                if r.status() != 200 {
+                    return Err(read_error(status_error(&mut r), src, &d));
+                }
+                Box::new(r.into_body().into_reader())
+            }
+        };
+        let mut reader = Verifier {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            size: blob.desc.size,
+            digest: d,
+            what: &what,
+            sent: &stats.bytes_uploaded,
+            failure: &failure,
+        };
+        let result = self.upload(&scope, &location, &mut reader, &blob.desc);
+        if let Some(msg) = failure.borrow_mut().take() {
+            return Err(HttpError::Fatal(anyhow!(msg)));
+        }
+        result?;
+
+        // Check what the registry stored, not what it said.
+        match self.head_blob(&scope, dest, &d)? {
+            Head::Present(Some(n)) if n != blob.desc.size => Err(HttpError::Fatal(anyhow!(
+                "{} reports {n} bytes for blob {d} after upload, expected {}",
+                dest.registry,
+                blob.desc.size
+            ))),
+            Head::Present(_) => Ok(false),
+            Head::Missing => Err(HttpError::Fatal(anyhow!(
+                "{} accepted blob {d} but does not have it afterwards",
+                dest.registry
+            ))),
+        }
+    }
+
+    /// Monolithic PUT up to the chunk size, else PATCH chunks then a closing PUT.
+    fn upload(
+        &self,
+        scope: &Scope,
+        location: &str,
+        r: &mut dyn Read,
+        desc: &Descriptor,
+    ) -> HttpResult<()> {
+        let c = self.client;
+        let octet = ("content-type", "application/octet-stream");
+        let digest_q = format!(
+            "digest={}",
+            super::auth::query_escape(&desc.digest.to_string())
+        );
+        let mut loc = location.to_string();
+        let body = if desc.size <= self.chunk_size {
+            Body::Stream(r, desc.size)
+        } else {
+            let mut off = 0;
+            while off < desc.size {
+                let n = self.chunk_size.min(desc.size - off);
+                let range = format!("{off}-{}", off + n - 1);
+                let mut chunk = (&mut *r).take(n);
+                let mut resp = c.request(
+                    scope,
+                    "PATCH",
+                    &loc,
+                    &[octet, ("content-range", &range)],
+                    Body::Stream(&mut chunk, n),
+                )?;
+                if !matches!(resp.status().as_u16(), 202 | 204) {
+                    return Err(status_error(&mut resp));
+                }
+                if let Some(l) = header(&resp, "location") {
+                    loc = resolve_location(&loc, &l);
+                }
+                off += n;
+            }
+            Body::Empty
+        };
+        let mut resp = c.request(scope, "PUT", &with_query(&loc, &digest_q), &[octet], body)?;
+        if !matches!(resp.status().as_u16(), 201 | 202 | 204) {
+            return Err(status_error(&mut resp));
+        }
+        check_digest_header(&resp, &desc.digest, &scope.registry)
+    }
+
+    /// PUT the manifest under `reference` (its digest or a tag) and check what was stored.
+    fn manifest(
+        &self,
+        dest: &Repo,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+        digest: &Digest,
+    ) -> Result<()> {
+        let c = self.client;
+        let scope = Scope::push(&dest.registry, &dest.repository);
+        let url = format!(
+            "{}/v2/{}/manifests/{reference}",
+            c.base_url(&dest.registry),
+            dest.repository
+        );
+        let what = || {
+            if reference.starts_with("sha256:") {
+                format!("cannot push manifest {digest} to {dest}")
+            } else {
+                format!("cannot tag {dest}:{reference} as {digest}")
+            }
+        };
+        c.retry(&what, || {
+            let mut resp = c.request(
+                &scope,
+                "PUT",
+                &url,
+                &[("content-type", media_type)],
+                Body::Bytes(bytes),
+            )?;
+            if !matches!(resp.status().as_u16(), 200 | 201 | 202 | 204) {
+                return Err(status_error(&mut resp));
+            }
+            if header(&resp, "docker-content-digest").is_some() {
+                return check_digest_header(&resp, digest, &dest.registry);
+            }
+            // No digest in the answer: ask what the reference now points to.
+            let accept = [("accept", media_type)];
+            let mut resp = c.request(&scope, "HEAD", &url, &accept, Body::Empty)?;
+            if resp.status() != 200 {
+                return Err(status_error(&mut resp));
+            }
+            if header(&resp, "docker-content-digest").is_some() {
+                return check_digest_header(&resp, digest, &dest.registry);
+            }
+            let mut resp = c.request(
+                &scope,
+                "GET",
+                &url,
+                &[("accept", MANIFEST_ACCEPT)],
+                Body::Empty,
+            )?;
+            if resp.status() != 200 {
+                return Err(status_error(&mut resp));
+            }
+            let got = Digest::of(&read_manifest(&mut resp)?);
+            if got != *digest {
+                return Err(HttpError::Fatal(anyhow!(
+                    "{} stored manifest {got} instead",
+                    dest.registry
+                )));
+            }
+            Ok(())
+        })
+    }
+}
+
+fn read_error(e: HttpError, src: &Repo, d: &Digest) -> HttpError {
+    match e {
+        HttpError::Status {
+            status,
+            text,
+            retry_after,
+        } => HttpError::Status {
+            status,
+            text: format!("reading blob {d} from {src}: {text}"),
+            retry_after,
+        },
+        HttpError::Transport(t) => {
+            HttpError::Transport(format!("reading blob {d} from {src}: {t}"))
+        }
+        HttpError::Fatal(e) => HttpError::Fatal(e.context(format!("reading blob {d} from {src}"))),
+    }
+}
+
+fn check_digest_header(
+    resp: &ureq::http::Response<ureq::Body>,
+    want: &Digest,
+    registry: &str,
+) -> HttpResult<()> {
+    match header(resp, "docker-content-digest") {
+        Some(got) if got.trim() != want.to_string() => Err(HttpError::Fatal(anyhow!(
+            "{registry} answered with digest {} where {want} was expected",
+            got.trim()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_templates() {
+        let d = Digest::of(b"x");
+        let vars = BTreeMap::from([
+            ("STABLE_GIT_COMMIT".to_string(), "abc123".to_string()),
+            ("BUILD_USER".to_string(), "me".to_string()),
+        ]);
+        assert_eq!(expand_tag("v1", &vars, &d).unwrap(), "v1");
+        assert_eq!(
+            expand_tag("git-{STABLE_GIT_COMMIT}", &vars, &d).unwrap(),
+            "git-abc123"
+        );
+        assert_eq!(
+            expand_tag("{IMAGE_DIGEST}", &vars, &d).unwrap(),
+            format!("sha256-{}", d.hex())
+        );
+        assert_eq!(
+            expand_tag("{BUILD_USER}-{IMAGE_DIGEST_SHORT}", &vars, &d).unwrap(),
+            format!("me-{}", &d.hex()[..12])
+        );
+        let e = expand_tag("{NOPE}", &vars, &d).unwrap_err().to_string();
+        assert!(e.contains("\"NOPE\""), "{e}");
+        assert!(expand_tag("a{b", &vars, &d).is_err());
+        assert!(expand_tag("-x", &vars, &d).is_err());
+        assert!(expand_tag("{IMAGE_DIGEST}{IMAGE_DIGEST}", &vars, &d).is_err()); // > 128
+    }
+
+    #[test]
+    fn status_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("stable-status.txt");
+        std::fs::write(&f, "STABLE_A one two\nEMPTY\nB x\n").unwrap();
+        let v = read_status_files(&[f]).unwrap();
+        assert_eq!(v["STABLE_A"], "one two");
+        assert_eq!(v["EMPTY"], "");
+        assert_eq!(v["B"], "x");
+    }
+
+    #[test]
+    fn blob_sources() {
+        assert!(matches!(
+            BlobSource::parse("a/b.tgz").unwrap(),
+            BlobSource::Local(_)
+        ));
+        match BlobSource::parse("remote:127.0.0.1:5000/base").unwrap() {
+            BlobSource::Remote(r) => assert_eq!(r.to_string(), "127.0.0.1:5000/base"),
+            _ => panic!(),
+        }
+        assert!(BlobSource::parse("remote:reg.io/x:tag").is_err());
+    }
+}

@@ -1,0 +1,1023 @@
+//! push / pull / fetch-blob / resolve against a tiny in-process registry that implements just
+//! enough of the distribution API, with optional Basic or Bearer auth and injected faults.
+//! Real registries are exercised by the e2e suite.
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+#[derive(Default)]
+struct State {
+    /// repository -> digest -> bytes
+    blobs: HashMap<String, HashMap<String, Vec<u8>>>,
+    uploads: HashMap<u64, Vec<u8>>,
+    next_upload: u64,
+    /// (repository, reference) -> (content type, bytes)
+    manifests: HashMap<(String, String), (String, Vec<u8>)>,
+    /// `METHOD /path?query` of every request.
+    log: Vec<String>,
+    /// Answer the next N requests with `fail_status` (and `Retry-After: 1` for 429).
+    fail_next: usize,
+    fail_status: u16,
+    /// Close the connection half-way through the body of the next N PATCHes.
+    drop_patch: usize,
+    /// Expected `Authorization: Basic …` value (with `bearer`, checked by the token endpoint).
+    basic: Option<String>,
+    bearer: bool,
+    tokens_issued: usize,
+    reject_blob: Option<String>,
+}
+
+struct Fake {
+    addr: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Fake {
+    fn start() -> Fake {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let state = Arc::new(Mutex::new(State::default()));
+        let (st, a) = (state.clone(), addr.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let (st, a) = (st.clone(), a.clone());
+                std::thread::spawn(move || handle(conn, &st, &a));
+            }
+        });
+        Fake { addr, state }
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.st().log.clone()
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn resp(status: u16) -> Resp {
+    Resp {
+        status,
+        headers: vec![],
+        body: vec![],
+    }
+}
+
+fn err(status: u16, code: &str, msg: &str) -> Resp {
+    let mut r = resp(status);
+    r.body = json!({"errors": [{"code": code, "message": msg, "detail": null}]})
+        .to_string()
+        .into_bytes();
+    r.headers
+        .push(("Content-Type".into(), "application/json".into()));
+    r
+}
+
+impl Resp {
+    fn h(mut self, k: &str, v: impl Into<String>) -> Resp {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+fn handle(conn: TcpStream, st: &Mutex<State>, addr: &str) {
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if r.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 {
+            return;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if method == "PATCH" {
+        let mut s = st.lock().unwrap();
+        if s.drop_patch > 0 {
+            s.drop_patch -= 1;
+            s.log.push(format!("{method} {target} (dropped)"));
+            drop(s);
+            let mut half = vec![0u8; len / 2];
+            let _ = r.read_exact(&mut half);
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+    }
+    let mut body = vec![0u8; len];
+    if r.read_exact(&mut body).is_err() {
+        return;
+    }
+    let res = route(&method, &target, &headers, body, st, addr);
+    let mut out = conn;
+    let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", res.status);
+    let mut has_len = false;
+    for (k, v) in &res.headers {
+        has_len |= k.eq_ignore_ascii_case("content-length");
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_len {
+        head.push_str(&format!("Content-Length: {}\r\n", res.body.len()));
+    }
+    head.push_str("\r\n");
+    let _ = out.write_all(head.as_bytes());
+    if method != "HEAD" {
+        let _ = out.write_all(&res.body);
+    }
+}
+
+fn route(
+    method: &str,
+    target: &str,
+    headers: &HashMap<String, String>,
+    body: Vec<u8>,
+    st: &Mutex<State>,
+    addr: &str,
+) -> Resp {
+    let mut s = st.lock().unwrap();
+    s.log.push(format!("{method} {target}"));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let q: HashMap<&str, &str> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let auth = headers.get("authorization").cloned().unwrap_or_default();
+    if path == "/token" {
+        if let Some(b) = &s.basic
+            && &auth != b
+        {
+            return err(401, "UNAUTHORIZED", "bad credentials");
+        }
+        s.tokens_issued += 1;
+        return Resp {
+            body: br#"{"token":"tok"}"#.to_vec(),
+            ..resp(200)
+        };
+    }
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return err(404, "NOT_FOUND", "no");
+    };
+    // Repository names here have no "/blobs/" or "/manifests/" in them.
+    let (repo, kind, reference) = if let Some(i) = rest.find("/blobs/uploads") {
+        (
+            rest[..i].to_string(),
+            "uploads",
+            rest[i + "/blobs/uploads".len()..]
+                .trim_start_matches('/')
+                .to_string(),
+        )
+    } else if let Some(i) = rest.find("/blobs/") {
+        (rest[..i].to_string(), "blobs", rest[i + 7..].to_string())
+    } else if let Some(i) = rest.find("/manifests/") {
+        (
+            rest[..i].to_string(),
+            "manifests",
+            rest[i + 11..].to_string(),
+        )
+    } else {
+        return err(404, "NOT_FOUND", "no");
+    };
+    if s.bearer && auth != "Bearer tok" {
+        return err(401, "UNAUTHORIZED", "authentication required").h(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="http://{addr}/token",service="fake",scope="repository:{repo}:pull,push""#),
+        );
+    }
+    if !s.bearer
+        && let Some(b) = &s.basic
+        && &auth != b
+    {
+        return err(401, "UNAUTHORIZED", "authentication required")
+            .h("WWW-Authenticate", r#"Basic realm="fake""#);
+    }
+    if s.fail_next > 0 {
+        s.fail_next -= 1;
+        let st = s.fail_status;
+        let r = err(st, "UNAVAILABLE", "try again");
+        return if st == 429 {
+            r.h("Retry-After", "1")
+        } else {
+            r
+        };
+    }
+    match (method, kind) {
+        ("HEAD" | "GET", "blobs") => match s.blobs.get(&repo).and_then(|b| b.get(&reference)) {
+            Some(b) => Resp {
+                body: b.clone(),
+                ..resp(200)
+            }
+            .h("Docker-Content-Digest", reference.clone()),
+            None => err(404, "BLOB_UNKNOWN", "blob unknown to registry"),
+        },
+        ("POST", "uploads") => {
+            if let (Some(d), Some(from)) = (q.get("mount"), q.get("from")) {
+                let d = d.replace("%3A", ":");
+                if let Some(b) = s.blobs.get(*from).and_then(|m| m.get(&d)).cloned() {
+                    s.blobs
+                        .entry(repo.clone())
+                        .or_default()
+                        .insert(d.clone(), b);
+                    return resp(201).h("Location", format!("/v2/{repo}/blobs/{d}"));
+                }
+            }
+            s.next_upload += 1;
+            let id = s.next_upload;
+            s.uploads.insert(id, vec![]);
+            resp(202).h(
+                "Location",
+                format!("/v2/{repo}/blobs/uploads/{id}?_state=s{id}"),
+            )
+        }
+        ("PATCH" | "PUT", "uploads") => {
+            let id: u64 = reference.parse().unwrap_or(0);
+            let Some(up) = s.uploads.get_mut(&id) else {
+                return err(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown");
+            };
+            if method == "PATCH"
+                && let Some(range) = headers.get("content-range")
+                && !range.starts_with(&format!("{}-", up.len()))
+            {
+                return err(416, "BLOB_UPLOAD_INVALID", "bad range");
+            }
+            up.extend_from_slice(&body);
+            let n = up.len();
+            if method == "PATCH" {
+                return resp(202)
+                    .h(
+                        "Location",
+                        format!("/v2/{repo}/blobs/uploads/{id}?_state=p{n}"),
+                    )
+                    .h("Range", format!("0-{}", n - 1));
+            }
+            let data = s.uploads.remove(&id).unwrap();
+            let d = q
+                .get("digest")
+                .map(|d| d.replace("%3A", ":"))
+                .unwrap_or_default();
+            if sha(&data) != d || s.reject_blob.as_deref() == Some(&d) {
+                return err(
+                    400,
+                    "DIGEST_INVALID",
+                    "provided digest did not match uploaded content",
+                );
+            }
+            s.blobs
+                .entry(repo.clone())
+                .or_default()
+                .insert(d.clone(), data);
+            resp(201)
+                .h("Location", format!("/v2/{repo}/blobs/{d}"))
+                .h("Docker-Content-Digest", d)
+        }
+        ("PUT", "manifests") => {
+            let ct = headers.get("content-type").cloned().unwrap_or_default();
+            let d = sha(&body);
+            s.manifests
+                .insert((repo.clone(), reference), (ct.clone(), body.clone()));
+            s.manifests.insert((repo, d.clone()), (ct, body));
+            resp(201).h("Docker-Content-Digest", d)
+        }
+        ("HEAD" | "GET", "manifests") => match s.manifests.get(&(repo, reference)) {
+            Some((ct, b)) => Resp {
+                body: b.clone(),
+                ..resp(200)
+            }
+            .h("Content-Type", ct.clone())
+            .h("Docker-Content-Digest", sha(b)),
+            None => err(404, "MANIFEST_UNKNOWN", "manifest unknown"),
+        },
+        _ => err(405, "UNSUPPORTED", "unsupported"),
+    }
+}
+
+/// A small image on disk: config, layers (files `l0`, `l1`, ...) and manifest.
+struct Image {
+    dir: tempfile::TempDir,
+    digest: String,
+    layers: Vec<Vec<u8>>,
+    manifest: Vec<u8>,
+}
+
+fn image(layers: Vec<Vec<u8>>) -> Image {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| sha(&[l.as_slice(), b"-diff"].concat()))
+        .collect();
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}).to_string().into_bytes();
+    let descs: Vec<Value> = layers.iter().map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(l), "size": l.len()})).collect();
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+        "layers": descs}).to_string().into_bytes();
+    std::fs::write(p.join("config.json"), &config).unwrap();
+    std::fs::write(p.join("manifest.json"), &manifest).unwrap();
+    for (i, l) in layers.iter().enumerate() {
+        std::fs::write(p.join(format!("l{i}")), l).unwrap();
+    }
+    Image {
+        digest: sha(&manifest),
+        dir,
+        layers,
+        manifest,
+    }
+}
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn tool(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rules-image-tool"));
+    c.args(args)
+        .env("HOME", home.path())
+        .env("RULES_IMAGE_RETRY_BASE_MS", "1")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn push_args(img: &Image, extra: &[&str]) -> Vec<String> {
+    let p = img.dir.path();
+    let mut a = vec![
+        "push".to_string(),
+        "--manifest".into(),
+        path(&p.join("manifest.json")),
+        "--config".into(),
+        path(&p.join("config.json")),
+    ];
+    for i in 0..img.layers.len() {
+        a.push("--blob".into());
+        a.push(path(&p.join(format!("l{i}"))));
+    }
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn push(img: &Image, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let args = push_args(img, extra);
+    tool(&args.iter().map(String::as_str).collect::<Vec<_>>(), env)
+}
+
+fn summary(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn push_uploads_blobs_then_manifest_and_tags_and_a_second_push_uploads_nothing() {
+    let reg = Fake::start();
+    let img = image(vec![bytes(3000, 1), bytes(100, 2)]);
+    let out = tempfile::tempdir().unwrap();
+    let status = out.path().join("stable-status.txt");
+    std::fs::write(&status, "STABLE_GIT_COMMIT abc123\n").unwrap();
+    let sum = out.path().join("summary.json");
+    let dest = format!("{}/team/app", reg.addr);
+    let o = push(
+        &img,
+        &[
+            "--default-destination",
+            &dest,
+            "--default-tag",
+            "latest",
+            "--default-tag",
+            "git-{STABLE_GIT_COMMIT}",
+            "--status-file",
+            &path(&status),
+            "--summary-json",
+            &path(&sum),
+            "--chunk-size",
+            "1024",
+            "--label",
+            "//app:push",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), img.digest);
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "pushed {dest}@{} (tags: latest, git-abc123)",
+            img.digest
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "pushed {} (2.9 KiB) to {dest}",
+            sha(&img.layers[0])
+        )),
+        "{e}"
+    );
+    {
+        let s = reg.st();
+        let blobs = &s.blobs["team/app"];
+        assert_eq!(blobs.len(), 3);
+        for l in &img.layers {
+            assert_eq!(&blobs[&sha(l)], l);
+        }
+        for r in [img.digest.as_str(), "latest", "git-abc123"] {
+            let (ct, b) = &s.manifests[&("team/app".to_string(), r.to_string())];
+            assert_eq!(ct, "application/vnd.oci.image.manifest.v1+json");
+            assert_eq!(b, &img.manifest);
+        }
+    }
+    let log = reg.log();
+    // The 3000-byte layer went in 1024-byte PATCH chunks; the manifest after every blob, by
+    // digest before the tags.
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("PATCH")).count(),
+        3,
+        "{log:#?}"
+    );
+    let last_blob_put = log
+        .iter()
+        .rposition(|l| l.starts_with("PUT /v2/team/app/blobs/"))
+        .unwrap();
+    let manifest_puts: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("PUT /v2/team/app/manifests/"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(manifest_puts.len(), 3);
+    assert!(manifest_puts[0] > last_blob_put);
+    assert!(log[manifest_puts[0]].ends_with(&img.digest), "{log:#?}");
+    let s = summary(&sum);
+    assert_eq!(s["digest"], img.digest.as_str());
+    let d = &s["destinations"][0];
+    assert_eq!(d["registry"], reg.addr.as_str());
+    assert_eq!(d["repository"], "team/app");
+    assert_eq!(d["tags"], json!(["latest", "git-abc123"]));
+    assert_eq!(
+        d["references"],
+        json!([
+            format!("{dest}@{}", img.digest),
+            format!("{dest}:latest"),
+            format!("{dest}:git-abc123")
+        ])
+    );
+    let config_len = std::fs::metadata(img.dir.path().join("config.json"))
+        .unwrap()
+        .len();
+    assert_eq!(d["bytes_uploaded"], 3100 + config_len);
+    assert_eq!(d["blobs_uploaded"], 3);
+    assert_eq!(d["blobs_skipped"], 0);
+
+    // Again, with --tag overriding the default tags and --repository the destination.
+    let o = push(
+        &img,
+        &[
+            "--default-destination",
+            &dest,
+            "--default-tag",
+            "latest",
+            "--repository",
+            "team/app",
+            "--tag",
+            "dev",
+            "--summary-json",
+            &path(&sum),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = &summary(&sum)["destinations"][0];
+    assert_eq!(d["bytes_uploaded"], 0);
+    assert_eq!(d["blobs_skipped"], 3);
+    assert_eq!(d["bytes_skipped"], 3100 + config_len);
+    assert_eq!(d["tags"], json!(["dev"]));
+    assert!(stderr(&o).contains("exists "), "{}", stderr(&o));
+}
+
+#[test]
+fn same_registry_remote_blobs_are_mounted_and_other_registries_streamed() {
+    let reg = Fake::start();
+    let other = Fake::start();
+    let base = image(vec![bytes(500, 7)]);
+    let o = push(
+        &base,
+        &["--default-destination", &format!("{}/base", reg.addr)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = push(
+        &base,
+        &["--default-destination", &format!("{}/base", other.addr)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // An image on top of the base whose base layer is not local.
+    let app = image(vec![base.layers[0].clone(), bytes(200, 9)]);
+    let p = app.dir.path();
+    let sum = p.join("s.json");
+    let run = |remote: &str, dest: &str| {
+        tool(
+            &[
+                "push",
+                "--manifest",
+                &path(&p.join("manifest.json")),
+                "--config",
+                &path(&p.join("config.json")),
+                "--blob",
+                remote,
+                "--blob",
+                &path(&p.join("l1")),
+                "--default-destination",
+                dest,
+                "--summary-json",
+                &path(&sum),
+            ],
+            &[],
+        )
+    };
+    let o = run(
+        &format!("remote:{}/base", reg.addr),
+        &format!("{}/app", reg.addr),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = &summary(&sum)["destinations"][0];
+    assert_eq!(d["blobs_mounted"], 1);
+    assert_eq!(d["bytes_mounted"], 500);
+    assert_eq!(d["blobs_uploaded"], 2);
+    assert!(reg.log().iter().any(|l| l.starts_with("POST /v2/app/blobs/uploads/?mount=") && l.contains("from=base")));
+    assert!(
+        !reg.log()
+            .iter()
+            .any(|l| l.starts_with(&format!("GET /v2/base/blobs/{}", sha(&base.layers[0]))))
+    );
+    assert_eq!(reg.st().blobs["app"][&sha(&base.layers[0])], base.layers[0]);
+
+    // From another registry: streamed through, verified.
+    let o = run(
+        &format!("remote:{}/base", other.addr),
+        &format!("{}/app2", reg.addr),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = &summary(&sum)["destinations"][0];
+    assert_eq!(d["blobs_mounted"], 0);
+    assert_eq!(d["blobs_uploaded"], 3);
+    assert!(
+        other
+            .log()
+            .iter()
+            .any(|l| l.starts_with(&format!("GET /v2/base/blobs/{}", sha(&base.layers[0]))))
+    );
+    assert_eq!(
+        reg.st().blobs["app2"][&sha(&base.layers[0])],
+        base.layers[0]
+    );
+}
+
+#[test]
+fn a_failed_blob_means_no_manifest_or_tag() {
+    let reg = Fake::start();
+    let img = image(vec![bytes(300, 1), bytes(400, 2)]);
+    reg.st().reject_blob = Some(sha(&img.layers[1]));
+    let dest = format!("{}/app", reg.addr);
+    let o = push(
+        &img,
+        &["--default-destination", &dest, "--default-tag", "latest"],
+        &[],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains(&format!("cannot push blob {} to {dest}: 400 DIGEST_INVALID: provided digest did not match uploaded content", sha(&img.layers[1]))), "{e}");
+    assert!(e.contains("no manifest or tag was pushed"), "{e}");
+    assert!(!reg.log().iter().any(|l| l.contains("/manifests/")));
+
+    // A local file that does not match its descriptor (same size, other bytes).
+    reg.st().reject_blob = None;
+    std::fs::write(img.dir.path().join("l0"), bytes(300, 99)).unwrap();
+    let dest = format!("{}/app2", reg.addr);
+    let o = push(
+        &img,
+        &["--default-destination", &dest, "--default-tag", "latest"],
+        &[],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("layer blob {}", path(&img.dir.path().join("l0"))))
+            && e.contains("but the manifest expects"),
+        "{e}"
+    );
+    assert!(!reg.log().iter().any(|l| l.contains("/manifests/")));
+    assert!(
+        !reg.st()
+            .blobs
+            .get("app2")
+            .is_some_and(|b| b.contains_key(&sha(&img.layers[0])))
+    );
+
+    // A missing repository half with no default destination.
+    let o = push(&img, &["--registry", &reg.addr], &[]);
+    assert!(
+        stderr(&o).contains("--registry needs --repository"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn retries_server_errors_rate_limits_and_dropped_connections() {
+    let reg = Fake::start();
+    let img = image(vec![bytes(5000, 3)]);
+    let sum = img.dir.path().join("s.json");
+    let dest = format!("{}/app", reg.addr);
+    {
+        let mut s = reg.st();
+        s.fail_next = 3;
+        s.fail_status = 500;
+    }
+    let o = push(&img, &["--default-destination", &dest, "--jobs", "1"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("retrying in"), "{}", stderr(&o));
+
+    let img = image(vec![bytes(5000, 4)]);
+    {
+        let mut s = reg.st();
+        s.fail_next = 1;
+        s.fail_status = 429;
+        s.drop_patch = 1;
+    }
+    let t = std::time::Instant::now();
+    let o = push(
+        &img,
+        &[
+            "--default-destination",
+            &dest,
+            "--chunk-size",
+            "2048",
+            "--summary-json",
+            &path(&sum),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+    assert!(reg.log().iter().any(|l| l.ends_with("(dropped)")));
+    let d = &summary(&sum)["destinations"][0];
+    let config_len = std::fs::metadata(img.dir.path().join("config.json"))
+        .unwrap()
+        .len();
+    assert!(
+        d["bytes_uploaded"].as_u64().unwrap() > 5000 + config_len,
+        "{d}"
+    );
+    assert_eq!(reg.st().blobs["app"][&sha(&img.layers[0])], img.layers[0]);
+
+    // Persistent failure: gives up, names the attempt count.
+    reg.st().fail_next = 100;
+    reg.st().fail_status = 503;
+    let img = image(vec![bytes(10, 5)]);
+    let o = push(&img, &["--default-destination", &dest], &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("503 Service Unavailable (gave up after 6 attempts)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn auth_file(dir: &Path, registry: &str, user: &str, pass: &str) -> PathBuf {
+    use base64::Engine as _;
+    let f = dir.join("auth.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    std::fs::write(&f, json!({"auths": {registry: {"auth": auth}}}).to_string()).unwrap();
+    f
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[test]
+fn basic_auth_and_wrong_credentials() {
+    let reg = Fake::start();
+    reg.st().basic = Some(basic("me", "s3cret"));
+    let img = image(vec![bytes(100, 1)]);
+    let dest = format!("{}/app", reg.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let good = auth_file(dir.path(), &format!("http://{}", reg.addr), "me", "s3cret");
+    let o = push(
+        &img,
+        &["--default-destination", &dest],
+        &[("REGISTRY_AUTH_FILE", &path(&good))],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = push(&img, &["--default-destination", &dest], &[]);
+    assert!(!o.status.success());
+    // The first request is a HEAD, whose 401 has no error body.
+    assert!(
+        stderr(&o).contains("401 Unauthorized (no credentials found for"),
+        "{}",
+        stderr(&o)
+    );
+
+    let bad = auth_file(dir.path(), &reg.addr, "me", "hunter2-wrong");
+    let o = push(
+        &img,
+        &["--default-destination", &dest],
+        &[("REGISTRY_AUTH_FILE", &path(&bad))],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("401 Unauthorized") && e.contains("rejected the credentials from auth file"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("hunter2") && !e.contains(&basic("me", "hunter2-wrong")[6..]),
+        "{e}"
+    );
+}
+
+#[test]
+fn bearer_tokens_are_fetched_once_and_reused() {
+    let reg = Fake::start();
+    {
+        let mut s = reg.st();
+        s.bearer = true;
+        s.basic = Some(basic("u", "pw-secret"));
+    }
+    let img = image(vec![bytes(100, 1), bytes(200, 2), bytes(300, 3)]);
+    let dest = format!("{}/app", reg.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let good = auth_file(dir.path(), &reg.addr, "u", "pw-secret");
+    let o = push(
+        &img,
+        &[
+            "--default-destination",
+            &dest,
+            "--default-tag",
+            "v1",
+            "--jobs",
+            "1",
+        ],
+        &[("REGISTRY_AUTH_FILE", &path(&good))],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(reg.st().tokens_issued, 1);
+    assert!(
+        reg.log()
+            .iter()
+            .any(|l| l.starts_with("GET /token?service=fake&scope=repository%3Aapp%3Apull%2Cpush")),
+        "{:#?}",
+        reg.log()
+    );
+
+    let bad = auth_file(dir.path(), &reg.addr, "u", "pw-wrong");
+    let o = push(
+        &img,
+        &["--default-destination", &dest],
+        &[("REGISTRY_AUTH_FILE", &path(&bad))],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("401 UNAUTHORIZED: bad credentials (token server")
+            && e.contains("rejected the credentials"),
+        "{e}"
+    );
+    assert!(!e.contains("pw-wrong"), "{e}");
+}
+
+#[test]
+fn pull_fetch_blob_and_resolve() {
+    let reg = Fake::start();
+    let img = image(vec![bytes(1000, 1), bytes(10, 2)]);
+    let repo = format!("{}/app", reg.addr);
+    let o = push(
+        &img,
+        &["--default-destination", &repo, "--default-tag", "v1"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // An index with an attestation and an arm64 entry next to the image.
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(b"x"), "size": 1, "platform": {"os": "unknown", "architecture": "unknown"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(b"y"), "size": 1, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": img.digest, "size": img.manifest.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}).to_string().into_bytes();
+    let index_digest = sha(&index);
+    reg.st().manifests.insert(
+        ("app".into(), index_digest.clone()),
+        (
+            "application/vnd.oci.image.index.v1+json".into(),
+            index.clone(),
+        ),
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("pulled");
+    let o = tool(
+        &[
+            "pull",
+            "--image",
+            &format!("{repo}@{index_digest}"),
+            "--output-dir",
+            &path(&dir),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), img.digest);
+    assert_eq!(
+        std::fs::read(dir.join("manifest.json")).unwrap(),
+        img.manifest
+    );
+    assert_eq!(std::fs::read(dir.join("index.json")).unwrap(), index);
+    assert_eq!(
+        std::fs::read(dir.join("config.json")).unwrap(),
+        std::fs::read(img.dir.path().join("config.json")).unwrap()
+    );
+    let layers: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("layers.json")).unwrap()).unwrap();
+    assert_eq!(
+        layers[0],
+        json!({"digest": sha(&img.layers[0]), "diff_id": sha(&[img.layers[0].as_slice(), b"-diff"].concat()), "media_type": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 1000})
+    );
+    let image_json: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("image.json")).unwrap()).unwrap();
+    assert_eq!(
+        image_json,
+        json!({"registry": reg.addr, "repository": "app", "manifest_digest": img.digest, "index_digest": index_digest, "platform": "linux/amd64"})
+    );
+
+    // No index: no index.json, index_digest null.
+    let dir2 = out.path().join("pulled2");
+    let o = tool(
+        &[
+            "pull",
+            "--image",
+            &format!("{repo}@{}", img.digest),
+            "--output-dir",
+            &path(&dir2),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir2.join("index.json").exists());
+
+    let o = tool(
+        &[
+            "pull",
+            "--image",
+            &format!("{repo}@{index_digest}"),
+            "--platform",
+            "linux/s390x",
+            "--output-dir",
+            &path(&dir2),
+        ],
+        &[],
+    );
+    assert!(
+        stderr(&o).contains(
+            "no manifest for platform linux/s390x; available: linux/arm64/v8, linux/amd64"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = tool(
+        &[
+            "pull",
+            "--image",
+            &format!("{repo}:v1"),
+            "--output-dir",
+            &path(&dir2),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!(
+            "currently resolves to {}; pin it as {repo}@{}",
+            img.digest, img.digest
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = tool(&["resolve", &format!("{repo}:v1")], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), img.digest);
+
+    let blob = out.path().join("blob");
+    let d0 = sha(&img.layers[0]);
+    let o = tool(
+        &[
+            "fetch-blob",
+            "--repository",
+            &repo,
+            "--digest",
+            &d0,
+            "--size",
+            "1000",
+            "--output",
+            &path(&blob),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&blob).unwrap(), img.layers[0]);
+    let bad = out.path().join("bad");
+    let o = tool(
+        &[
+            "fetch-blob",
+            "--repository",
+            &repo,
+            "--digest",
+            &d0,
+            "--size",
+            "999",
+            "--output",
+            &path(&bad),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("expected 999 bytes"), "{}", stderr(&o));
+    assert!(!bad.exists());
+    let names: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "temp files left behind: {names:?}");
+
+    // A corrupted manifest in the registry is refused.
+    reg.st()
+        .manifests
+        .get_mut(&("app".to_string(), img.digest.clone()))
+        .unwrap()
+        .1
+        .push(b' ');
+    let o = tool(
+        &[
+            "pull",
+            "--image",
+            &format!("{repo}@{}", img.digest),
+            "--output-dir",
+            &path(&dir2),
+        ],
+        &[],
+    );
+    assert!(stderr(&o).contains("refusing it"), "{}", stderr(&o));
+}
