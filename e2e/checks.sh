@@ -179,3 +179,72 @@ setup_bad_input_workspace() {
   rm -rf "$ws"; cp -r "$repo_root/e2e/bad_input" "$ws"
   sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$ws/MODULE.bazel"
 }
+
+# ---------------------------------------------------------------------------------------------
+# Registries through Bazel (needs e2e/registry/checks.sh set up: registries on loopback).
+
+# `bazel run //app:push` with run-time overrides; skopeo verifies every digest, Docker runs it.
+bazel_push_example() {
+  local reg="127.0.0.1:$reg_port_plain" summary="$work/push-example.json"
+  (cd "$repo_root/examples" && "$bazelw" run //app:push -- --registry "$reg" --summary-json "$summary") || return 1
+  local digest short
+  digest=$(cat "$(example_out image.digest)"); short=${digest#sha256:}; short=${short:0:12}
+  [[ $(jq -r .digest "$summary") == "$digest" ]] || { echo "summary digest differs" >&2; return 1; }
+  rm -rf "$work/pushed"
+  skopeo copy -q --src-tls-verify=false "docker://$reg/rules-image-example/app:sha-$short" "oci:$work/pushed:latest" || return 1
+  [[ "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$reg/rules-image-example/app:latest" | sha256sum | cut -d' ' -f1)" == "$digest" ]] ||
+    { echo "registry's :latest is not $digest" >&2; return 1; }
+  docker rmi -f "$reg/rules-image-example/app:latest" >/dev/null 2>&1
+  docker pull -q "$reg/rules-image-example/app:latest" >/dev/null || return 1
+  docker run --rm --network none "$reg/rules-image-example/app:latest" | grep -qx 'Hello, container!'
+}
+
+pulled_blobs() { find -L "$work/pull_consumer/bazel-bin/external" -path '*/blobs/*' -type f 2>/dev/null | wc -l; }
+
+# A workspace whose base image is pulled by digest (images.pull) from the registry the example
+# was pushed to. Only manifest and config are fetched; pushes mount or copy the base layers
+# registry to registry; only `load` downloads them.
+pull_consumer_setup() {
+  local ws="$work/pull_consumer"
+  rm -rf "$ws"; cp -r "$repo_root/e2e/pull_consumer" "$ws"
+  sed -i -e "s|@RULES_IMAGE_PATH@|$repo_root|" -e "s|@REGISTRY@|127.0.0.1:$reg_port_plain|" \
+    -e "s|@REGISTRY2@|127.0.0.1:$reg_port_plain2|" -e "s|@DIGEST@|$(cat "$(example_out image.digest)")|" \
+    "$ws/MODULE.bazel" "$ws/BUILD.bazel"
+  (cd "$ws" && "$bazelw" build //:image) || return 1
+  local n; n=$(pulled_blobs)
+  ((n == 0)) || { echo "$n layer blobs were downloaded by a build that needs none" >&2; return 1; }
+  # The base's layers come first, with the digests the registry has.
+  jq -e --slurpfile base "$(example_out image.manifest.json)" \
+    '.layers[0].digest == $base[0].layers[0].digest' "$ws/bazel-bin/image.manifest.json" >/dev/null
+}
+
+pull_consumer_push_same_registry() {
+  local s="$work/push-same.json"
+  (cd "$work/pull_consumer" && "$bazelw" run //:push_same_registry -- --summary-json "$s") || return 1
+  echo "mounted $(jq '.destinations[0].bytes_mounted' "$s") bytes, uploaded $(jq '.destinations[0].bytes_uploaded' "$s")"
+  jq -e '.destinations[0].blobs_mounted >= 1' "$s" >/dev/null || { echo "base layer not mounted" >&2; return 1; }
+  (($(pulled_blobs) == 0)) || { echo "push downloaded base layers" >&2; return 1; }
+  skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$reg_port_plain/pull-consumer/app:latest" "oci:$work/pc1:latest"
+}
+
+pull_consumer_push_other_registry() {
+  local s="$work/push-other.json"
+  (cd "$work/pull_consumer" && "$bazelw" run //:push_other_registry -- --summary-json "$s") || return 1
+  (($(pulled_blobs) == 0)) || { echo "push downloaded base layers to disk" >&2; return 1; }
+  rm -rf "$work/pc2"
+  skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$reg_port_plain2/pull-consumer/app:latest" "oci:$work/pc2:latest"
+}
+
+pull_consumer_load_and_run() {
+  docker rmi -f pull-consumer/app:test >/dev/null 2>&1
+  (cd "$work/pull_consumer" && "$bazelw" run //:load) || return 1
+  (($(pulled_blobs) >= 1)) || { echo "load did not fetch the base layers" >&2; return 1; }
+  docker run --rm --network none pull-consumer/app:test | grep -qx 'Hello, pulled!'
+}
+
+# No network on ordinary rebuilds: with the source registry stopped and a new Bazel server,
+# the pulled image still builds (its repository is not fetched again).
+pull_consumer_rebuild_offline() {
+  registry_stop plain || return 1
+  (cd "$work/pull_consumer" && "$bazelw" shutdown && "$bazelw" build //:image)
+}

@@ -6,12 +6,16 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$repo_root/e2e/checks.sh"
+source "$repo_root/e2e/registry/registries.sh"
+source "$repo_root/e2e/registry/checks.sh"
 
 ensure_host_packages || exit 1
+registry_ensure_packages || exit 1
 ensure_docker || exit 1
 cleanup() {
   shutdown_repro_servers
-  for ws in "$repo_root" "$repo_root/examples" "$work/consumer" "$work/bad"; do
+  registry_stop_all
+  for ws in "$repo_root" "$repo_root/examples" "$work/consumer" "$work/bad" "$work/pull_consumer"; do
     [[ -f $ws/MODULE.bazel ]] && (cd "$ws" && "$bazelw" shutdown >/dev/null 2>&1)
   done
   stop_docker
@@ -48,6 +52,20 @@ check "path escaping the root" bad_input_case escapes_root "/app/../../etc/passw
 check "invalid mode" bad_input_case invalid_mode "0999" invalid_mode.tar.gz
 check "empty srcs and symlinks" bad_input_case empty "srcs" ""
 check "file used as a directory" bad_input_case file_under_file "/a" file_under_file.tar.gz
+
+say "registries: push, pull, auth, TLS, faults (Debian's docker-registry on loopback)"
+if registry_e2e_setup "$work/registry" && registry_make_images; then
+  run_registry_checks
+  say "registries through Bazel: image_push, images.pull"
+  check "bazel run //app:push, skopeo and docker pull verify" bazel_push_example
+  check "images.pull: build on a base pulled by digest, no layer downloaded" pull_consumer_setup
+  check "push to the base's registry mounts its layers" pull_consumer_push_same_registry
+  check "push to another registry copies them registry to registry" pull_consumer_push_other_registry
+  check "load fetches the layers; docker run" pull_consumer_load_and_run
+  check "rebuild with the source registry down uses no network" pull_consumer_rebuild_offline
+else
+  check "registry setup" false
+fi
 
 say "reproducibility: two checkouts, two umasks, two fresh output bases"
 check "identical digests" reproducible_digests

@@ -33,49 +33,7 @@ registry_e2e_setup "$work" || exit 1
 for n in "${registry_started[@]}"; do echo "  $n: ${registry_scheme[$n]:-http}://${registry_addr[$n]}"; done
 registry_make_images || { echo "cannot make the test images" >&2; exit 1; }
 
-all_checks=(
-  "skopeo smoke: plain registry|smoke_plain plain"
-  "skopeo smoke: second plain registry|smoke_plain plain2"
-  "skopeo smoke: basic auth (htpasswd over TLS)|smoke_basic"
-  "skopeo smoke: TLS with the test CA|smoke_tls"
-  "skopeo smoke: bearer token registry|smoke_token"
-  "skopeo smoke: fault proxy (forwarding, 503, 429, delay, drop, corrupt)|smoke_proxy"
-  "push: plain registry, skopeo + docker run verify|push_plain"
-  "push: re-push uploads zero bytes|repush_zero"
-  "push: two destinations in one call|multi_destination"
-  "push: basic auth with the right password|basic_auth_ok"
-  "push: basic auth with a wrong password fails, password not shown|basic_auth_wrong"
-  "push: TLS with SSL_CERT_FILE bundle|tls_ok"
-  "push: TLS without the test CA fails with a certificate error|tls_untrusted"
-  "push: TLS registry by loopback IP (https on 127.0.0.1)|tls_loopback_ip"
-  "push: bearer token registry, tokens reused|token_push"
-  "push: bearer token denied|token_denied"
-  "push through proxy: 503s|fault_503"
-  "push through proxy: 500s|fault_500"
-  "push through proxy: 429 Retry-After|fault_429"
-  "push through proxy: dropped uploads|fault_drop"
-  "push through proxy: slow responses|fault_slow"
-  "push through proxy: chunked uploads cut mid-PATCH|fault_drop_chunked"
-  "push through proxy: chunked uploads with 503s|fault_503_chunked"
-  "pull and fetch-blob through proxy: 503s and 429s|fault_pull"
-  "push killed half-way, rerun uploads only what is missing|kill_and_resume"
-  "fetch-blob of corrupted blobs fails, no output|fetch_blob_corrupt"
-  "push of a corrupted local blob fails, tag not moved|push_corrupt_source"
-  "bad input: --registry 'bad host'|bad_registry_name"
-  "bad input: unknown repository|unknown_repository"
-  "pull of a skopeo-pushed image, fetch-blob each layer|pull_skopeo_pushed"
-)
-for entry in "${all_checks[@]}"; do
-  name=${entry%%|*}; fn=${entry#*|}
-  if (($# > 0)); then
-    wanted=0
-    for w in "$@"; do [[ ${fn%% *} == "$w" ]] && wanted=1; done
-    ((wanted)) || continue
-  fi
-  say "$name"
-  # shellcheck disable=SC2086
-  check "$name" $fn
-done
+run_registry_checks "$@"
 
 echo "elapsed: ${SECONDS}s"
 summary
