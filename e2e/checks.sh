@@ -201,21 +201,27 @@ bazel_push_example() {
 
 pulled_blobs() { find -L "$work/pull_consumer/bazel-bin/external" -path '*/blobs/*' -type f 2>/dev/null | wc -l; }
 
-# A workspace whose base image is pulled by digest (images.pull) from the registry the example
-# was pushed to. Only manifest and config are fetched; pushes mount or copy the base layers
-# registry to registry; only `load` downloads them.
+# A workspace whose base image is pulled by digest (images.pull): the example image as skopeo
+# pushed it, converted to Docker schema 2. Only manifest and config are fetched; pushes mount
+# or copy the base layers registry to registry; only `load` downloads them.
 pull_consumer_setup() {
-  local ws="$work/pull_consumer"
+  local ws="$work/pull_consumer" src="127.0.0.1:$reg_port_plain/rules-image-example/skopeo"
+  skopeo copy -q --format v2s2 --dest-tls-verify=false "oci:$(example_out image.oci_layout):latest" "docker://$src:latest" || return 1
+  local digest
+  digest=sha256:$(skopeo inspect --raw --tls-verify=false "docker://$src:latest" | sha256sum | cut -d' ' -f1)
+  skopeo inspect --raw --tls-verify=false "docker://$src@$digest" | grep -q 'application/vnd.docker.distribution.manifest.v2+json' ||
+    { echo "skopeo did not push a Docker schema 2 manifest" >&2; return 1; }
   rm -rf "$ws"; cp -r "$repo_root/e2e/pull_consumer" "$ws"
   sed -i -e "s|@RULES_IMAGE_PATH@|$repo_root|" -e "s|@REGISTRY@|127.0.0.1:$reg_port_plain|" \
-    -e "s|@REGISTRY2@|127.0.0.1:$reg_port_plain2|" -e "s|@DIGEST@|$(cat "$(example_out image.digest)")|" \
-    "$ws/MODULE.bazel" "$ws/BUILD.bazel"
+    -e "s|@REGISTRY2@|127.0.0.1:$reg_port_plain2|" -e "s|@DIGEST@|$digest|" \
+    -e "s|@REPOSITORY@|rules-image-example/skopeo|" "$ws/MODULE.bazel" "$ws/BUILD.bazel"
   (cd "$ws" && "$bazelw" build //:image) || return 1
   local n; n=$(pulled_blobs)
   ((n == 0)) || { echo "$n layer blobs were downloaded by a build that needs none" >&2; return 1; }
   # The base's layers come first, with the digests the registry has.
   jq -e --slurpfile base "$(example_out image.manifest.json)" \
-    '.layers[0].digest == $base[0].layers[0].digest' "$ws/bazel-bin/image.manifest.json" >/dev/null
+    '.layers[0].digest == $base[0].layers[0].digest and .layers[0].mediaType == "application/vnd.oci.image.layer.v1.tar+gzip"' \
+    "$ws/bazel-bin/image.manifest.json" >/dev/null || { echo "base layer not carried over as an OCI layer" >&2; return 1; }
 }
 
 pull_consumer_push_same_registry() {
@@ -247,4 +253,15 @@ pull_consumer_load_and_run() {
 pull_consumer_rebuild_offline() {
   registry_stop plain || return 1
   (cd "$work/pull_consumer" && "$bazelw" shutdown && "$bazelw" build //:image)
+}
+
+# Tags stamped from workspace status, and derived from the digest.
+pull_consumer_stamped_tags() {
+  local ws="$work/pull_consumer"
+  (cd "$ws" && "$bazelw" run --stamp --workspace_status_command="$ws/status.sh" //:push_stamped) || return 1
+  local digest tags
+  digest=$(cat "$ws/bazel-bin/image.digest")
+  tags=$(skopeo list-tags --tls-verify=false "docker://127.0.0.1:$reg_port_plain2/pull-consumer/stamped" | jq -r '.Tags[]' | sort | tr '\n' ' ')
+  echo "tags: $tags"
+  [[ $tags == "sha256-${digest#sha256:} v1.2.3 " ]]
 }

@@ -58,9 +58,10 @@ if registry_e2e_setup "$work/registry" && registry_make_images; then
   run_registry_checks
   say "registries through Bazel: image_push, images.pull"
   check "bazel run //app:push, skopeo and docker pull verify" bazel_push_example
-  check "images.pull: build on a base pulled by digest, no layer downloaded" pull_consumer_setup
+  check "images.pull of a skopeo-pushed Docker schema 2 image; build on it, no layer downloaded" pull_consumer_setup
   check "push to the base's registry mounts its layers" pull_consumer_push_same_registry
   check "push to another registry copies them registry to registry" pull_consumer_push_other_registry
+  check "tags stamped from workspace status and the digest" pull_consumer_stamped_tags
   check "load fetches the layers; docker run" pull_consumer_load_and_run
   check "rebuild with the source registry down uses no network" pull_consumer_rebuild_offline
 else

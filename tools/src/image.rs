@@ -138,6 +138,14 @@ pub struct BaseImage {
     pub layers: Vec<Descriptor>,
 }
 
+/// A base layer's descriptor for an OCI manifest: Docker layer media types become their OCI
+/// equivalents; everything else (urls, annotations) is kept.
+fn oci_layer_descriptor(d: &Descriptor) -> Value {
+    let mut raw = d.raw.clone();
+    raw["mediaType"] = Value::from(spec::oci_layer_media_type(&d.media_type));
+    raw
+}
+
 pub fn read_base(manifest_path: &Path, config_path: &Path) -> Result<BaseImage> {
     let manifest = spec::read_json_object(manifest_path, "base manifest")?;
     let config = spec::read_json_object(config_path, "base config")?;
@@ -304,7 +312,7 @@ pub fn assemble(
 
     let config_bytes = spec::canonical(&Value::Object(config));
     let mut manifest_layers: Vec<Value> = base
-        .map(|b| b.layers.iter().map(|d| d.raw.clone()).collect())
+        .map(|b| b.layers.iter().map(oci_layer_descriptor).collect())
         .unwrap_or_default();
     manifest_layers.extend(layers.iter().map(|l| l.descriptor.raw.clone()));
     let mut manifest = json!({

@@ -15,6 +15,20 @@ pub const MT_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// The OCI media type of a Docker schema 2 layer media type (the bytes are the same), so that
+/// an OCI manifest built on a Docker-format base carries only OCI layer types.
+pub fn oci_layer_media_type(media_type: &str) -> &str {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => MT_LAYER_GZIP,
+        "application/vnd.docker.image.rootfs.diff.tar.zstd" => MT_LAYER_ZSTD,
+        "application/vnd.docker.image.rootfs.diff.tar" => MT_LAYER_TAR,
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        }
+        other => other,
+    }
+}
+
 pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
