@@ -29,7 +29,7 @@ start_registry() {  # NAME PORT
   echo "registry $1 did not start" >&2; return 1
 }
 
-# Four layers of real bytes (zstd, as a build would make them), about size_mib in all.
+# Five uncompressed layers of real bytes, about size_mib of blobs in all.
 python3 "$repo/benchmarks/make_tree.py" "$work/tree" "$size_mib"
 frag="$work/frag.json"
 echo '{"os":"linux","architecture":"amd64"}' >"$frag"
@@ -37,14 +37,14 @@ layer_args=(); blob_args=()
 i=0
 for part in "$work"/tree/large/blob*.bin "$work/tree/small"; do
   i=$((i + 1))
-  "$tool" layer --output "$work/l$i.tar.zst" --metadata "$work/l$i.json" --compression zstd \
+  "$tool" layer --output "$work/l$i.tar" --metadata "$work/l$i.json" --compression none \
     "$(printf 'file\t/data/%s\t%s' "$(basename "$part")" "$part")"
-  layer_args+=(--layer "$work/l$i.json"); blob_args+=(--blob "$work/l$i.tar.zst")
+  layer_args+=(--layer "$work/l$i.json"); blob_args+=(--blob "$work/l$i.tar")
 done
 "$tool" manifest --config-fragment "$frag" "${layer_args[@]}" --output-manifest "$work/m.json" \
   --output-config "$work/c.json" --output-digest "$work/d" --output-descriptor "$work/desc.json"
 "$tool" layout --manifest "$work/m.json" --config "$work/c.json" "${blob_args[@]}" --output "$work/layout"
-bytes=$(cat "$work"/l*.tar.zst | wc -c)
+bytes=$(cat "$work"/l*.tar | wc -c)
 printf 'image: %d layers, %.0f MiB of blobs\n' "$i" "$(echo "$bytes / 1048576" | bc -l)"
 
 start_registry skopeo 5101
