@@ -1021,3 +1021,46 @@ fn pull_fetch_blob_and_resolve() {
     );
     assert!(stderr(&o).contains("refusing it"), "{}", stderr(&o));
 }
+
+#[test]
+fn several_destinations_get_one_read_of_each_blob_and_fail_independently() {
+    let (a, b) = (Fake::start(), Fake::start());
+    // Several chunks, so the shared stream is cut mid-way when `b` drops a PATCH.
+    let img = image(vec![bytes(5000, 7), bytes(300, 8)]);
+    b.st().drop_patch = 1;
+    let out = tempfile::tempdir().unwrap();
+    let sum = out.path().join("summary.json");
+    let (da, db) = (format!("{}/one/app", a.addr), format!("{}/two/app", b.addr));
+    let o = push(
+        &img,
+        &[
+            "--default-destination",
+            &da,
+            "--default-destination",
+            &db,
+            "--default-tag",
+            "v1",
+            "--chunk-size",
+            "1024",
+            "--summary-json",
+            &path(&sum),
+        ],
+        &[("RULES_IMAGE_RETRY_BASE_MS", "1")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (reg, repo) in [(&a, "one/app"), (&b, "two/app")] {
+        let s = reg.st();
+        for l in &img.layers {
+            assert_eq!(&s.blobs[repo][&sha(l)], l, "{repo}");
+        }
+        let (_, m) = &s.manifests[&(repo.to_string(), "v1".to_string())];
+        assert_eq!(m, &img.manifest);
+    }
+    let s = summary(&sum);
+    let m: Value = serde_json::from_slice(&img.manifest).unwrap();
+    let total: u64 = img.layers.iter().map(|l| l.len() as u64).sum::<u64>()
+        + m["config"]["size"].as_u64().unwrap();
+    assert_eq!(s["destinations"][0]["bytes_uploaded"], json!(total));
+    // `b` lost part of one upload and sent it again.
+    assert!(s["destinations"][1]["bytes_uploaded"].as_u64().unwrap() > total);
+}

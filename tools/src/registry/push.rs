@@ -18,8 +18,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Where a layer's bytes are.
 #[derive(Debug, Clone)]
@@ -148,10 +148,10 @@ pub fn run(o: &PushOptions) -> Result<()> {
         progress: &progress,
     };
 
-    // Work items blob-major, so a file read for one destination is still cached for the next.
-    let items: Vec<(usize, usize)> = (0..blobs.len())
-        .flat_map(|b| (0..o.destinations.len()).map(move |d| (b, d)))
-        .collect();
+    // One work item per blob, covering every destination: a blob several destinations lack
+    // is read once and sent to all of them at the same time (see `Pusher::blob_everywhere`).
+    let items: Vec<usize> = (0..blobs.len()).collect();
+    let all_stats: Vec<&Stats> = progress.dests.iter().map(|(_, s)| s.as_ref()).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let errors = Mutex::new(Vec::<String>::new());
@@ -164,9 +164,8 @@ pub fn run(o: &PushOptions) -> Result<()> {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(b, d)) = items.get(i) else { break };
-                    let stats = &progress.dests[d].1;
-                    if let Err(e) = pusher.blob(&o.destinations[d], &blobs[b], stats) {
+                    let Some(&b) = items.get(i) else { break };
+                    if let Err(e) = pusher.blob_everywhere(&o.destinations, &blobs[b], &all_stats) {
                         failed.store(true, Ordering::Relaxed);
                         errors.lock().unwrap().push(format!("{e:#}"));
                     }
@@ -338,6 +337,61 @@ impl Verifier<'_> {
     }
 }
 
+/// How errors name a blob's bytes.
+fn content_name(blob: &Blob) -> String {
+    let d = blob.desc.digest;
+    match &blob.content {
+        Content::Bytes(_) => format!("config {d}"),
+        Content::Local(p) => format!("layer blob {}", p.display()),
+        Content::Remote(src) => format!("blob {d} from {src}"),
+    }
+}
+
+/// One destination's view of a blob that is read once for several: chunks arrive over a
+/// channel. If the feed stops before `size` bytes, reading fails with an I/O error (not a
+/// short, "complete" blob), so that upload attempt fails and is retried on its own.
+struct SharedReader {
+    rx: std::sync::mpsc::Receiver<Arc<[u8]>>,
+    chunk: Arc<[u8]>,
+    pos: usize,
+    left: u64,
+}
+
+impl SharedReader {
+    fn new(rx: std::sync::mpsc::Receiver<Arc<[u8]>>, size: u64) -> Self {
+        SharedReader {
+            rx,
+            chunk: Arc::from(&[][..]),
+            pos: 0,
+            left: size,
+        }
+    }
+}
+
+impl Read for SharedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Err(_) if self.left == 0 => return Ok(0),
+                Err(_) => {
+                    return Err(io::Error::other(
+                        "the shared read of this blob stopped early",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
 fn blob_url(c: &Client, repo: &Repo, d: &Digest) -> String {
     format!(
         "{}/v2/{}/blobs/{d}",
@@ -347,28 +401,123 @@ fn blob_url(c: &Client, repo: &Repo, d: &Digest) -> String {
 }
 
 impl Pusher<'_> {
-    fn blob(&self, dest: &Repo, blob: &Blob, stats: &Stats) -> Result<()> {
+    /// Pushes one blob to every destination that lacks it. Destinations that can mount it, or
+    /// a single one that needs the bytes, go one by one; when several need the bytes, the blob
+    /// is read once and streamed to all of them together (each verifies what it sends; one
+    /// whose shared stream fails retries on its own, reading the blob again).
+    fn blob_everywhere(&self, dests: &[Repo], blob: &Blob, stats: &[&Stats]) -> Result<()> {
+        let d = blob.desc.digest;
+        let mut need_bytes = Vec::new();
+        for (i, dest) in dests.iter().enumerate() {
+            let what = || format!("cannot push blob {d} to {dest}");
+            let scope = Scope::push(&dest.registry, &dest.repository);
+            if let Head::Present(_) = self
+                .client
+                .retry(&what, || self.head_blob(&scope, dest, &d))?
+            {
+                self.record_skipped(dest, blob, stats[i]);
+            } else if self.mount_source(dest, blob).is_some()
+                || matches!(blob.content, Content::Bytes(_))
+            {
+                self.blob(dest, blob, stats[i], None)?;
+            } else {
+                need_bytes.push(i);
+            }
+        }
+        match need_bytes.as_slice() {
+            [] => Ok(()),
+            [i] => self.blob(&dests[*i], blob, stats[*i], None),
+            many => self.broadcast(dests, many, blob, stats),
+        }
+    }
+
+    /// Reads the blob once and feeds one upload per destination in `targets`.
+    fn broadcast(
+        &self,
+        dests: &[Repo],
+        targets: &[usize],
+        blob: &Blob,
+        stats: &[&Stats],
+    ) -> Result<()> {
+        let mut senders = Vec::new();
+        let mut readers = Vec::new();
+        for _ in targets {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<[u8]>>(4);
+            senders.push(Some(tx));
+            readers.push(SharedReader::new(rx, blob.desc.size));
+        }
+        std::thread::scope(|s| {
+            let uploads: Vec<_> = targets
+                .iter()
+                .zip(readers)
+                .map(|(&i, reader)| {
+                    s.spawn(move || self.blob(&dests[i], blob, stats[i], Some(reader)))
+                })
+                .collect();
+            // Feed every upload still reading; one that stopped (its receiver is gone) retries
+            // by itself. A failed source read just ends the feed: the uploads then retry alone.
+            if let Ok(mut src) = self.open_content(blob) {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = match src.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let chunk: Arc<[u8]> = Arc::from(&buf[..n]);
+                    for tx in senders.iter_mut() {
+                        if tx.as_ref().is_some_and(|t| t.send(chunk.clone()).is_err()) {
+                            *tx = None;
+                        }
+                    }
+                    if senders.iter().all(Option::is_none) {
+                        break;
+                    }
+                }
+            }
+            drop(senders);
+            uploads
+                .into_iter()
+                .map(|h| h.join().expect("upload thread panicked"))
+                .collect::<Result<Vec<()>>>()
+                .map(drop)
+        })
+    }
+
+    fn record_skipped(&self, dest: &Repo, blob: &Blob, stats: &Stats) {
+        let size = blob.desc.size;
+        stats.bytes_skipped.fetch_add(size, Ordering::Relaxed);
+        stats.blobs_skipped.fetch_add(1, Ordering::Relaxed);
+        self.progress.event(&format!(
+            "exists {} ({}) in {dest}",
+            blob.desc.digest,
+            human(size)
+        ));
+    }
+
+    fn mount_source<'b>(&self, dest: &Repo, blob: &'b Blob) -> Option<&'b Repo> {
+        match &blob.content {
+            Content::Remote(src) if src.registry == dest.registry && src != dest => Some(src),
+            _ => None,
+        }
+    }
+
+    /// Uploads (or mounts) one blob that `dest` lacks. `shared`, if given, feeds the first
+    /// attempt; later attempts read the blob themselves.
+    fn blob(
+        &self,
+        dest: &Repo,
+        blob: &Blob,
+        stats: &Stats,
+        shared: Option<SharedReader>,
+    ) -> Result<()> {
         let d = blob.desc.digest;
         let size = blob.desc.size;
         let what = || format!("cannot push blob {d} to {dest}");
-        let scope = Scope::push(&dest.registry, &dest.repository);
-        if let Head::Present(_) = self
-            .client
-            .retry(&what, || self.head_blob(&scope, dest, &d))?
-        {
-            stats.bytes_skipped.fetch_add(size, Ordering::Relaxed);
-            stats.blobs_skipped.fetch_add(1, Ordering::Relaxed);
-            self.progress
-                .event(&format!("exists {d} ({}) in {dest}", human(size)));
-            return Ok(());
-        }
-        let mount_from = match &blob.content {
-            Content::Remote(src) if src.registry == dest.registry && src != dest => Some(src),
-            _ => None,
-        };
-        let mounted = self
-            .client
-            .retry(&what, || self.upload_attempt(dest, blob, mount_from, stats))?;
+        let mount_from = self.mount_source(dest, blob);
+        let shared = RefCell::new(shared);
+        let mounted = self.client.retry(&what, || {
+            self.upload_attempt(dest, blob, mount_from, stats, shared.borrow_mut().take())
+        })?;
         if mounted {
             stats.bytes_mounted.fetch_add(size, Ordering::Relaxed);
             stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
@@ -411,6 +560,7 @@ impl Pusher<'_> {
         blob: &Blob,
         mount_from: Option<&Repo>,
         stats: &Stats,
+        shared: Option<SharedReader>,
     ) -> HttpResult<bool> {
         let d = blob.desc.digest;
         let c = self.client;
@@ -440,29 +590,10 @@ impl Pusher<'_> {
         let location = resolve_location(&url, &loc);
 
         let failure = RefCell::new(None);
-        let what;
-        let inner: Box<dyn Read> = match &blob.content {
-            Content::Bytes(b) => {
-                what = format!("config {d}");
-                Box::new(&b[..])
-            }
-            Content::Local(p) => {
-                what = format!("layer blob {}", p.display());
-                Box::new(std::fs::File::open(p).map_err(|e| {
-                    HttpError::Fatal(anyhow!("cannot open layer blob {}: {e}", p.display()))
-                })?)
-            }
-            Content::Remote(src) => {
-                what = format!("blob {d} from {src}");
-                let src_scope = Scope::pull(&src.registry, &src.repository);
-                let mut r = c
-                    .get(&src_scope, &blob_url(c, src, &d), &[])
-                    .map_err(|e| read_error(e, src, &d))?;
-                if r.status() != 200 {
-                    return Err(read_error(status_error(&mut r), src, &d));
-                }
-                Box::new(r.into_body().into_reader())
-            }
+        let what = content_name(blob);
+        let inner: Box<dyn Read> = match shared {
+            Some(r) => Box::new(r),
+            None => self.open_content(blob)?,
         };
         let mut reader = Verifier {
             inner,
@@ -493,6 +624,28 @@ impl Pusher<'_> {
                 dest.registry
             ))),
         }
+    }
+
+    /// A reader of the blob's bytes, from memory, its file, or its source registry.
+    fn open_content<'b>(&self, blob: &'b Blob) -> HttpResult<Box<dyn Read + 'b>> {
+        let c = self.client;
+        let d = blob.desc.digest;
+        Ok(match &blob.content {
+            Content::Bytes(b) => Box::new(&b[..]),
+            Content::Local(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+                HttpError::Fatal(anyhow!("cannot open layer blob {}: {e}", p.display()))
+            })?),
+            Content::Remote(src) => {
+                let src_scope = Scope::pull(&src.registry, &src.repository);
+                let mut r = c
+                    .get(&src_scope, &blob_url(c, src, &d), &[])
+                    .map_err(|e| read_error(e, src, &d))?;
+                if r.status() != 200 {
+                    return Err(read_error(status_error(&mut r), src, &d));
+                }
+                Box::new(r.into_body().into_reader())
+            }
+        })
     }
 
     /// Monolithic PUT up to the chunk size, else PATCH chunks then a closing PUT.
