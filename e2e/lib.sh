@@ -12,10 +12,10 @@ host_packages=(
   golang-github-opencontainers-image-spec-dev debootstrap zstd pigz
 )
 
-# Installs what is missing. Needs root and Debian's archive.
-ensure_host_packages() {
+# Installs what is missing of the given Debian packages. Needs root and Debian's archive.
+ensure_packages() {
   local missing=() p
-  for p in "${host_packages[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   ((${#missing[@]} == 0)) && return 0
@@ -23,6 +23,8 @@ ensure_host_packages() {
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+ensure_host_packages() { ensure_packages "${host_packages[@]}"; }
 
 # Starts dockerd unless one answers already; sets started_dockerd_pid when we started it.
 started_dockerd_pid=

@@ -37,18 +37,9 @@ registry_init() {
   mkdir -p "$registry_root"
 }
 
-registry_ensure_packages() {
-  local missing=() p
-  for p in "${registry_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  say "installing ${missing[*]}"
-  apt-get update -qq >/dev/null
-  # docker-registry's maintainer script tries to start the packaged service; without systemd
-  # that is a no-op, and our instances use their own configs and ports anyway.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# docker-registry's maintainer script tries to start the packaged service; without systemd
+# that is a no-op, and our instances use their own configs and ports anyway.
+registry_ensure_packages() { ensure_packages "${registry_packages[@]}"; }
 
 # Test PKI under $registry_root/pki: ca.{crt,key}, server.{crt,key} (SAN IP:127.0.0.1,
 # DNS:localhost, DNS:$registry_tls_name), token.{crt,key} (self-signed, signs JWTs; the token registry's rootcertbundle),
