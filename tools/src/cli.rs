@@ -3,9 +3,10 @@
 use crate::compress::Compression;
 use crate::layout::{ImageInput, Resolver};
 use crate::load::Daemon;
+use crate::nix::layering::Algorithm;
 use crate::registry::push::{BlobSource, PushOptions};
 use crate::registry::reference::Repo;
-use crate::{image, layer, layout, load, registry};
+use crate::{image, layer, layout, load, nix, registry};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub enum Command {
     FetchBlob(FetchBlobArgs),
     /// Print the digest a tag currently points to.
     Resolve(ResolveArgs),
+    /// Plan the layers of a Nix closure from `nix path-info -r --json`.
+    NixLayers(NixLayersArgs),
 }
 
 #[derive(Args, Debug)]
@@ -68,7 +71,12 @@ pub struct LayerArgs {
     /// Mode override, `/dest=OCTAL`.
     #[arg(long = "mode")]
     pub modes: Vec<String>,
-    /// `file|exec|symlink<TAB>/dest<TAB>src-or-target` or `dir<TAB>/dest`.
+    /// Numeric owner override, `/dest=UID:GID`.
+    #[arg(long = "owner")]
+    pub owners: Vec<String>,
+    /// `file|exec|symlink<TAB>/dest<TAB>src-or-target`, `dir<TAB>/dest`, or a Nix store path:
+    /// `store<TAB>/nix/store/...` (at its own path) or `root<TAB>/nix/store/...` (its
+    /// contents at `/`).
     pub entries: Vec<String>,
 }
 
@@ -277,6 +285,29 @@ pub struct ResolveArgs {
     pub insecure_http: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct NixLayersArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Output of `nix path-info -r --json [--json-format N] ROOTS...`.
+    #[arg(long)]
+    pub path_info: PathBuf,
+    /// Store paths whose closure goes in the image (repeatable; full path or base name).
+    #[arg(long = "root", required = true, num_args = 1..)]
+    pub roots: Vec<String>,
+    /// Total number of layers, explicit groups included.
+    #[arg(long, default_value_t = 100)]
+    pub max_layers: usize,
+    /// An explicit layer, `NAME=PATH[,PATH...]`: these paths and their closures, first.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    #[arg(long, value_enum, default_value = "rules_image")]
+    pub algorithm: Algorithm,
+    /// Plan JSON to write; standard output if not given.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
 /// Under `bazel run` the tool runs in its runfiles; an output path the user typed after `--`
 /// is meant relative to where they ran bazel.
 fn under_working_dir(rlocation: bool, p: PathBuf) -> PathBuf {
@@ -298,6 +329,7 @@ impl Command {
             Command::Pull(a) => &a.common,
             Command::FetchBlob(a) => &a.common,
             Command::Resolve(a) => &a.common,
+            Command::NixLayers(a) => &a.common,
         };
         c.label.as_deref()
     }
@@ -311,6 +343,7 @@ impl Command {
                     compression: a.compression,
                     level: a.compression_level,
                     modes: &a.modes,
+                    owners: &a.owners,
                     entries: &a.entries,
                 })?;
             }
@@ -383,6 +416,14 @@ impl Command {
                 )?;
             }
             Command::Resolve(a) => registry::pull::run_resolve(&a.reference, a.insecure_http)?,
+            Command::NixLayers(a) => nix::run(&nix::NixLayersOptions {
+                path_info: &a.path_info,
+                roots: &a.roots,
+                max_layers: a.max_layers,
+                groups: &a.groups,
+                algorithm: a.algorithm,
+                output: a.output.as_deref(),
+            })?,
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 const DIR_MODE: u32 = 0o755;
@@ -33,8 +33,41 @@ pub enum Content {
 pub struct Node {
     pub content: Content,
     pub mode: u32,
+    /// Numeric (uid, gid); (0, 0) unless overridden with --owner.
+    pub owner: (u32, u32),
     /// Where the entry came from, for error messages.
     pub origin: String,
+}
+
+/// How a directory is walked.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// Every file is executable (`exec` entries).
+    force_exec: bool,
+    /// Absolute symlinks into `bazel-out` are Bazel's staging of tree artifacts and are
+    /// followed; Nix store paths are walked verbatim, so they never are.
+    follow_staging: bool,
+    /// Paths already in the layer with the same content are merged rather than reported:
+    /// the contents of several `root` store paths overlap (buildEnv links, `etc/`).
+    merge_identical: bool,
+}
+
+impl Walk {
+    const SOURCE: Walk = Walk {
+        force_exec: false,
+        follow_staging: true,
+        merge_identical: false,
+    };
+    const STORE: Walk = Walk {
+        force_exec: false,
+        follow_staging: false,
+        merge_identical: false,
+    };
+    const ROOT: Walk = Walk {
+        force_exec: false,
+        follow_staging: false,
+        merge_identical: true,
+    };
 }
 
 /// Every path of a layer, keyed by its normalized form without the leading `/`. A BTreeMap
@@ -61,6 +94,18 @@ pub fn normalize_dest(dest: &str) -> Result<String> {
         bail!("destination {dest:?} is the image root, which is not a valid destination");
     }
     Ok(parts.join("/"))
+}
+
+fn parse_owner(spec: &str) -> Result<(String, (u32, u32))> {
+    let (path, value) = spec
+        .rsplit_once('=')
+        .ok_or_else(|| anyhow!("--owner {spec:?} must have the form /path=UID:GID"))?;
+    let ids = value
+        .split_once(':')
+        .and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)))
+        .ok_or_else(|| anyhow!("--owner for {path}: {value:?} is not numeric UID:GID"))?;
+    let key = normalize_dest(path).with_context(|| format!("--owner {spec:?}"))?;
+    Ok((key, ids))
 }
 
 fn parse_mode(spec: &str) -> Result<(String, u32)> {
@@ -94,6 +139,45 @@ fn file_mode(meta: &std::fs::Metadata, force_exec: bool) -> u32 {
     }
 }
 
+/// Whether two files have the same bytes (same size first, then compared in blocks).
+fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
+    let open = |p: &Path| File::open(p).with_context(|| format!("cannot read {}", p.display()));
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let len = |f: &File, p: &Path| {
+        f.metadata()
+            .map(|m| m.len())
+            .with_context(|| format!("cannot stat {}", p.display()))
+    };
+    if len(&fa, a)? != len(&fb, b)? {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+    loop {
+        let n =
+            read_full(&mut fa, &mut ba).with_context(|| format!("cannot read {}", a.display()))?;
+        let m =
+            read_full(&mut fb, &mut bb).with_context(|| format!("cannot read {}", b.display()))?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
 /// Bazel stages each file of a tree artifact in a sandbox as an absolute symlink into
 /// `bazel-out`; those are the artifact's files, not symlinks its author made.
 fn is_bazel_staging_link(target: &Path) -> bool {
@@ -122,8 +206,9 @@ impl<'a> GroupMember<'a> {
 }
 
 impl Plan {
-    /// Builds the plan from `kind<TAB>/dest<TAB>src` entries and `/dest=OCTAL` mode overrides.
-    pub fn build(entries: &[String], modes: &[String]) -> Result<Plan> {
+    /// Builds the plan from `kind<TAB>/dest<TAB>src` entries, `/dest=OCTAL` mode overrides and
+    /// `/dest=UID:GID` owner overrides.
+    pub fn build(entries: &[String], modes: &[String], owners: &[String]) -> Result<Plan> {
         if entries.is_empty() {
             bail!("the layer has no entries");
         }
@@ -151,23 +236,35 @@ impl Plan {
                 .ok_or_else(|| anyhow!("--mode names /{key}, which is not in the layer"))?;
             node.mode = mode;
         }
+        for spec in owners {
+            let (key, owner) = parse_owner(spec)?;
+            let node = plan
+                .nodes
+                .get_mut(&key)
+                .ok_or_else(|| anyhow!("--owner names /{key}, which is not in the layer"))?;
+            node.owner = owner;
+        }
         Ok(plan)
     }
 
     fn add_entry(&mut self, entry: &str) -> Result<()> {
         let fields: Vec<&str> = entry.split('\t').collect();
         let (kind, dest, arg) = match fields.as_slice() {
-            ["dir", dest] => ("dir", *dest, None),
+            [kind, dest] if matches!(*kind, "dir" | "store" | "root") => (*kind, *dest, None),
             [kind, dest, arg] if matches!(*kind, "file" | "exec" | "symlink") => {
                 (*kind, *dest, Some(*arg))
             }
             _ => bail!(
-                "malformed entry {entry:?}: expected file|exec|symlink<TAB>/dest<TAB>arg or dir<TAB>/dest"
+                "malformed entry {entry:?}: expected file|exec|symlink<TAB>/dest<TAB>arg or dir|store|root<TAB>/path"
             ),
         };
+        if kind == "root" {
+            return self.add_root(Path::new(dest));
+        }
         let key = normalize_dest(dest)?;
         match (kind, arg) {
             ("dir", _) => self.insert(key, Content::Dir, DIR_MODE, "a dir entry".into()),
+            ("store", _) => self.add_store_path(key, Path::new(dest)),
             ("symlink", Some(target)) => {
                 if target.is_empty() {
                     bail!("symlink {dest} has an empty target");
@@ -204,6 +301,32 @@ impl Plan {
         Ok(())
     }
 
+    /// A Nix store path at its own path in the image. Store paths are copied verbatim: a store
+    /// path that is a symlink stays one, and so does every symlink inside a store directory.
+    fn add_store_path(&mut self, key: String, path: &Path) -> Result<()> {
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| anyhow!("store path {} cannot be read: {e}", path.display()))?;
+        self.add_verbatim(key, path, &meta, Walk::STORE)
+    }
+
+    /// copy_to_root: the children of a store directory placed at `/`. Several roots may
+    /// provide the same directory or identical files; different contents are conflicts.
+    fn add_root(&mut self, path: &Path) -> Result<()> {
+        if !path.is_absolute() {
+            bail!("root store path {:?} must be absolute", path.display());
+        }
+        // The store path itself is followed: its contents are what goes to `/`.
+        let meta = std::fs::metadata(path)
+            .map_err(|e| anyhow!("root store path {} cannot be read: {e}", path.display()))?;
+        if !meta.is_dir() {
+            bail!(
+                "root store path {} is not a directory, so it has no contents to put at /",
+                path.display()
+            );
+        }
+        self.walk("", path, Walk::ROOT)
+    }
+
     /// Adds a file, or walks a directory (tree artifact), following symlinks at `src` itself.
     fn add_source(&mut self, key: String, src: &Path, force_exec: bool) -> Result<()> {
         let meta = std::fs::metadata(src)
@@ -215,7 +338,11 @@ impl Plan {
                 DIR_MODE,
                 src.display().to_string(),
             )?;
-            self.walk(&key, src, force_exec)
+            let walk = Walk {
+                force_exec,
+                ..Walk::SOURCE
+            };
+            self.walk(&key, src, walk)
         } else if meta.is_file() {
             let mode = file_mode(&meta, force_exec);
             self.insert(
@@ -232,7 +359,9 @@ impl Plan {
         }
     }
 
-    fn walk(&mut self, key: &str, dir: &Path, force_exec: bool) -> Result<()> {
+    /// Walks `dir` into `key` (`""` for the image root). Listing order does not matter: the
+    /// plan is a sorted map.
+    fn walk(&mut self, key: &str, dir: &Path, walk: Walk) -> Result<()> {
         let rd = std::fs::read_dir(dir)
             .with_context(|| format!("cannot list directory {}", dir.display()))?;
         for ent in rd {
@@ -242,35 +371,92 @@ impl Plan {
             let name = name
                 .to_str()
                 .ok_or_else(|| anyhow!("file name {} is not valid UTF-8", path.display()))?;
-            let child = format!("{key}/{name}");
+            let child = if key.is_empty() {
+                name.to_string()
+            } else {
+                format!("{key}/{name}")
+            };
             let meta = std::fs::symlink_metadata(&path)
                 .with_context(|| format!("cannot stat {}", path.display()))?;
-            let origin = path.display().to_string();
-            if meta.file_type().is_symlink() {
+            if walk.follow_staging && meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&path)
                     .with_context(|| format!("cannot read symlink {}", path.display()))?;
                 if is_bazel_staging_link(&target) {
-                    self.add_source(child, &path, force_exec)?;
+                    self.add_source(child, &path, walk.force_exec)?;
                     continue;
                 }
-                let target = target.to_str().ok_or_else(|| {
-                    anyhow!("symlink target of {} is not valid UTF-8", path.display())
-                })?;
-                self.insert(child, Content::Symlink(target.into()), SYMLINK_MODE, origin)?;
-            } else if meta.is_dir() {
-                self.insert(child.clone(), Content::Dir, DIR_MODE, origin)?;
-                self.walk(&child, &path, force_exec)?;
-            } else if meta.is_file() {
-                let mode = file_mode(&meta, force_exec);
-                self.insert(child, Content::File(path), mode, origin)?;
-            } else {
-                bail!(
-                    "{} (for /{child}) is not a regular file, directory or symlink",
-                    path.display()
-                );
             }
+            self.add_verbatim(child, &path, &meta, walk)?;
         }
         Ok(())
+    }
+
+    /// Adds `path` as what it is (symlinks not followed), walking directories.
+    fn add_verbatim(
+        &mut self,
+        key: String,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        walk: Walk,
+    ) -> Result<()> {
+        let origin = path.display().to_string();
+        let (content, mode) = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(path)
+                .with_context(|| format!("cannot read symlink {}", path.display()))?;
+            let target = target.to_str().ok_or_else(|| {
+                anyhow!("symlink target of {} is not valid UTF-8", path.display())
+            })?;
+            (Content::Symlink(target.into()), SYMLINK_MODE)
+        } else if meta.is_dir() {
+            (Content::Dir, DIR_MODE)
+        } else if meta.is_file() {
+            (
+                Content::File(path.to_path_buf()),
+                file_mode(meta, walk.force_exec),
+            )
+        } else {
+            bail!(
+                "{} (for /{key}) is not a regular file, directory or symlink",
+                path.display()
+            );
+        };
+        let is_dir = content == Content::Dir;
+        if walk.merge_identical {
+            self.insert_merging(key.clone(), content, mode, origin)?;
+        } else {
+            self.insert(key.clone(), content, mode, origin)?;
+        }
+        if is_dir {
+            self.walk(&key, path, walk)?;
+        }
+        Ok(())
+    }
+
+    /// Like `insert`, but a path that is already planned with the same content (same symlink
+    /// target, same file bytes and mode) is not a conflict.
+    fn insert_merging(
+        &mut self,
+        key: String,
+        content: Content,
+        mode: u32,
+        origin: String,
+    ) -> Result<()> {
+        if let Some(old) = self.nodes.get(&key) {
+            let same = match (&old.content, &content) {
+                (Content::File(a), Content::File(b)) => {
+                    old.mode == mode && same_bytes(a, b).with_context(|| format!("/{key}"))?
+                }
+                (a, b) => a == b,
+            };
+            if same {
+                return Ok(());
+            }
+            bail!(
+                "conflicting path /{key}: {} and {origin} differ",
+                old.origin
+            );
+        }
+        self.insert(key, content, mode, origin)
     }
 
     fn insert(&mut self, key: String, content: Content, mode: u32, origin: String) -> Result<()> {
@@ -289,6 +475,7 @@ impl Plan {
             Node {
                 content,
                 mode,
+                owner: (0, 0),
                 origin,
             },
         );
@@ -322,6 +509,7 @@ impl Plan {
                 Node {
                     content: Content::Dir,
                     mode: DIR_MODE,
+                    owner: (0, 0),
                     origin: "an implicit parent directory".into(),
                 },
             );
@@ -334,6 +522,7 @@ impl Plan {
         let mut tw = TarWriter::new(w);
         let mut buf = vec![0u8; BUF_SIZE];
         for (key, node) in &self.nodes {
+            tw.set_owner(node.owner.0, node.owner.1);
             match &node.content {
                 Content::Dir => tw.dir(&format!("{key}/"), node.mode)?,
                 Content::Symlink(t) => tw.symlink(key, t, node.mode)?,
@@ -415,6 +604,7 @@ pub struct LayerOptions<'a> {
     pub compression: Compression,
     pub level: Option<i32>,
     pub modes: &'a [String],
+    pub owners: &'a [String],
     pub entries: &'a [String],
 }
 
@@ -423,7 +613,7 @@ pub fn run(opts: &LayerOptions) -> Result<LayerMeta> {
     let level = opts
         .compression
         .check_level(opts.level.unwrap_or(opts.compression.default_level()))?;
-    let plan = Plan::build(opts.entries, opts.modes)?;
+    let plan = Plan::build(opts.entries, opts.modes, opts.owners)?;
     let mut blob = AtomicFile::create(opts.output)?;
     let file = blob
         .file()

@@ -8,6 +8,7 @@ mod image;
 mod layer;
 mod layout;
 mod load;
+mod nix;
 mod output;
 mod pipe;
 mod registry;

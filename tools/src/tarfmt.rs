@@ -10,6 +10,8 @@ use std::io::{self, Read, Write};
 pub const BLOCK: usize = 512;
 /// Largest size the 11 octal digits of the ustar size field can hold (8 GiB - 1).
 const MAX_USTAR_SIZE: u64 = 0o77777777777;
+/// Largest uid/gid the 7 octal digits of the ustar fields can hold.
+const MAX_USTAR_ID: u32 = 0o7777777;
 const NAME_LEN: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +33,18 @@ impl EntryType {
 
 pub struct TarWriter<W: Write> {
     w: W,
+    /// (uid, gid) of the entries written next; (0, 0) unless a layer asks otherwise.
+    owner: (u32, u32),
 }
 
 impl<W: Write> TarWriter<W> {
     pub fn new(w: W) -> Self {
-        TarWriter { w }
+        TarWriter { w, owner: (0, 0) }
+    }
+
+    /// Sets the numeric owner of the entries written from now on.
+    pub fn set_owner(&mut self, uid: u32, gid: u32) {
+        self.owner = (uid, gid);
     }
 
     /// Writes a directory entry; `name` must already end with `/`.
@@ -134,6 +143,13 @@ impl<W: Write> TarWriter<W> {
         if size > MAX_USTAR_SIZE {
             pax_record(&mut pax, "size", size.to_string().as_bytes());
         }
+        let (uid, gid) = self.owner;
+        if uid > MAX_USTAR_ID {
+            pax_record(&mut pax, "uid", uid.to_string().as_bytes());
+        }
+        if gid > MAX_USTAR_ID {
+            pax_record(&mut pax, "gid", gid.to_string().as_bytes());
+        }
         if !pax.is_empty() {
             // The pax header's own name is informational; a fixed scheme keeps it deterministic.
             let pax_name = format!("PaxHeaders.0/{}", last_component(name));
@@ -149,12 +165,14 @@ impl<W: Write> TarWriter<W> {
             self.pad(pax.len() as u64)?;
         }
         let ustar_size = if size > MAX_USTAR_SIZE { 0 } else { size };
-        let blk = ustar_header(
+        let fit = |id: u32| if id > MAX_USTAR_ID { 0 } else { id };
+        let blk = ustar_header_owned(
             truncate(name, NAME_LEN),
             ty.flag(),
             mode,
             ustar_size,
             truncate(link, NAME_LEN),
+            (fit(uid), fit(gid)),
         );
         self.w.write_all(&blk)
     }
@@ -202,11 +220,23 @@ fn octal(field: &mut [u8], v: u64) {
 }
 
 pub fn ustar_header(name: &str, typeflag: u8, mode: u32, size: u64, link: &str) -> [u8; BLOCK] {
+    ustar_header_owned(name, typeflag, mode, size, link, (0, 0))
+}
+
+/// A ustar header with a numeric owner; uid and gid must fit 7 octal digits.
+pub fn ustar_header_owned(
+    name: &str,
+    typeflag: u8,
+    mode: u32,
+    size: u64,
+    link: &str,
+    (uid, gid): (u32, u32),
+) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     h[..name.len()].copy_from_slice(name.as_bytes());
     octal(&mut h[100..108], u64::from(mode & 0o7777));
-    octal(&mut h[108..116], 0); // uid
-    octal(&mut h[116..124], 0); // gid
+    octal(&mut h[108..116], u64::from(uid));
+    octal(&mut h[116..124], u64::from(gid));
     octal(&mut h[124..136], size);
     octal(&mut h[136..148], 0); // mtime
     h[156] = typeflag;
@@ -285,6 +315,24 @@ mod tests {
         assert_eq!(out[156], b'x');
         assert!(out[BLOCK..].starts_with(b"19 size=8589934592\n"));
         assert_eq!(&out[2 * BLOCK + 124..2 * BLOCK + 136], b"00000000000\0");
+    }
+
+    #[test]
+    fn owners_go_to_ustar_fields_or_pax_records() {
+        let mut tw = TarWriter::new(Vec::new());
+        tw.set_owner(1000, 100);
+        tw.dir("d/", 0o755).unwrap();
+        tw.set_owner(3_000_000, 7);
+        tw.dir("e/", 0o755).unwrap();
+        let out = tw.w;
+        assert_eq!(&out[108..124], b"0001750\x000000144\x00");
+        // Second entry: a pax header with the uid, then ustar fields 0 (uid) and 7 (gid).
+        assert_eq!(out[BLOCK + 156], b'x');
+        assert!(out[2 * BLOCK..].starts_with(b"15 uid=3000000\n"));
+        assert_eq!(
+            &out[3 * BLOCK + 108..3 * BLOCK + 124],
+            b"0000000\x000000007\x00"
+        );
     }
 
     #[test]

@@ -148,3 +148,88 @@ fn layer_manifest_tarball_layout_pipeline() {
     assert!(!o.status.success() && stderr(&o).contains("12"));
     assert!(!p.join("x").exists() && !p.join("y").exists());
 }
+
+#[test]
+fn nix_layers_plans_from_path_info() {
+    let d = tempfile::tempdir().unwrap();
+    let app = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-app";
+    let lib = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-lib";
+    let tool_path = "/nix/store/cccccccccccccccccccccccccccccccc-tool";
+    std::fs::write(
+        d.path().join("info.json"),
+        format!(
+            r#"{{"{app}":{{"narSize":10,"references":["{lib}"]}},
+                "{lib}":{{"narSize":20,"references":["{lib}"]}},
+                "{tool_path}":{{"narSize":5,"references":["{lib}"]}}}}"#
+        ),
+    )
+    .unwrap();
+    let o = tool(
+        &[
+            "nix-layers",
+            "--path-info",
+            "info.json",
+            "--root",
+            app,
+            &tool_path[11..],
+            "--max-layers",
+            "3",
+            "--output",
+            "plan.json",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["algorithm"], "rules_image");
+    assert_eq!(plan["paths"], 3);
+    assert_eq!(plan["bytes"], 35);
+    assert_eq!(plan["layers"][0]["paths"], serde_json::json!([lib]));
+    assert_eq!(
+        plan["layers"][1]["paths"],
+        serde_json::json!([app, tool_path])
+    );
+
+    // Standard output, the baseline, groups.
+    let o = tool(
+        &[
+            "nix-layers",
+            "--path-info",
+            "info.json",
+            "--root",
+            app,
+            "--algorithm",
+            "popularity",
+            "--group",
+            &format!("base={lib}"),
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["algorithm"], "popularity");
+    assert_eq!(plan["layers"][0]["name"], "base");
+    assert_eq!(plan["layers"][1]["name"], "layer-2");
+
+    let o = tool(
+        &[
+            "nix-layers",
+            "--label",
+            "//img:nix",
+            "--path-info",
+            "info.json",
+            "--root",
+            "/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-missing",
+        ],
+        d.path(),
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("error: //img:nix: ")
+            && e.contains("zzzz-missing")
+            && e.contains("info.json"),
+        "{e}"
+    );
+}

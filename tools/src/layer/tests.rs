@@ -15,7 +15,7 @@ fn write(path: &Path, data: &[u8], mode: u32) {
 }
 
 fn tar_of(entries: &[String], modes: &[String]) -> Vec<u8> {
-    Plan::build(entries, modes)
+    Plan::build(entries, modes, &[])
         .unwrap()
         .write_tar(Vec::new())
         .unwrap()
@@ -215,7 +215,7 @@ fn output_does_not_depend_on_paths_mtimes_modes_or_owners() {
             entry(&["file", "/etc/plain", root.join("plain").to_str().unwrap()]),
             entry(&["file", "/opt/tree", root.join("tree").to_str().unwrap()]),
         ];
-        let plan = Plan::build(&entries, &[]).unwrap();
+        let plan = Plan::build(&entries, &[], &[]).unwrap();
         let (blob, meta) = encode(&plan, Compression::Gzip, 6, Vec::new()).unwrap();
         (blob, meta, d)
     };
@@ -302,7 +302,7 @@ fn mode_overrides() {
 
     let err = |modes: &[&str]| {
         let modes: Vec<String> = modes.iter().map(|s| s.to_string()).collect();
-        format!("{:#}", Plan::build(&entries, &modes).unwrap_err())
+        format!("{:#}", Plan::build(&entries, &modes, &[]).unwrap_err())
     };
     let e = err(&["/a/b=0778"]);
     assert!(e.contains("/a/b") && e.contains("0778"), "{e}");
@@ -322,7 +322,7 @@ fn conflicts_are_errors() {
     write(&d.path().join("f2"), b"2", 0o644);
     let f1 = d.path().join("f1").to_str().unwrap().to_string();
     let f2 = d.path().join("f2").to_str().unwrap().to_string();
-    let err = |entries: Vec<String>| format!("{:#}", Plan::build(&entries, &[]).unwrap_err());
+    let err = |entries: Vec<String>| format!("{:#}", Plan::build(&entries, &[], &[]).unwrap_err());
 
     let e = err(vec![
         entry(&["file", "/app/bin", &f1]),
@@ -357,7 +357,7 @@ fn conflicts_are_errors() {
     assert!(e.contains("malformed entry"), "{e}");
     assert!(err(vec![]).contains("no entries"));
     // Directories given twice are one directory, not a conflict.
-    assert!(Plan::build(&[entry(&["dir", "/d"]), entry(&["dir", "/d/"])], &[]).is_ok());
+    assert!(Plan::build(&[entry(&["dir", "/d"]), entry(&["dir", "/d/"])], &[], &[]).is_ok());
 }
 
 #[test]
@@ -384,6 +384,7 @@ fn failed_run_leaves_no_output() {
             compression: Compression::Gzip,
             level: None,
             modes: &modes,
+            owners: &[],
             entries: &entries,
         });
         assert!(r.is_err());
@@ -444,6 +445,7 @@ fn metadata_matches_blob_for_every_compression() {
             compression: kind,
             level: None,
             modes: &[],
+            owners: &[],
             entries: &entries,
         })
         .unwrap();
@@ -489,7 +491,7 @@ fn metadata_matches_blob_for_every_compression() {
 #[test]
 fn levels_change_bytes_not_diff_ids() {
     let d = tempfile::tempdir().unwrap();
-    let plan = Plan::build(&fixed_layer(d.path()), &[]).unwrap();
+    let plan = Plan::build(&fixed_layer(d.path()), &[], &[]).unwrap();
     let (a, ma) = encode(&plan, Compression::Gzip, 1, Vec::new()).unwrap();
     let (b, mb) = encode(&plan, Compression::Gzip, 9, Vec::new()).unwrap();
     assert_eq!(ma.diff_id, mb.diff_id);
@@ -539,8 +541,224 @@ fn a_single_file_target_goes_to_dest_and_several_become_a_directory() {
     .map(|(p, m)| (p.to_string(), *m))
     .collect();
     assert_eq!(got, want);
-    let err = Plan::build(&[entry(&["group", "/x", "p/"])], &[])
+    let err = Plan::build(&[entry(&["group", "/x", "p/"])], &[], &[])
         .err()
         .unwrap();
     assert!(format!("{err:#}").contains("malformed entry"));
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A fake store path: a read-only directory like the Nix store's (0555 dirs, 0444/0555
+/// files), with a relative and an absolute symlink inside.
+fn fake_store_dir(store: &Path, name: &str) -> std::path::PathBuf {
+    let p = store.join(name);
+    write(&p.join("bin/tool"), b"\x7fELF", 0o555);
+    write(&p.join("share/doc"), b"docs", 0o444);
+    std::os::unix::fs::symlink("tool", p.join("bin/alias")).unwrap();
+    std::os::unix::fs::symlink("/nix/store/other-dep/lib", p.join("lib")).unwrap();
+    for d in ["bin", "share", ""] {
+        set_mode(&p.join(d), 0o555);
+    }
+    p
+}
+
+/// Makes a fake store writable again so the temp dir can be removed.
+fn unfreeze(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            set_mode(&p, 0o755);
+            unfreeze(&p);
+        }
+    }
+}
+
+fn summary(bytes: &[u8]) -> Vec<(String, u8, u32, String)> {
+    read_back(bytes)
+        .into_iter()
+        .map(|(p, t, m, _, l, _)| (p, t, m, l))
+        .collect()
+}
+
+fn row(p: &str, t: u8, m: u32, l: &str) -> (String, u8, u32, String) {
+    (p.to_string(), t, m, l.to_string())
+}
+
+#[test]
+fn store_paths_are_copied_verbatim_at_their_own_path() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("nix/store");
+    let dir = fake_store_dir(&store, "aaaa-pkg");
+    write(&store.join("bbbb-file"), b"data", 0o444);
+    std::os::unix::fs::symlink("aaaa-pkg/bin", store.join("cccc-link")).unwrap();
+    let s = |n: &str| store.join(n).to_str().unwrap().to_string();
+    let entries = vec![
+        entry(&["store", &s("aaaa-pkg")]),
+        entry(&["store", &s("bbbb-file")]),
+        entry(&["store", &s("cccc-link")]),
+    ];
+    let got = summary(&tar_of(&entries, &[]));
+    set_mode(&dir, 0o755);
+    unfreeze(&dir);
+    let base = store.to_str().unwrap().trim_start_matches('/').to_string();
+    let mut want = Vec::new();
+    // Every ancestor of the store directory is an implicit 0755 parent, emitted once.
+    let mut prefix = String::new();
+    for part in base.split('/') {
+        prefix = if prefix.is_empty() {
+            part.to_string()
+        } else {
+            format!("{prefix}/{part}")
+        };
+        want.push(row(&format!("{prefix}/"), b'5', 0o755, ""));
+    }
+    let p = |rest: &str| format!("{base}/{rest}");
+    want.extend([
+        row(&p("aaaa-pkg/"), b'5', 0o755, ""),
+        row(&p("aaaa-pkg/bin/"), b'5', 0o755, ""),
+        row(&p("aaaa-pkg/bin/alias"), b'2', 0o777, "tool"),
+        row(&p("aaaa-pkg/bin/tool"), b'0', 0o755, ""),
+        row(&p("aaaa-pkg/lib"), b'2', 0o777, "/nix/store/other-dep/lib"),
+        row(&p("aaaa-pkg/share/"), b'5', 0o755, ""),
+        row(&p("aaaa-pkg/share/doc"), b'0', 0o644, ""),
+        row(&p("bbbb-file"), b'0', 0o644, ""),
+        row(&p("cccc-link"), b'2', 0o777, "aaaa-pkg/bin"),
+    ]);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn store_symlinks_into_bazel_out_are_not_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("bazel-out/real");
+    write(&real, b"real", 0o644);
+    let pkg = d.path().join("store/aaaa-pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::os::unix::fs::symlink(&real, pkg.join("l")).unwrap();
+    let got = summary(&tar_of(&[entry(&["store", pkg.to_str().unwrap()])], &[]));
+    let last = got.last().unwrap();
+    assert_eq!((last.1, last.3.as_str()), (b'2', real.to_str().unwrap()));
+    let e = format!(
+        "{:#}",
+        Plan::build(
+            &[entry(&["store", "/nix/store/definitely-missing"])],
+            &[],
+            &[]
+        )
+        .unwrap_err()
+    );
+    assert!(e.contains("/nix/store/definitely-missing"), "{e}");
+}
+
+#[test]
+fn roots_put_store_contents_at_the_image_root_and_merge_identical_paths() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let env1 = store.join("aaaa-env");
+    let env2 = store.join("bbbb-env");
+    for env in [&env1, &env2] {
+        write(&env.join("etc/shared.conf"), b"same", 0o444);
+        std::os::unix::fs::symlink("/nix/store/x-bash/bin/bash", env.join("sh")).unwrap();
+    }
+    std::fs::create_dir_all(env1.join("bin")).unwrap();
+    std::os::unix::fs::symlink("/nix/store/x-hello/bin/hello", env1.join("bin/hello")).unwrap();
+    write(&env2.join("bin/tool"), b"#!", 0o555);
+    let entries = vec![
+        entry(&["root", env1.to_str().unwrap()]),
+        entry(&["root", env2.to_str().unwrap()]),
+    ];
+    assert_eq!(
+        summary(&tar_of(&entries, &[])),
+        vec![
+            row("bin/", b'5', 0o755, ""),
+            row("bin/hello", b'2', 0o777, "/nix/store/x-hello/bin/hello"),
+            row("bin/tool", b'0', 0o755, ""),
+            row("etc/", b'5', 0o755, ""),
+            row("etc/shared.conf", b'0', 0o644, ""),
+            row("sh", b'2', 0o777, "/nix/store/x-bash/bin/bash"),
+        ]
+    );
+
+    // Same path, different content: an error naming both store paths.
+    let env3 = store.join("cccc-env");
+    write(&env3.join("etc/shared.conf"), b"other", 0o444);
+    let env4 = store.join("dddd-env");
+    std::os::unix::fs::symlink("/nix/store/y-bash/bin/bash", {
+        std::fs::create_dir_all(&env4).unwrap();
+        env4.join("sh")
+    })
+    .unwrap();
+    let err = |a: &Path, b: &Path| {
+        let entries = vec![
+            entry(&["root", a.to_str().unwrap()]),
+            entry(&["root", b.to_str().unwrap()]),
+        ];
+        format!("{:#}", Plan::build(&entries, &[], &[]).unwrap_err())
+    };
+    let e = err(&env1, &env3);
+    assert!(
+        e.contains("/etc/shared.conf") && e.contains("aaaa-env") && e.contains("cccc-env"),
+        "{e}"
+    );
+    let e = err(&env1, &env4);
+    assert!(
+        e.contains("/sh") && e.contains("aaaa-env") && e.contains("dddd-env"),
+        "{e}"
+    );
+    // A file root has no contents.
+    let e = err(&env1, &env1.join("etc/shared.conf"));
+    assert!(e.contains("not a directory"), "{e}");
+}
+
+#[test]
+fn owner_overrides() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("f"), b"x", 0o644);
+    let f = d.path().join("f").to_str().unwrap().to_string();
+    let entries = vec![entry(&["file", "/home/app/data", &f])];
+    let owners = [
+        "/home/app=1000:100".to_string(),
+        "/home/app/data=1000:1000".into(),
+    ];
+    let bytes = Plan::build(&entries, &[], &owners)
+        .unwrap()
+        .write_tar(Vec::new())
+        .unwrap();
+    let mut ar = tar::Archive::new(&bytes[..]);
+    let ids: Vec<(String, u64, u64)> = ar
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let p = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+            (p, h.uid().unwrap(), h.gid().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("home/", 0, 0),
+            ("home/app/", 1000, 100),
+            ("home/app/data", 1000, 1000)
+        ]
+        .map(|(p, u, g)| (p.to_string(), u, g))
+    );
+    let err = |spec: &str| {
+        format!(
+            "{:#}",
+            Plan::build(&entries, &[], &[spec.to_string()]).unwrap_err()
+        )
+    };
+    let e = err("/nope=1:1");
+    assert!(e.contains("/nope") && e.contains("not in the layer"), "{e}");
+    for bad in ["/home=1000", "/home=a:b", "/home=-1:0", "/home=1:2:3"] {
+        let e = err(bad);
+        assert!(e.contains("UID:GID"), "{bad}: {e}");
+    }
+    assert!(err("no-equals").contains("/path=UID:GID"));
 }

@@ -23,6 +23,7 @@ pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, Image
             compression: kind,
             level: None,
             modes: &[],
+            owners: &[],
             entries: &entries,
         })
         .unwrap();
