@@ -8,12 +8,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$repo_root/e2e/checks.sh"
 source "$repo_root/e2e/registry/registries.sh"
 source "$repo_root/e2e/registry/checks.sh"
+source "$repo_root/e2e/nix/checks.sh"
 
 ensure_host_packages || exit 1
 registry_ensure_packages || exit 1
 ensure_docker || exit 1
 cleanup() {
   shutdown_repro_servers
+  nix_shutdown
   registry_stop_all
   for ws in "$repo_root" "$repo_root/examples" "$work/consumer" "$work/bad" "$work/pull_consumer"; do
     [[ -f $ws/MODULE.bazel ]] && (cd "$ws" && "$bazelw" shutdown >/dev/null 2>&1)
@@ -67,6 +69,9 @@ if registry_e2e_setup "$work/registry" && registry_make_images; then
 else
   check "registry setup" false
 fi
+
+say "Nix closures as images (real Nix in bazelw's rootfs)"
+run_nix_checks
 
 say "reproducibility: two checkouts, two umasks, two fresh output bases"
 check "identical digests" reproducible_digests

@@ -8,6 +8,7 @@ load("@rules_image//rules:defs.bzl", "image_layer", "image_load", "image_manifes
 load("//rules/private:layer.bzl", _image_layer = "image_layer")
 load("//rules/private:load.bzl", _image_load = "image_load")
 load("//rules/private:manifest.bzl", _image_manifest = "image_manifest")
+load("//rules/private:nix.bzl", _nix_layer = "nix_layer")
 load("//rules/private:push.bzl", _image_push = "image_push")
 load("//rules/private:providers.bzl", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
 
@@ -15,5 +16,6 @@ image_layer = _image_layer
 image_manifest = _image_manifest
 image_load = _image_load
 image_push = _image_push
+nix_layer = _nix_layer
 LayerInfo = _LayerInfo
 ImageManifestInfo = _ImageManifestInfo

@@ -1,7 +1,10 @@
-"""Module extensions of rules_image: `tool` (the tool binary) and `images` (base images from registries)."""
+"""Module extensions of rules_image: `tool` (the tool binary), `images` (base images from registries)
+and `nix` (images from Nix closures)."""
 
+load("//rules/private:nix.bzl", _nix = "nix")
 load("//rules/private:pull.bzl", _images = "images")
 load("//rules/private:tool_extension.bzl", _tool = "tool")
 
 tool = _tool
 images = _images
+nix = _nix
