@@ -1,16 +1,8 @@
 """image_layer: a deterministic tar layer built from Bazel targets."""
 
-load(":providers.bzl", "LayerInfo")
-load(":util.bzl", "display_label", "label_arg")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-
-_MEDIA_TYPES = {
-    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-    "none": "application/vnd.oci.image.layer.v1.tar",
-}
-
-_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
+load(":layer_action.bzl", "layer_args", "run_layer_action")
+load(":toolchain.bzl", "TOOLCHAIN_TYPE")
+load(":util.bzl", "display_label")
 
 def _runfiles_path(f):
     """Path of a File inside a runfiles tree (bzlmod: the main repository is `_main`)."""
@@ -36,19 +28,8 @@ def _check_dest(ctx, dest):
 def _image_layer_impl(ctx):
     if not ctx.attr.srcs and not ctx.attr.symlinks:
         fail("%s: image_layer needs at least one entry in `srcs` or `symlinks`" % display_label(ctx.label))
-    compress = ctx.attr.compress
-    blob = ctx.actions.declare_file(ctx.label.name + _EXTENSIONS[compress])
-    metadata = ctx.actions.declare_file(ctx.label.name + ".layer.json")
-
-    args = ctx.actions.args()
-    args.use_param_file("@%s", use_always = True)
-    args.set_param_file_format("multiline")
-    args.add(label_arg(ctx.label))
-    args.add("--output", blob)
-    args.add("--metadata", metadata)
-    args.add("--compression", compress)
-    if ctx.attr.compression_level >= 0:
-        args.add("--compression-level", str(ctx.attr.compression_level))
+    layer = layer_args(ctx, ctx.attr.compress, ctx.attr.compression_level)
+    args = layer.args
     for dest, mode in ctx.attr.modes.items():
         _check_dest(ctx, dest)
         args.add("--mode", "%s=%s" % (dest, mode))
@@ -91,19 +72,7 @@ def _image_layer_impl(ctx):
         _check_dest(ctx, dest)
         args.add("symlink\t%s\t%s" % (dest, link_target))
 
-    ctx.actions.run(
-        executable = image_tool(ctx),
-        arguments = ["layer", args],
-        inputs = depset(transitive = inputs),
-        outputs = [blob, metadata],
-        mnemonic = "ImageLayer",
-        progress_message = "Writing image layer %{label}",
-        toolchain = TOOLCHAIN_TYPE,
-    )
-    return [
-        DefaultInfo(files = depset([blob, metadata])),
-        LayerInfo(blob = blob, metadata = metadata, media_type = _MEDIA_TYPES[compress], source = None),
-    ]
+    return run_layer_action(ctx, layer, depset(transitive = inputs), "ImageLayer", "Writing image layer %{label}")
 
 def _symlink_targets(runfiles):
     # SymlinkEntry depsets cannot be mapped to their files without flattening; runfiles

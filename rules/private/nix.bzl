@@ -11,21 +11,13 @@ locally and unsandboxed: `no-sandbox`, `no-remote`, `local`. Their action keys a
 paths themselves, which Nix derives from everything that built them.
 """
 
-load(":providers.bzl", "LayerInfo")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "display_label", "label_arg")
+load(":layer_action.bzl", "layer_args", "run_layer_action")
+load(":toolchain.bzl", "TOOLCHAIN_TYPE")
+load(":util.bzl", "display_label")
 
 _HOST_TOOL = Label("@rules_image_toolchains//:host/rules-image-tool")
 
 _STORE_DIR = "/nix/store/"
-
-_MEDIA_TYPES = {
-    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-    "none": "application/vnd.oci.image.layer.v1.tar",
-}
-
-_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
 
 # The layer actions read the Nix store of the machine they run on.
 _LOCAL_ONLY = {"no-sandbox": "1", "no-remote": "1", "local": "1"}
@@ -39,17 +31,8 @@ def _check_store_path(ctx, path):
 def _nix_layer_impl(ctx):
     if not ctx.attr.store_paths and not ctx.attr.root_paths:
         fail("%s: nix_layer needs at least one entry in `store_paths` or `root_paths`" % display_label(ctx.label))
-    compress = ctx.attr.compress
-    blob = ctx.actions.declare_file(ctx.label.name + _EXTENSIONS[compress])
-    metadata = ctx.actions.declare_file(ctx.label.name + ".layer.json")
-
-    args = ctx.actions.args()
-    args.use_param_file("@%s", use_always = True)
-    args.set_param_file_format("multiline")
-    args.add(label_arg(ctx.label))
-    args.add("--output", blob)
-    args.add("--metadata", metadata)
-    args.add("--compression", compress)
+    layer = layer_args(ctx, ctx.attr.compress)
+    args = layer.args
     for path, owner in ctx.attr.owners.items():
         args.add("--owner", "%s=%s" % (path, owner))
     for path, mode in ctx.attr.modes.items():
@@ -61,19 +44,9 @@ def _nix_layer_impl(ctx):
         _check_store_path(ctx, path)
         args.add("root\t" + path)
 
-    ctx.actions.run(
-        executable = image_tool(ctx),
-        arguments = ["layer", args],
-        outputs = [blob, metadata],
-        mnemonic = "ImageNixLayer",
-        progress_message = "Writing Nix store layer %{label}",
-        execution_requirements = _LOCAL_ONLY,
-        toolchain = TOOLCHAIN_TYPE,
-    )
-    return [
-        DefaultInfo(files = depset([blob, metadata])),
-        LayerInfo(blob = blob, metadata = metadata, media_type = _MEDIA_TYPES[compress], source = None),
-    ]
+    # No inputs: the store paths are named in the arguments, and a store path's content
+    # never changes, so the action key still covers what is read.
+    return run_layer_action(ctx, layer, depset(), "ImageNixLayer", "Writing Nix store layer %{label}", _LOCAL_ONLY)
 
 nix_layer = rule(
     implementation = _nix_layer_impl,

@@ -1,0 +1,71 @@
+"""The one action that writes a layer, shared by image_layer and nix_layer."""
+
+load(":providers.bzl", "LayerInfo")
+load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+load(":util.bzl", "label_arg")
+
+MEDIA_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "none": "application/vnd.oci.image.layer.v1.tar",
+}
+
+_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
+
+def layer_args(ctx, compress, compression_level = -1):
+    """Declares a layer's outputs and starts the tool's arguments (entries follow).
+
+    Args:
+        ctx: rule context.
+        compress: "gzip", "zstd" or "none".
+        compression_level: level, or -1 for the tool's default.
+
+    Returns:
+        struct(blob, metadata, args, compress)
+    """
+    blob = ctx.actions.declare_file(ctx.label.name + _EXTENSIONS[compress])
+    metadata = ctx.actions.declare_file(ctx.label.name + ".layer.json")
+    args = ctx.actions.args()
+    args.use_param_file("@%s", use_always = True)
+    args.set_param_file_format("multiline")
+    args.add(label_arg(ctx.label))
+    args.add("--output", blob)
+    args.add("--metadata", metadata)
+    args.add("--compression", compress)
+    if compression_level >= 0:
+        args.add("--compression-level", str(compression_level))
+    return struct(blob = blob, metadata = metadata, args = args, compress = compress)
+
+def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_requirements = None):
+    """Runs `rules-image-tool layer` and returns the layer's providers.
+
+    Args:
+        ctx: rule context.
+        layer: the struct from layer_args, its entries added.
+        inputs: depset of input files.
+        mnemonic: action mnemonic.
+        progress_message: action progress message.
+        execution_requirements: optional dict.
+
+    Returns:
+        [DefaultInfo, LayerInfo]
+    """
+    ctx.actions.run(
+        executable = image_tool(ctx),
+        arguments = ["layer", layer.args],
+        inputs = inputs,
+        outputs = [layer.blob, layer.metadata],
+        mnemonic = mnemonic,
+        progress_message = progress_message,
+        execution_requirements = execution_requirements,
+        toolchain = TOOLCHAIN_TYPE,
+    )
+    return [
+        DefaultInfo(files = depset([layer.blob, layer.metadata])),
+        LayerInfo(
+            blob = layer.blob,
+            metadata = layer.metadata,
+            media_type = MEDIA_TYPES[layer.compress],
+            source = None,
+        ),
+    ]
