@@ -1,12 +1,13 @@
 //! Command-line interface (the contract with the Starlark rules) and dispatch.
 
 use crate::compress::Compression;
-use crate::layout::{ImageInput, Resolver};
+use crate::index::ChildFile;
+use crate::layout::{ImageInput, IndexInput, Resolver};
 use crate::load::Daemon;
 use crate::nix::layering::Algorithm;
-use crate::registry::push::{BlobSource, PushOptions};
+use crate::registry::push::{BlobSource, PushImage, PushOptions};
 use crate::registry::reference::Repo;
-use crate::{image, layer, layout, load, nix, registry};
+use crate::{image, index, layer, layout, load, nix, registry};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub enum Command {
     Layer(LayerArgs),
     /// Assemble an image config and manifest.
     Manifest(ManifestArgs),
+    /// Assemble a multi-platform OCI image index from manifest descriptors.
+    Index(IndexArgs),
     /// Write an OCI image layout directory.
     Layout(LayoutArgs),
     /// Write one tar that is an OCI layout and `docker load` input.
@@ -103,33 +106,76 @@ pub struct ManifestArgs {
     pub output_descriptor: PathBuf,
 }
 
-/// The image read by layout, tarball and load.
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Manifest descriptor JSON written by `manifest`, in index order.
+    #[arg(long = "child-descriptor", required = true, num_args = 1..)]
+    pub child_descriptors: Vec<PathBuf>,
+    /// Index annotation `KEY=VALUE` (repeatable).
+    #[arg(long = "annotation")]
+    pub annotations: Vec<String>,
+    #[arg(long)]
+    pub output_index: PathBuf,
+    #[arg(long)]
+    pub output_digest: PathBuf,
+}
+
+/// The image read by layout, tarball and load: one image, or an index and its children.
 #[derive(Args, Debug)]
 pub struct ImageArgs {
-    #[arg(long)]
-    pub manifest: PathBuf,
-    #[arg(long)]
-    pub config: PathBuf,
+    #[arg(long, required_unless_present = "index")]
+    pub manifest: Option<PathBuf>,
+    #[arg(long, required_unless_present = "index")]
+    pub config: Option<PathBuf>,
     /// Layer blobs, in manifest layer order.
     #[arg(long = "blob")]
     pub blobs: Vec<PathBuf>,
+    /// A multi-platform image: this OCI index, with --child files instead of
+    /// --manifest/--config/--blob.
+    #[arg(long, conflicts_with_all = ["manifest", "config", "blobs"], requires = "children")]
+    pub index: Option<PathBuf>,
+    /// Child file (`{"manifest", "config", "blobs"}`) of each index entry, in index order.
+    #[arg(long = "child", requires = "index")]
+    pub children: Vec<PathBuf>,
     /// Image reference to tag (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
 }
 
+/// What ImageArgs name.
+enum Input {
+    Image(ImageInput),
+    Index(IndexInput),
+}
+
 impl ImageArgs {
-    fn read(&self, resolver: &Resolver) -> Result<ImageInput> {
+    fn read(&self, resolver: &Resolver) -> Result<Input> {
+        if let Some(index) = &self.index {
+            let children = self
+                .children
+                .iter()
+                .map(|c| ChildFile::read(c, resolver))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Input::Index(IndexInput::read(
+                &resolver.resolve(index)?,
+                &children,
+            )?));
+        }
+        let (Some(manifest), Some(config)) = (&self.manifest, &self.config) else {
+            bail!("give --manifest and --config, or --index and --child");
+        };
         let blobs = self
             .blobs
             .iter()
             .map(|b| resolver.resolve(b))
             .collect::<Result<Vec<_>>>()?;
-        ImageInput::read(
-            &resolver.resolve(&self.manifest)?,
-            &resolver.resolve(&self.config)?,
+        Ok(Input::Image(ImageInput::read(
+            &resolver.resolve(manifest)?,
+            &resolver.resolve(config)?,
             &blobs,
-        )
+        )?))
     }
 }
 
@@ -161,6 +207,9 @@ pub struct LoadArgs {
     pub image: ImageArgs,
     #[arg(long, value_enum)]
     pub daemon: Daemon,
+    /// With --index, the platform to load (os/arch[/variant]); default: this machine's.
+    #[arg(long, requires = "index")]
+    pub platform: Option<String>,
     /// Input paths are rlocation paths, resolved through this program's runfiles.
     #[arg(long)]
     pub rlocation: bool,
@@ -173,14 +222,21 @@ pub struct PushArgs {
     /// Path arguments are rlocation paths, resolved through this program's runfiles.
     #[arg(long)]
     pub rlocation: bool,
-    #[arg(long)]
-    pub manifest: PathBuf,
-    #[arg(long)]
-    pub config: PathBuf,
+    #[arg(long, required_unless_present = "index")]
+    pub manifest: Option<PathBuf>,
+    #[arg(long, required_unless_present = "index")]
+    pub config: Option<PathBuf>,
     /// Layer blobs in manifest layer order: a file, or `remote:REGISTRY/REPOSITORY` for a
     /// layer that is only in that repository.
     #[arg(long = "blob")]
     pub blobs: Vec<String>,
+    /// A multi-platform image: this OCI index, with --child files instead of
+    /// --manifest/--config/--blob. Tags go on the index.
+    #[arg(long, conflicts_with_all = ["manifest", "config", "blobs"], requires = "children")]
+    pub index: Option<PathBuf>,
+    /// Child file (`{"manifest", "config", "blobs"}`) of each index entry, in index order.
+    #[arg(long = "child", requires = "index")]
+    pub children: Vec<PathBuf>,
     /// `REGISTRY/REPOSITORY` (repeatable), used unless --registry/--repository is given.
     #[arg(long = "default-destination")]
     pub default_destinations: Vec<String>,
@@ -214,6 +270,39 @@ pub struct PushArgs {
 }
 
 impl PushArgs {
+    fn images(&self, r: &Resolver) -> Result<Vec<PushImage>> {
+        if self.index.is_some() {
+            return self
+                .children
+                .iter()
+                .map(|c| {
+                    let c = ChildFile::read(c, r)?;
+                    Ok(PushImage {
+                        manifest: c.manifest,
+                        config: c.config,
+                        blobs: c.blobs,
+                    })
+                })
+                .collect();
+        }
+        let (Some(manifest), Some(config)) = (&self.manifest, &self.config) else {
+            bail!("give --manifest and --config, or --index and --child");
+        };
+        let blobs = self
+            .blobs
+            .iter()
+            .map(|b| match BlobSource::parse(b)? {
+                BlobSource::Local(p) => Ok(BlobSource::Local(r.resolve(&p)?)),
+                remote => Ok(remote),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(vec![PushImage {
+            manifest: r.resolve(manifest)?,
+            config: r.resolve(config)?,
+            blobs,
+        }])
+    }
+
     fn destinations(&self) -> Result<Vec<Repo>> {
         let defaults = self
             .default_destinations
@@ -252,6 +341,10 @@ pub struct PullArgs {
     /// Platform chosen from an index: os/arch[/variant].
     #[arg(long, default_value = "linux/amd64")]
     pub platform: String,
+    /// If the digest is an index: write index.json, one `os_arch[_variant]` directory per
+    /// platform and platforms.json, instead of choosing one platform.
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
     #[arg(long)]
     pub output_dir: PathBuf,
     #[arg(long)]
@@ -322,6 +415,7 @@ impl Command {
         let c = match self {
             Command::Layer(a) => &a.common,
             Command::Manifest(a) => &a.common,
+            Command::Index(a) => &a.common,
             Command::Layout(a) => &a.common,
             Command::Tarball(a) => &a.common,
             Command::Load(a) => &a.common,
@@ -359,37 +453,36 @@ impl Command {
                     output_descriptor: a.output_descriptor,
                 })?;
             }
-            Command::Layout(a) => {
-                let img = a.image.read(&Resolver::new(false)?)?;
-                layout::run_layout(&img, &a.image.tags, &a.output)?;
-            }
-            Command::Tarball(a) => {
-                let img = a.image.read(&Resolver::new(false)?)?;
-                layout::run_tarball(&img, &a.image.tags, &a.output)?;
-            }
-            Command::Load(a) => {
-                let img = a.image.read(&Resolver::new(a.rlocation)?)?;
-                load::run(a.daemon, &img, &a.image.tags)?;
-            }
+            Command::Index(a) => index::run(&index::IndexOptions {
+                child_descriptors: a.child_descriptors,
+                annotations: a.annotations,
+                output_index: a.output_index,
+                output_digest: a.output_digest,
+            })?,
+            Command::Layout(a) => match a.image.read(&Resolver::new(false)?)? {
+                Input::Image(img) => layout::run_layout(&img, &a.image.tags, &a.output)?,
+                Input::Index(idx) => layout::run_layout(&idx, &a.image.tags, &a.output)?,
+            },
+            Command::Tarball(a) => match a.image.read(&Resolver::new(false)?)? {
+                Input::Image(img) => layout::run_tarball(&img, &a.image.tags, &a.output)?,
+                Input::Index(idx) => layout::run_tarball(&idx, &a.image.tags, &a.output)?,
+            },
+            Command::Load(a) => match a.image.read(&Resolver::new(a.rlocation)?)? {
+                Input::Image(img) => load::run(a.daemon, &img, &a.image.tags)?,
+                Input::Index(idx) => {
+                    load::run_index(a.daemon, &idx, a.platform.as_deref(), &a.image.tags)?
+                }
+            },
             Command::Push(a) => {
                 let r = Resolver::new(a.rlocation)?;
-                let blobs = a
-                    .blobs
-                    .iter()
-                    .map(|b| match BlobSource::parse(b)? {
-                        BlobSource::Local(p) => Ok(BlobSource::Local(r.resolve(&p)?)),
-                        remote => Ok(remote),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
                 let tags = if a.tags.is_empty() {
                     a.default_tags.clone()
                 } else {
                     a.tags.clone()
                 };
                 registry::push::run(&PushOptions {
-                    manifest: r.resolve(&a.manifest)?,
-                    config: r.resolve(&a.config)?,
-                    blobs,
+                    images: a.images(&r)?,
+                    index: a.index.as_ref().map(|p| r.resolve(p)).transpose()?,
                     destinations: a.destinations()?,
                     tags,
                     status_files: a
@@ -404,7 +497,13 @@ impl Command {
                 })?;
             }
             Command::Pull(a) => {
-                registry::pull::run_pull(&a.image, &a.platform, &a.output_dir, a.insecure_http)?;
+                registry::pull::run_pull(
+                    &a.image,
+                    &a.platform,
+                    a.all_platforms,
+                    &a.output_dir,
+                    a.insecure_http,
+                )?;
             }
             Command::FetchBlob(a) => {
                 registry::pull::run_fetch_blob(

@@ -5,8 +5,9 @@
 //! manifest descriptor is an error, so a stale or swapped file can never produce an image.
 
 use crate::digest::{Digest, HashingReader};
+use crate::index::ChildFile;
 use crate::output::{AtomicDir, AtomicFile, BUF_SIZE};
-use crate::spec::{self, Descriptor};
+use crate::spec::{self, Descriptor, Platform};
 use crate::tarfmt::TarWriter;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
@@ -16,7 +17,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Where the bytes of one blob come from.
-enum Source {
+#[derive(Clone)]
+pub enum Source {
     Bytes(Vec<u8>),
     /// A layer blob file, verified against its descriptor while copying.
     File(PathBuf, Descriptor),
@@ -136,42 +138,154 @@ impl ImageInput {
         d
     }
 
-    /// index.json: one manifest descriptor per tag (`latest` without tags).
-    fn index_json(&self, tags: &[String], tarball: bool) -> Vec<u8> {
-        let mut manifests = Vec::new();
-        if tags.is_empty() {
-            let mut a = Map::new();
-            a.insert(spec::ANNOTATION_REF_NAME.into(), "latest".into());
-            manifests.push(self.manifest_descriptor(a));
-        }
-        for tag in tags {
-            let mut a = Map::new();
-            if tarball {
-                // containerd (and docker with the containerd store) reads the full reference,
-                // OCI tools read the tag part.
-                a.insert(spec::ANNOTATION_REF_NAME.into(), tag_part(tag).into());
-                a.insert(spec::ANNOTATION_CONTAINERD_NAME.into(), tag.as_str().into());
-            } else {
-                a.insert(spec::ANNOTATION_REF_NAME.into(), tag.as_str().into());
-            }
-            manifests.push(self.manifest_descriptor(a));
-        }
-        spec::canonical(&json!({
-            "schemaVersion": 2,
-            "mediaType": spec::MT_INDEX,
-            "manifests": manifests,
-        }))
-    }
-
-    /// docker-save `manifest.json`, read by `docker load` (classic image store).
-    fn docker_manifest_json(&self, tags: &[String]) -> Vec<u8> {
+    /// This image's entry in a docker-save `manifest.json`.
+    fn docker_entry(&self, tags: &[String]) -> Value {
         let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
-        spec::canonical(&json!([{
+        json!({
             "Config": path(&self.config_digest),
             "RepoTags": tags,
             "Layers": self.layer_digests.iter().map(path).collect::<Vec<_>>(),
-        }]))
+        })
     }
+}
+
+/// What a layout or tarball is written from: one image, or an index and its images.
+pub trait LayoutInput {
+    /// Every blob by digest; a BTreeMap deduplicates and gives the sorted write order.
+    fn blobs(&self) -> &BTreeMap<Digest, Source>;
+    /// The descriptor index.json points at, with these annotations.
+    fn top_descriptor(&self, annotations: Map<String, Value>) -> Value;
+    /// The entries of docker's `manifest.json`.
+    fn docker_entries(&self, tags: &[String]) -> Vec<Value>;
+}
+
+impl LayoutInput for ImageInput {
+    fn blobs(&self) -> &BTreeMap<Digest, Source> {
+        &self.blobs
+    }
+    fn top_descriptor(&self, annotations: Map<String, Value>) -> Value {
+        self.manifest_descriptor(annotations)
+    }
+    fn docker_entries(&self, tags: &[String]) -> Vec<Value> {
+        vec![self.docker_entry(tags)]
+    }
+}
+
+/// A multi-platform image: an OCI index and one ImageInput per entry, in index order.
+pub struct IndexInput {
+    index: Vec<u8>,
+    digest: Digest,
+    children: Vec<ImageInput>,
+    /// The index entries' platforms, in order.
+    platforms: Vec<Platform>,
+    blobs: BTreeMap<Digest, Source>,
+}
+
+impl IndexInput {
+    /// Reads the index and its children (in index order), checking that they match it.
+    pub fn read(index_path: &Path, children: &[ChildFile]) -> Result<IndexInput> {
+        let index = std::fs::read(index_path)
+            .with_context(|| format!("cannot read index {}", index_path.display()))?;
+        let imgs = children
+            .iter()
+            .map(|c| {
+                ImageInput::read(&c.manifest, &c.config, &c.local_blobs()?)
+                    .with_context(|| format!("child file {}", c.path.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let listed: Vec<(&Path, &[u8])> = children
+            .iter()
+            .zip(&imgs)
+            .map(|(c, i)| (c.manifest.as_path(), i.manifest.as_slice()))
+            .collect();
+        let platforms = crate::index::check_children(&index, index_path, &listed)?;
+        let digest = Digest::of(&index);
+        let mut blobs = BTreeMap::new();
+        for img in &imgs {
+            for (d, src) in &img.blobs {
+                blobs.entry(*d).or_insert_with(|| src.clone());
+            }
+        }
+        blobs.insert(digest, Source::Bytes(index.clone()));
+        Ok(IndexInput {
+            index,
+            digest,
+            children: imgs,
+            platforms,
+            blobs,
+        })
+    }
+
+    /// The child for `want`, else an error listing the platforms there are.
+    pub fn select(&self, want: &Platform) -> Result<&ImageInput> {
+        match self.platforms.iter().position(|p| want.matches(p)) {
+            Some(i) => Ok(&self.children[i]),
+            None => bail!(
+                "no image for platform {want} in the index; available: {}",
+                self.platforms
+                    .iter()
+                    .map(Platform::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+impl LayoutInput for IndexInput {
+    fn blobs(&self) -> &BTreeMap<Digest, Source> {
+        &self.blobs
+    }
+    fn top_descriptor(&self, annotations: Map<String, Value>) -> Value {
+        json!({
+            "mediaType": spec::MT_INDEX,
+            "digest": self.digest.to_string(),
+            "size": self.index.len(),
+            "annotations": annotations,
+        })
+    }
+    /// Docker's manifest.json names one image per tag: the tags go on the linux/amd64 child.
+    fn docker_entries(&self, tags: &[String]) -> Vec<Value> {
+        let amd64 = Platform::parse("linux/amd64").expect("valid platform");
+        let tagged = self.platforms.iter().position(|p| amd64.matches(p));
+        self.children
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.docker_entry(if Some(i) == tagged { tags } else { &[] }))
+            .collect()
+    }
+}
+
+/// index.json: one descriptor of the image (or index) per tag (`latest` without tags).
+fn index_json(input: &impl LayoutInput, tags: &[String], tarball: bool) -> Vec<u8> {
+    let mut manifests = Vec::new();
+    if tags.is_empty() {
+        let mut a = Map::new();
+        a.insert(spec::ANNOTATION_REF_NAME.into(), "latest".into());
+        manifests.push(input.top_descriptor(a));
+    }
+    for tag in tags {
+        let mut a = Map::new();
+        if tarball {
+            // containerd (and docker with the containerd store) reads the full reference,
+            // OCI tools read the tag part.
+            a.insert(spec::ANNOTATION_REF_NAME.into(), tag_part(tag).into());
+            a.insert(spec::ANNOTATION_CONTAINERD_NAME.into(), tag.as_str().into());
+        } else {
+            a.insert(spec::ANNOTATION_REF_NAME.into(), tag.as_str().into());
+        }
+        manifests.push(input.top_descriptor(a));
+    }
+    spec::canonical(&json!({
+        "schemaVersion": 2,
+        "mediaType": spec::MT_INDEX,
+        "manifests": manifests,
+    }))
+}
+
+/// docker-save `manifest.json`, read by `docker load` (classic image store).
+fn docker_manifest_json(input: &impl LayoutInput, tags: &[String]) -> Vec<u8> {
+    spec::canonical(&Value::Array(input.docker_entries(tags)))
 }
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -225,7 +339,7 @@ fn copy_verified<W: Write>(
 }
 
 /// Writes the image as one deterministic tar stream: an OCI layout plus docker's manifest.json.
-pub fn write_tarball<W: Write>(img: &ImageInput, tags: &[String], w: W) -> Result<W> {
+pub fn write_tarball<W: Write>(img: &impl LayoutInput, tags: &[String], w: W) -> Result<W> {
     let tags = dedup_tags(tags);
     let mut tw = TarWriter::new(w);
     let mut buf = vec![0u8; BUF_SIZE];
@@ -233,15 +347,15 @@ pub fn write_tarball<W: Write>(img: &ImageInput, tags: &[String], w: W) -> Resul
     // "manifest.json" < "oci-layout".
     tw.dir("blobs/", 0o755)?;
     tw.dir("blobs/sha256/", 0o755)?;
-    for (digest, src) in &img.blobs {
+    for (digest, src) in img.blobs() {
         let name = format!("blobs/sha256/{}", digest.hex());
         match src {
             Source::Bytes(b) => tw.file_bytes(&name, 0o644, b)?,
             Source::File(path, desc) => copy_verified(&mut tw, &name, path, desc, &mut buf)?,
         }
     }
-    tw.file_bytes("index.json", 0o644, &img.index_json(&tags, true))?;
-    tw.file_bytes("manifest.json", 0o644, &img.docker_manifest_json(&tags))?;
+    tw.file_bytes("index.json", 0o644, &index_json(img, &tags, true))?;
+    tw.file_bytes("manifest.json", 0o644, &docker_manifest_json(img, &tags))?;
     tw.file_bytes("oci-layout", 0o644, OCI_LAYOUT)?;
     Ok(tw.finish()?)
 }
@@ -313,7 +427,7 @@ fn decompressed_size(path: &Path, desc: &Descriptor) -> Result<u64> {
     Ok(size)
 }
 
-pub fn run_tarball(img: &ImageInput, tags: &[String], output: &Path) -> Result<()> {
+pub fn run_tarball(img: &impl LayoutInput, tags: &[String], output: &Path) -> Result<()> {
     let mut out = AtomicFile::create(output)?;
     let w = write_tarball(img, tags, BufWriter::with_capacity(BUF_SIZE, out.file()))?;
     w.into_inner()
@@ -323,13 +437,13 @@ pub fn run_tarball(img: &ImageInput, tags: &[String], output: &Path) -> Result<(
 }
 
 /// Writes an OCI image layout directory at `output`, atomically.
-pub fn run_layout(img: &ImageInput, tags: &[String], output: &Path) -> Result<()> {
+pub fn run_layout(img: &impl LayoutInput, tags: &[String], output: &Path) -> Result<()> {
     let tags = dedup_tags(tags);
     let dir = AtomicDir::create(output)?;
     let blob_dir = dir.path().join("blobs").join("sha256");
     std::fs::create_dir_all(&blob_dir)
         .with_context(|| format!("cannot create {}", blob_dir.display()))?;
-    for (digest, src) in &img.blobs {
+    for (digest, src) in img.blobs() {
         let dest = blob_dir.join(digest.hex());
         let mut f =
             File::create(&dest).with_context(|| format!("cannot create {}", dest.display()))?;
@@ -356,7 +470,7 @@ pub fn run_layout(img: &ImageInput, tags: &[String], output: &Path) -> Result<()
     }
     let files: [(&str, Vec<u8>); 2] = [
         ("oci-layout", OCI_LAYOUT.to_vec()),
-        ("index.json", img.index_json(&tags, false)),
+        ("index.json", index_json(img, &tags, false)),
     ];
     for (name, bytes) in files {
         let p = dir.path().join(name);

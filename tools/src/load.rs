@@ -1,7 +1,8 @@
 //! `load`: streams the image tarball straight into `docker load` / `podman load` (no temp file).
 
-use crate::layout::{self, ImageInput};
+use crate::layout::{self, ImageInput, IndexInput};
 use crate::output::BUF_SIZE;
+use crate::spec::Platform;
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufWriter, ErrorKind};
 use std::process::{Command, Stdio};
@@ -35,6 +36,31 @@ impl Daemon {
 
 pub fn run(daemon: Daemon, img: &ImageInput, tags: &[String]) -> Result<()> {
     run_with(&daemon.binary(), daemon, img, tags)
+}
+
+/// Loads one platform of a multi-platform image: `platform` (os/arch[/variant]), else the
+/// host's. A daemon runs images of one platform, and docker's classic store keeps one per tag.
+pub fn run_index(
+    daemon: Daemon,
+    idx: &IndexInput,
+    platform: Option<&str>,
+    tags: &[String],
+) -> Result<()> {
+    run_index_with(&daemon.binary(), daemon, idx, platform, tags)
+}
+
+fn run_index_with(
+    bin: &str,
+    daemon: Daemon,
+    idx: &IndexInput,
+    platform: Option<&str>,
+    tags: &[String],
+) -> Result<()> {
+    let want = match platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    run_with(bin, daemon, idx.select(&want)?, tags)
 }
 
 /// Runs `<bin> load` with the image tar on its stdin.
@@ -153,6 +179,50 @@ mod tests {
         assert!(
             e.contains("/no/such/docker") && e.contains("not found"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn an_index_loads_the_child_for_the_platform() {
+        let (dir, idx) = crate::layout::tests::sample_index();
+        let got = dir.path().join("received.tar");
+        let bin = script(
+            dir.path(),
+            &format!("test \"$1\" = load || exit 3\ncat > '{}'", got.display()),
+        );
+        let tags = vec!["app:v1".to_string()];
+        for (platform, child) in [
+            ("linux/arm64", 1),
+            ("linux/arm64/v8", 1),
+            ("linux/amd64", 0),
+        ] {
+            run_index_with(&bin, Daemon::Podman, &idx, Some(platform), &tags).unwrap();
+            let want = idx.select(&Platform::parse(platform).unwrap()).unwrap();
+            let want = crate::layout::write_tarball(want, &tags, Vec::new()).unwrap();
+            assert_eq!(std::fs::read(&got).unwrap(), want, "{platform}");
+            let manifest = std::fs::read(dir.path().join(["m.json", "m-arm.json"][child])).unwrap();
+            let hex = crate::digest::Digest::of(&manifest).hex();
+            let entries = tar::Archive::new(&want[..])
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect::<Vec<_>>();
+            assert!(
+                entries.contains(&format!("blobs/sha256/{hex}")),
+                "{platform}"
+            );
+        }
+        // The host default is one of linux/amd64 and linux/arm64 on the machines we test on.
+        if matches!(std::env::consts::ARCH, "x86_64" | "aarch64") {
+            run_index_with(&bin, Daemon::Docker, &idx, None, &tags).unwrap();
+        }
+        let e = format!(
+            "{:#}",
+            run_index_with(&bin, Daemon::Docker, &idx, Some("linux/s390x"), &tags).unwrap_err()
+        );
+        assert_eq!(
+            e,
+            "no image for platform linux/s390x in the index; available: linux/amd64, linux/arm64/v8"
         );
     }
 }

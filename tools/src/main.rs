@@ -5,6 +5,7 @@ mod cli;
 mod compress;
 mod digest;
 mod image;
+mod index;
 mod layer;
 mod layout;
 mod load;

@@ -132,6 +132,85 @@ pub fn manifest_config(manifest: &Map<String, Value>) -> Result<Descriptor> {
     Descriptor::from_value(cfg).context("config descriptor")
 }
 
+/// `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn parse(s: &str) -> Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts[..] {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.into(),
+                arch: arch.into(),
+                variant: None,
+            }),
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => Ok(Platform {
+                os: os.into(),
+                arch: arch.into(),
+                variant: Some(v.into()),
+            }),
+            _ => bail!("platform {s:?} is not os/arch[/variant]"),
+        }
+    }
+
+    pub fn from_json(p: &Value) -> Platform {
+        let s = |k| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let v = s("variant");
+        Platform {
+            os: s("os"),
+            arch: s("architecture"),
+            variant: (!v.is_empty()).then_some(v),
+        }
+    }
+
+    /// The platform `rules_image` runs on, as an image platform: linux/<Go arch name>.
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: None,
+        }
+    }
+
+    /// Directory-name form: `os_arch[_variant]`.
+    pub fn dir_name(&self) -> String {
+        self.to_string().replace('/', "_")
+    }
+
+    /// A wanted platform without a variant matches any variant (linux/arm64 is arm64/v8).
+    pub fn matches(&self, have: &Platform) -> bool {
+        self.os == have.os
+            && self.arch == have.arch
+            && (self.variant.is_none()
+                || self.variant == have.variant
+                || (have.variant.is_none()
+                    && self.arch == "arm64"
+                    && self.variant.as_deref() == Some("v8")))
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

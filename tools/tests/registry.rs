@@ -331,13 +331,17 @@ struct Image {
 }
 
 fn image(layers: Vec<Vec<u8>>) -> Image {
+    image_for(layers, "amd64")
+}
+
+fn image_for(layers: Vec<Vec<u8>>, arch: &str) -> Image {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     let diff_ids: Vec<String> = layers
         .iter()
         .map(|l| sha(&[l.as_slice(), b"-diff"].concat()))
         .collect();
-    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}).to_string().into_bytes();
+    let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}).to_string().into_bytes();
     let descs: Vec<Value> = layers.iter().map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(l), "size": l.len()})).collect();
     let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
@@ -1063,4 +1067,263 @@ fn several_destinations_get_one_read_of_each_blob_and_fail_independently() {
     assert_eq!(s["destinations"][0]["bytes_uploaded"], json!(total));
     // `b` lost part of one upload and sent it again.
     assert!(s["destinations"][1]["bytes_uploaded"].as_u64().unwrap() > total);
+}
+
+/// A two-platform image: amd64 and arm64 children sharing one layer, an index over them (in
+/// the first child's directory) and one child file each.
+struct Multi {
+    amd: Image,
+    arm: Image,
+    index: Vec<u8>,
+    index_path: PathBuf,
+    children: [PathBuf; 2],
+}
+
+fn multi() -> Multi {
+    let shared = bytes(700, 5);
+    let amd = image_for(vec![shared.clone(), bytes(300, 6)], "amd64");
+    let arm = image_for(vec![shared, bytes(200, 7)], "arm64");
+    let entry = |i: &Image, arch: &str| {
+        let mut p = json!({"os": "linux", "architecture": arch});
+        if arch == "arm64" {
+            p["variant"] = "v8".into();
+        }
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": i.digest, "size": i.manifest.len(), "platform": p})
+    };
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")]})
+    .to_string()
+    .into_bytes();
+    let index_path = amd.dir.path().join("index.json");
+    std::fs::write(&index_path, &index).unwrap();
+    let child = |i: &Image, name: &str| {
+        let p = i.dir.path();
+        let blobs: Vec<String> = (0..i.layers.len())
+            .map(|n| path(&p.join(format!("l{n}"))))
+            .collect();
+        let f = amd.dir.path().join(name);
+        std::fs::write(
+            &f,
+            json!({"manifest": p.join("manifest.json"), "config": p.join("config.json"), "blobs": blobs}).to_string(),
+        )
+        .unwrap();
+        f
+    };
+    let children = [child(&amd, "amd.child.json"), child(&arm, "arm.child.json")];
+    Multi {
+        amd,
+        arm,
+        index,
+        index_path,
+        children,
+    }
+}
+
+fn push_index(m: &Multi, extra: &[&str]) -> Output {
+    let mut a = vec!["push".to_string(), "--index".into(), path(&m.index_path)];
+    for c in &m.children {
+        a.push("--child".into());
+        a.push(path(c));
+    }
+    a.extend(extra.iter().map(|s| s.to_string()));
+    tool(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+}
+
+#[test]
+fn push_an_index_children_first_then_the_index_then_tags() {
+    let reg = Fake::start();
+    let m = multi();
+    let dest = format!("{}/multi", reg.addr);
+    let sum = m.amd.dir.path().join("summary.json");
+    let args = [
+        "--default-destination",
+        &dest,
+        "--default-tag",
+        "v1",
+        "--summary-json",
+        &path(&sum),
+    ];
+    let o = push_index(&m, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let index_digest = sha(&m.index);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), index_digest);
+    let s = summary(&sum);
+    assert_eq!(s["digest"], index_digest.as_str());
+    let d = &s["destinations"][0];
+    // 2 configs + 3 distinct layers (one shared).
+    assert_eq!(d["blobs_uploaded"], 5);
+    let log = reg.log();
+    let puts: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("PUT /v2/multi/manifests/"))
+        .collect();
+    let want: Vec<String> = [&m.amd.digest, &m.arm.digest, &index_digest]
+        .iter()
+        .map(|d| format!("PUT /v2/multi/manifests/{d}"))
+        .chain(["PUT /v2/multi/manifests/v1".to_string()])
+        .collect();
+    assert_eq!(puts, want.iter().collect::<Vec<_>>(), "{log:#?}");
+    let last_blob_put = log
+        .iter()
+        .rposition(|l| l.starts_with("PUT /v2/multi/blobs/"))
+        .unwrap();
+    assert!(log.iter().position(|l| l == &want[0]).unwrap() > last_blob_put);
+    {
+        let st = reg.st();
+        let (ct, b) = &st.manifests[&("multi".to_string(), "v1".to_string())];
+        assert_eq!(ct, "application/vnd.oci.image.index.v1+json");
+        assert_eq!(b, &m.index);
+        for i in [&m.amd, &m.arm] {
+            for l in &i.layers {
+                assert_eq!(&st.blobs["multi"][&sha(l)], l);
+            }
+        }
+    }
+
+    // Again: every blob is already there.
+    let o = push_index(&m, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = &summary(&sum)["destinations"][0];
+    assert_eq!(d["bytes_uploaded"], 0);
+    assert_eq!(d["blobs_uploaded"], 0);
+    assert_eq!(d["blobs_skipped"], 5);
+
+    // A failed blob: no child manifest, no index, no tag.
+    reg.st().reject_blob = Some(sha(&m.arm.layers[1]));
+    let dest2 = format!("{}/multi2", reg.addr);
+    let o = push_index(
+        &m,
+        &["--default-destination", &dest2, "--default-tag", "v1"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no manifest or tag was pushed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !reg.log()
+            .iter()
+            .any(|l| l.contains("/v2/multi2/manifests/"))
+    );
+
+    // Children given in the wrong order do not match the index.
+    reg.st().reject_blob = None;
+    let swapped = Multi {
+        children: [m.children[1].clone(), m.children[0].clone()],
+        ..m
+    };
+    let o = push_index(&swapped, &["--default-destination", &dest2]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("(child 1) has digest"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn pull_all_platforms_of_an_index() {
+    let reg = Fake::start();
+    let m = multi();
+    let repo = format!("{}/multi", reg.addr);
+    let o = push_index(&m, &["--default-destination", &repo]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Docker-style: an attestation entry next to the images, which is skipped.
+    let mut index: Value = serde_json::from_slice(&m.index).unwrap();
+    index["manifests"].as_array_mut().unwrap().push(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(b"att"), "size": 3, "platform": {"os": "unknown", "architecture": "unknown"}}));
+    let index = index.to_string().into_bytes();
+    let index_digest = sha(&index);
+    reg.st().manifests.insert(
+        ("multi".into(), index_digest.clone()),
+        (
+            "application/vnd.oci.image.index.v1+json".into(),
+            index.clone(),
+        ),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("all");
+    let o = tool(
+        &[
+            "pull",
+            "--image",
+            &format!("{repo}@{index_digest}"),
+            "--all-platforms",
+            "--output-dir",
+            &path(&dir),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("index.json")).unwrap(), index);
+    let platforms = std::fs::read(dir.join("platforms.json")).unwrap();
+    assert_eq!(
+        String::from_utf8(platforms).unwrap(),
+        json!([
+            {"dir": "linux_amd64", "os": "linux", "architecture": "amd64", "digest": m.amd.digest},
+            {"dir": "linux_arm64_v8", "os": "linux", "architecture": "arm64", "variant": "v8", "digest": m.arm.digest},
+        ])
+        .to_string()
+    );
+    for (sub, img, plat) in [
+        ("linux_amd64", &m.amd, "linux/amd64"),
+        ("linux_arm64_v8", &m.arm, "linux/arm64"),
+    ] {
+        let d = dir.join(sub);
+        assert_eq!(
+            std::fs::read(d.join("manifest.json")).unwrap(),
+            img.manifest
+        );
+        assert_eq!(
+            std::fs::read(d.join("config.json")).unwrap(),
+            std::fs::read(img.dir.path().join("config.json")).unwrap()
+        );
+        let layers: Value =
+            serde_json::from_slice(&std::fs::read(d.join("layers.json")).unwrap()).unwrap();
+        assert_eq!(layers.as_array().unwrap().len(), 2);
+        let image_json: Value =
+            serde_json::from_slice(&std::fs::read(d.join("image.json")).unwrap()).unwrap();
+        assert_eq!(
+            image_json,
+            json!({"registry": reg.addr, "repository": "multi", "manifest_digest": img.digest, "index_digest": index_digest, "platform": plat})
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "index.json",
+            "linux_amd64",
+            "linux_arm64_v8",
+            "platforms.json"
+        ]
+    );
+
+    // A single manifest: exactly what a plain pull writes.
+    let one = out.path().join("one");
+    let o = tool(
+        &[
+            "pull",
+            "--image",
+            &format!("{repo}@{}", m.arm.digest),
+            "--all-platforms",
+            "--output-dir",
+            &path(&one),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&one)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["config.json", "image.json", "layers.json", "manifest.json"]
+    );
 }

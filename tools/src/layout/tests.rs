@@ -326,3 +326,162 @@ fn docker_archive_carries_zstd_layers_as_plain_tars_with_their_diff_ids() {
     let (_dir, plain) = sample_image();
     assert!(!has_zstd_layers(&plain));
 }
+
+/// A two-platform index: sample_image (linux/amd64, layers l1.tgz + l2.tar) and a linux/arm64
+/// image sharing l1.tgz. Child files: amd64.child.json, arm64.child.json; index: index.json.
+pub(crate) fn sample_index() -> (tempfile::TempDir, IndexInput) {
+    let (dir, _) = sample_image();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(
+        p("frag-arm.json"),
+        r#"{"os":"linux","architecture":"arm64","variant":"v8"}"#,
+    )
+    .unwrap();
+    crate::image::run(&crate::image::ManifestOptions {
+        config_fragment: p("frag-arm.json"),
+        base_manifest: None,
+        base_config: None,
+        layers: vec![p("l1.json")],
+        output_manifest: p("m-arm.json"),
+        output_config: p("c-arm.json"),
+        output_digest: p("digest-arm"),
+        output_descriptor: p("desc-arm.json"),
+    })
+    .unwrap();
+    crate::index::run(&crate::index::IndexOptions {
+        child_descriptors: vec![p("desc.json"), p("desc-arm.json")],
+        annotations: vec![],
+        output_index: p("index.json"),
+        output_digest: p("index.digest"),
+    })
+    .unwrap();
+    let child = |name: &str, m: &str, c: &str, blobs: &[&str]| {
+        let blobs: Vec<String> = blobs.iter().map(|b| p(b).display().to_string()).collect();
+        let v = serde_json::json!({"manifest": p(m), "config": p(c), "blobs": blobs});
+        std::fs::write(p(name), v.to_string()).unwrap();
+        crate::index::ChildFile::read(&p(name), &Resolver::new(false).unwrap()).unwrap()
+    };
+    let children = [
+        child(
+            "amd64.child.json",
+            "m.json",
+            "c.json",
+            &["l1.tgz", "l2.tar"],
+        ),
+        child("arm64.child.json", "m-arm.json", "c-arm.json", &["l1.tgz"]),
+    ];
+    let idx = IndexInput::read(&p("index.json"), &children).unwrap();
+    (dir, idx)
+}
+
+/// Every blob in `blobs/sha256` of a layout, checked against its name.
+fn verified_blobs(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    files
+        .iter()
+        .filter_map(|(n, b)| {
+            let hex = n.strip_prefix("blobs/sha256/")?;
+            (!hex.is_empty()).then(|| {
+                assert_eq!(Digest::of(b).hex(), hex, "{n}");
+                (format!("sha256:{hex}"), b.clone())
+            })
+        })
+        .collect()
+}
+
+/// index.json -> index blob -> both manifests -> configs and layers, all present.
+fn check_index_layout(files: &BTreeMap<String, Vec<u8>>, dir: &Path) {
+    let blobs = verified_blobs(files);
+    let top = json(&files["index.json"]);
+    assert_eq!(top["manifests"].as_array().unwrap().len(), 1);
+    let d = &top["manifests"][0];
+    assert_eq!(d["mediaType"], spec::MT_INDEX);
+    let index_bytes = std::fs::read(dir.join("index.json")).unwrap();
+    assert_eq!(blobs[d["digest"].as_str().unwrap()], index_bytes);
+    assert_eq!(d["size"], index_bytes.len());
+    let index = json(&index_bytes);
+    let mut want = 1; // the index
+    let mut layers = std::collections::BTreeSet::new();
+    for (m, name) in index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["m.json", "m-arm.json"])
+    {
+        let mb = &blobs[m["digest"].as_str().unwrap()];
+        assert_eq!(mb, &std::fs::read(dir.join(name)).unwrap());
+        let manifest = json(mb);
+        assert!(blobs.contains_key(manifest["config"]["digest"].as_str().unwrap()));
+        for l in manifest["layers"].as_array().unwrap() {
+            assert!(blobs.contains_key(l["digest"].as_str().unwrap()));
+            layers.insert(l["digest"].as_str().unwrap().to_string());
+        }
+        want += 2;
+    }
+    // l1 is shared: stored once.
+    assert_eq!(layers.len(), 2);
+    assert_eq!(blobs.len(), want + layers.len());
+}
+
+#[test]
+fn index_layout_and_tarball_hold_every_platform() {
+    let (dir, idx) = sample_index();
+    let out = dir.path().join("layout");
+    run_layout(&idx, &["app:v1".into()], &out).unwrap();
+    let mut files = BTreeMap::new();
+    for sub in ["", "blobs/sha256/"] {
+        for e in std::fs::read_dir(out.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                let name = format!("{sub}{}", e.file_name().to_str().unwrap());
+                files.insert(name, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    check_index_layout(&files, dir.path());
+    let top = json(&files["index.json"]);
+    assert_eq!(
+        top["manifests"][0]["annotations"][spec::ANNOTATION_REF_NAME],
+        "app:v1"
+    );
+
+    let tar = write_tarball(&idx, &["example.com/app:v1".into()], Vec::new()).unwrap();
+    let files: BTreeMap<String, Vec<u8>> = untar(&tar)
+        .into_iter()
+        .filter(|e| e.1 == b'0')
+        .map(|e| (e.0, e.3))
+        .collect();
+    check_index_layout(&files, dir.path());
+    // docker's manifest.json: one entry per child, the tags on linux/amd64 only.
+    let dm = json(&files["manifest.json"]);
+    assert_eq!(dm.as_array().unwrap().len(), 2);
+    assert_eq!(dm[0]["RepoTags"], serde_json::json!(["example.com/app:v1"]));
+    assert_eq!(dm[1]["RepoTags"], serde_json::json!([]));
+    assert_eq!(dm[1]["Layers"].as_array().unwrap().len(), 1);
+    for e in dm.as_array().unwrap() {
+        assert!(files.contains_key(e["Config"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn index_children_must_match_the_index() {
+    let (dir, _) = sample_index();
+    let p = |n: &str| dir.path().join(n);
+    let r = Resolver::new(false).unwrap();
+    let amd = crate::index::ChildFile::read(&p("amd64.child.json"), &r).unwrap();
+    let arm = crate::index::ChildFile::read(&p("arm64.child.json"), &r).unwrap();
+    let e = format!(
+        "{:#}",
+        IndexInput::read(&p("index.json"), &[arm.clone(), amd.clone()])
+            .err()
+            .unwrap()
+    );
+    assert!(
+        e.contains("m-arm.json (child 1)") && e.contains("but index"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        IndexInput::read(&p("index.json"), &[amd]).err().unwrap()
+    );
+    assert!(e.contains("lists 2 manifests but 1 --child files"), "{e}");
+}

@@ -7,11 +7,11 @@ use super::client::{
 use super::reference::{Reference, Repo};
 use crate::digest::{Digest, HashingWriter};
 use crate::output::{self, AtomicFile, BUF_SIZE};
-use crate::spec::{self, MT_DOCKER_LIST, MT_INDEX};
+use crate::spec::{self, MT_DOCKER_LIST, MT_INDEX, Platform};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::io::{BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn manifest_url(c: &Client, repo: &Repo, reference: &str) -> String {
     format!(
@@ -74,64 +74,6 @@ pub fn run_resolve(reference: &str, insecure_http: bool) -> Result<()> {
     Ok(())
 }
 
-/// `os/arch[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    pub fn parse(s: &str) -> Result<Platform> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts[..] {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.into(),
-                arch: arch.into(),
-                variant: None,
-            }),
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => Ok(Platform {
-                os: os.into(),
-                arch: arch.into(),
-                variant: Some(v.into()),
-            }),
-            _ => bail!("platform {s:?} is not os/arch[/variant]"),
-        }
-    }
-
-    fn from_json(p: &Value) -> Platform {
-        let s = |k| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let v = s("variant");
-        Platform {
-            os: s("os"),
-            arch: s("architecture"),
-            variant: (!v.is_empty()).then_some(v),
-        }
-    }
-
-    /// A wanted platform without a variant matches any variant (linux/arm64 is arm64/v8).
-    fn matches(&self, have: &Platform) -> bool {
-        self.os == have.os
-            && self.arch == have.arch
-            && (self.variant.is_none()
-                || self.variant == have.variant
-                || (have.variant.is_none()
-                    && self.arch == "arm64"
-                    && self.variant.as_deref() == Some("v8")))
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
 fn is_index(m: &Map<String, Value>) -> bool {
     match m.get("mediaType").and_then(Value::as_str) {
         Some(mt) => mt == MT_INDEX || mt == MT_DOCKER_LIST,
@@ -168,7 +110,13 @@ pub fn select_platform(index: &Map<String, Value>, want: &Platform) -> Result<Di
     )
 }
 
-pub fn run_pull(image: &str, platform: &str, output_dir: &Path, insecure_http: bool) -> Result<()> {
+pub fn run_pull(
+    image: &str,
+    platform: &str,
+    all_platforms: bool,
+    output_dir: &Path,
+    insecure_http: bool,
+) -> Result<()> {
     let want = Platform::parse(platform)?;
     let r = Reference::parse(image)?;
     let c = Client::new(insecure_http)?;
@@ -183,6 +131,9 @@ pub fn run_pull(image: &str, platform: &str, output_dir: &Path, insecure_http: b
     let top_bytes = get_manifest(&c, repo, &top)?;
     let top_m = spec::parse_json_object(&top_bytes)
         .with_context(|| format!("malformed manifest {repo}@{top}"))?;
+    if all_platforms && is_index(&top_m) {
+        return pull_all(&c, repo, &top, &top_bytes, &top_m, output_dir);
+    }
     let (index, manifest_digest, manifest) = if is_index(&top_m) {
         let child =
             select_platform(&top_m, &want).with_context(|| format!("in index {repo}@{top}"))?;
@@ -190,6 +141,91 @@ pub fn run_pull(image: &str, platform: &str, output_dir: &Path, insecure_http: b
     } else {
         (None, top, top_bytes)
     };
+    let index_digest = index.as_ref().map(|_| top);
+    let files = pull_image(&c, repo, &manifest_digest, manifest, index_digest)?;
+    std::fs::create_dir_all(output_dir)
+        .with_context(|| format!("cannot create {}", output_dir.display()))?;
+    let mut outs: Vec<(PathBuf, Vec<u8>)> = files
+        .into_iter()
+        .map(|(n, b)| (output_dir.join(n), b))
+        .collect();
+    if let Some(i) = index {
+        outs.push((output_dir.join("index.json"), i));
+    }
+    write_outputs(&outs)?;
+    println!("{manifest_digest}");
+    Ok(())
+}
+
+fn write_outputs(outs: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let refs: Vec<(&Path, &[u8])> = outs
+        .iter()
+        .map(|(p, b)| (p.as_path(), b.as_slice()))
+        .collect();
+    output::write_all_atomic(&refs)
+}
+
+/// `--all-platforms` on an index: index.json, one directory per platform (attestations
+/// skipped) holding what a single-image pull writes, and platforms.json listing them.
+fn pull_all(
+    c: &Client,
+    repo: &Repo,
+    top: &Digest,
+    top_bytes: &[u8],
+    index: &Map<String, Value>,
+    output_dir: &Path,
+) -> Result<()> {
+    let bad = || format!("malformed index {repo}@{top}");
+    let entries = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("index has no \"manifests\" array"))
+        .with_context(bad)?;
+    let mut outs = vec![(output_dir.join("index.json"), top_bytes.to_vec())];
+    let mut listing = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let p = Platform::from_json(e.get("platform").unwrap_or(&Value::Null));
+        if p.os == "unknown" || p.os.is_empty() || p.arch.is_empty() {
+            continue;
+        }
+        let d = spec::Descriptor::from_value(e)
+            .with_context(|| format!("manifests[{i}]"))
+            .with_context(bad)?;
+        let dir = p.dir_name();
+        if listing.iter().any(|l: &Value| l["dir"] == dir.as_str()) {
+            bail!("index {repo}@{top} lists platform {p} twice");
+        }
+        let manifest = get_manifest(c, repo, &d.digest)?;
+        let files = pull_image(c, repo, &d.digest, manifest, Some(*top))?;
+        let sub = output_dir.join(&dir);
+        std::fs::create_dir_all(&sub)
+            .with_context(|| format!("cannot create {}", sub.display()))?;
+        outs.extend(files.into_iter().map(|(n, b)| (sub.join(n), b)));
+        let mut l =
+            json!({"dir": dir, "os": p.os, "architecture": p.arch, "digest": d.digest.to_string()});
+        if let Some(v) = &p.variant {
+            l["variant"] = v.as_str().into();
+        }
+        listing.push(l);
+    }
+    outs.push((
+        output_dir.join("platforms.json"),
+        spec::canonical(&Value::Array(listing)),
+    ));
+    write_outputs(&outs)?;
+    println!("{top}");
+    Ok(())
+}
+
+/// Fetches one image's config and returns the files a pull writes for it: manifest.json,
+/// config.json, layers.json, image.json.
+fn pull_image(
+    c: &Client,
+    repo: &Repo,
+    manifest_digest: &Digest,
+    manifest: Vec<u8>,
+    index_digest: Option<Digest>,
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let m = spec::parse_json_object(&manifest)
         .with_context(|| format!("malformed manifest {repo}@{manifest_digest}"))?;
     if is_index(&m) {
@@ -198,7 +234,7 @@ pub fn run_pull(image: &str, platform: &str, output_dir: &Path, insecure_http: b
     let bad = || format!("manifest {repo}@{manifest_digest}");
     let config_desc = spec::manifest_config(&m).with_context(bad)?;
     let layers = spec::manifest_layers(&m).with_context(bad)?;
-    let config = fetch_small_blob(&c, repo, &config_desc.digest, config_desc.size)?;
+    let config = fetch_small_blob(c, repo, &config_desc.digest, config_desc.size)?;
     let cfg = spec::parse_json_object(&config)
         .with_context(|| format!("malformed config {repo}@{}", config_desc.digest))?;
     let diff_ids = cfg
@@ -225,33 +261,15 @@ pub fn run_pull(image: &str, platform: &str, output_dir: &Path, insecure_http: b
         "registry": repo.registry,
         "repository": repo.repository,
         "manifest_digest": manifest_digest.to_string(),
-        "index_digest": index.as_ref().map(|_| top.to_string()),
+        "index_digest": index_digest.map(|d| d.to_string()),
         "platform": platform.to_string(),
     });
-
-    std::fs::create_dir_all(output_dir)
-        .with_context(|| format!("cannot create {}", output_dir.display()))?;
-    let layers_bytes = spec::canonical(&Value::Array(layers_json));
-    let image_bytes = spec::canonical(&image_json);
-    let (p_manifest, p_config, p_layers, p_image, p_index) = (
-        output_dir.join("manifest.json"),
-        output_dir.join("config.json"),
-        output_dir.join("layers.json"),
-        output_dir.join("image.json"),
-        output_dir.join("index.json"),
-    );
-    let mut outs: Vec<(&Path, &[u8])> = vec![
-        (&p_manifest, &manifest),
-        (&p_config, &config),
-        (&p_layers, &layers_bytes),
-        (&p_image, &image_bytes),
-    ];
-    if let Some(i) = &index {
-        outs.push((&p_index, i));
-    }
-    output::write_all_atomic(&outs)?;
-    println!("{manifest_digest}");
-    Ok(())
+    Ok(vec![
+        ("manifest.json", manifest),
+        ("config.json", config),
+        ("layers.json", spec::canonical(&Value::Array(layers_json))),
+        ("image.json", spec::canonical(&image_json)),
+    ])
 }
 
 /// A config-sized blob, in memory, verified.

@@ -1,5 +1,6 @@
 //! `push`: blobs first (skipped when present, mounted when another repository of the same
-//! registry has them, else uploaded and checked), the manifest by digest last, then tags. If
+//! registry has them, else uploaded and checked), the manifest by digest last (an index after
+//! its children's manifests), then tags. If
 //! any blob fails, no manifest or tag is written anywhere: a tag never points at a broken image.
 
 use super::client::{
@@ -17,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -41,10 +42,17 @@ impl BlobSource {
     }
 }
 
-pub struct PushOptions {
+/// One image to push: its manifest, config and layer blobs (in manifest layer order).
+pub struct PushImage {
     pub manifest: PathBuf,
     pub config: PathBuf,
     pub blobs: Vec<BlobSource>,
+}
+
+pub struct PushOptions {
+    /// One image, or with `index` the index's children in index order.
+    pub images: Vec<PushImage>,
+    pub index: Option<PathBuf>,
     pub destinations: Vec<Repo>,
     /// Tag templates (`{KEY}` from status files, `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`).
     pub tags: Vec<String>,
@@ -66,13 +74,19 @@ struct Blob {
     content: Content,
 }
 
-pub fn run(o: &PushOptions) -> Result<()> {
-    if o.destinations.is_empty() {
-        bail!("no destination: give --registry and --repository, or --default-destination");
-    }
-    let manifest = std::fs::read(&o.manifest)
-        .with_context(|| format!("cannot read manifest {}", o.manifest.display()))?;
-    let bad = || format!("malformed manifest {}", o.manifest.display());
+/// A manifest to PUT: exact bytes, media type, digest.
+struct Manifest {
+    bytes: Vec<u8>,
+    media_type: String,
+    digest: Digest,
+}
+
+/// Reads and checks one image, adding its config and layers to `blobs` (deduplicated; a local
+/// copy beats a remote one).
+fn read_image(img: &PushImage, blobs: &mut Vec<Blob>) -> Result<Manifest> {
+    let manifest = std::fs::read(&img.manifest)
+        .with_context(|| format!("cannot read manifest {}", img.manifest.display()))?;
+    let bad = || format!("malformed manifest {}", img.manifest.display());
     let m = spec::parse_json_object(&manifest).with_context(bad)?;
     let config_desc = spec::manifest_config(&m).with_context(bad)?;
     let layers = spec::manifest_layers(&m).with_context(bad)?;
@@ -81,40 +95,34 @@ pub fn run(o: &PushOptions) -> Result<()> {
         .and_then(Value::as_str)
         .unwrap_or(spec::MT_MANIFEST)
         .to_string();
-    let config = std::fs::read(&o.config)
-        .with_context(|| format!("cannot read config {}", o.config.display()))?;
+    let config = std::fs::read(&img.config)
+        .with_context(|| format!("cannot read config {}", img.config.display()))?;
     if Digest::of(&config) != config_desc.digest || config.len() as u64 != config_desc.size {
         bail!(
             "config {} does not match the config descriptor of manifest {} ({})",
-            o.config.display(),
-            o.manifest.display(),
+            img.config.display(),
+            img.manifest.display(),
             config_desc.digest
         );
     }
-    if layers.len() != o.blobs.len() {
+    if layers.len() != img.blobs.len() {
         bail!(
             "manifest {} has {} layers but {} --blob values were given",
-            o.manifest.display(),
+            img.manifest.display(),
             layers.len(),
-            o.blobs.len()
+            img.blobs.len()
         );
     }
-    let digest = Digest::of(&manifest);
-    let vars = read_status_files(&o.status_files)?;
-    let mut tags: Vec<String> = Vec::new();
-    for t in &o.tags {
-        let t = expand_tag(t, &vars, &digest)?;
-        if !tags.contains(&t) {
-            tags.push(t);
-        }
-    }
-
-    // Deduplicated blobs, config first; a local copy beats a remote one.
-    let mut blobs: Vec<Blob> = vec![Blob {
-        desc: config_desc,
-        content: Content::Bytes(config),
-    }];
-    for (desc, src) in layers.into_iter().zip(&o.blobs) {
+    let mut add = |desc: Descriptor, content: Content| match blobs
+        .iter_mut()
+        .find(|b| b.desc.digest == desc.digest)
+    {
+        Some(b) if matches!(b.content, Content::Remote(_)) => b.content = content,
+        Some(_) => {}
+        None => blobs.push(Blob { desc, content }),
+    };
+    add(config_desc, Content::Bytes(config));
+    for (desc, src) in layers.into_iter().zip(&img.blobs) {
         let content = match src {
             BlobSource::Local(p) => {
                 let len = std::fs::metadata(p)
@@ -132,10 +140,54 @@ pub fn run(o: &PushOptions) -> Result<()> {
             }
             BlobSource::Remote(r) => Content::Remote(r.clone()),
         };
-        match blobs.iter_mut().find(|b| b.desc.digest == desc.digest) {
-            Some(b) if matches!(b.content, Content::Remote(_)) => b.content = content,
-            Some(_) => {}
-            None => blobs.push(Blob { desc, content }),
+        add(desc, content);
+    }
+    Ok(Manifest {
+        digest: Digest::of(&manifest),
+        bytes: manifest,
+        media_type,
+    })
+}
+
+pub fn run(o: &PushOptions) -> Result<()> {
+    if o.destinations.is_empty() {
+        bail!("no destination: give --registry and --repository, or --default-destination");
+    }
+    // Configs first: every image's blobs, deduplicated across images.
+    let mut blobs: Vec<Blob> = Vec::new();
+    let mut children = o
+        .images
+        .iter()
+        .map(|i| read_image(i, &mut blobs))
+        .collect::<Result<Vec<_>>>()?;
+    // The manifest that gets the tags: the index, or the one image.
+    let top = match &o.index {
+        Some(p) => {
+            let bytes =
+                std::fs::read(p).with_context(|| format!("cannot read index {}", p.display()))?;
+            let listed: Vec<(&Path, &[u8])> = o
+                .images
+                .iter()
+                .zip(&children)
+                .map(|(i, m)| (i.manifest.as_path(), m.bytes.as_slice()))
+                .collect();
+            crate::index::check_children(&bytes, p, &listed)?;
+            Manifest {
+                digest: Digest::of(&bytes),
+                bytes,
+                media_type: spec::MT_INDEX.to_string(),
+            }
+        }
+        None if children.len() == 1 => children.pop().expect("one image"),
+        None => bail!("several images to push need an --index"),
+    };
+    let digest = top.digest;
+    let vars = read_status_files(&o.status_files)?;
+    let mut tags: Vec<String> = Vec::new();
+    for t in &o.tags {
+        let t = expand_tag(t, &vars, &digest)?;
+        if !tags.contains(&t) {
+            tags.push(t);
         }
     }
 
@@ -179,10 +231,14 @@ pub fn run(o: &PushOptions) -> Result<()> {
         bail!("{}\nno manifest or tag was pushed", errors.join("\n"));
     }
 
+    // Children before the index that refers to them, the tags last.
     for dest in &o.destinations {
-        pusher.manifest(dest, &digest.to_string(), &manifest, &media_type, &digest)?;
+        for m in children.iter().chain([&top]) {
+            let d = m.digest;
+            pusher.manifest(dest, &d.to_string(), &m.bytes, &m.media_type, &d)?;
+        }
         for t in &tags {
-            pusher.manifest(dest, t, &manifest, &media_type, &digest)?;
+            pusher.manifest(dest, t, &top.bytes, &top.media_type, &digest)?;
         }
     }
     progress.finish();
