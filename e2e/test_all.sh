@@ -9,6 +9,7 @@ source "$repo_root/e2e/checks.sh"
 source "$repo_root/e2e/registry/registries.sh"
 source "$repo_root/e2e/registry/checks.sh"
 source "$repo_root/e2e/nix/checks.sh"
+source "$repo_root/e2e/multiplatform/checks.sh"
 
 ensure_host_packages || exit 1
 registry_ensure_packages || exit 1
@@ -16,6 +17,7 @@ ensure_docker || exit 1
 cleanup() {
   shutdown_repro_servers
   nix_shutdown
+  multiplatform_shutdown
   registry_stop_all
   for ws in "$repo_root" "$repo_root/examples" "$work/consumer" "$work/bad" "$work/pull_consumer"; do
     [[ -f $ws/MODULE.bazel ]] && (cd "$ws" && "$bazelw" shutdown >/dev/null 2>&1)
@@ -65,6 +67,8 @@ if registry_e2e_setup "$work/registry" && registry_make_images; then
   check "push to another registry copies them registry to registry" pull_consumer_push_other_registry
   check "tags stamped from workspace status and the digest" pull_consumer_stamped_tags
   check "load fetches the layers; docker run" pull_consumer_load_and_run
+  say "multi-platform images: image_index"
+  run_multiplatform_checks
   check "rebuild with the source registry down uses no network" pull_consumer_rebuild_offline
 else
   check "registry setup" false

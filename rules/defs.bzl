@@ -1,17 +1,19 @@
 """Public API of rules_image: build, load and publish OCI images with Bazel.
 
 ```starlark
-load("@rules_image//rules:defs.bzl", "image_layer", "image_load", "image_manifest", "image_push")
+load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push")
 ```
 """
 
+load("//rules/private:index.bzl", _image_index = "image_index")
 load("//rules/private:layer.bzl", _image_layer = "image_layer")
 load("//rules/private:load.bzl", _image_load = "image_load")
 load("//rules/private:manifest.bzl", _image_manifest = "image_manifest")
 load("//rules/private:nix.bzl", _nix_layer = "nix_layer")
 load("//rules/private:push.bzl", _image_push = "image_push")
-load("//rules/private:providers.bzl", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
+load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
 
+image_index = _image_index
 image_layer = _image_layer
 image_manifest = _image_manifest
 image_load = _image_load
@@ -19,3 +21,4 @@ image_push = _image_push
 nix_layer = _nix_layer
 LayerInfo = _LayerInfo
 ImageManifestInfo = _ImageManifestInfo
+ImageIndexInfo = _ImageIndexInfo

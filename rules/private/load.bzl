@@ -2,22 +2,39 @@
 
 load(":launcher.bzl", "rlocation_path", "write_launcher")
 load(":manifest.bzl", "image_inputs")
-load(":providers.bzl", "ImageManifestInfo")
+load(":index.bzl", "write_child_files")
+load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "label_arg")
+load(":util.bzl", "display_label", "label_arg")
 
 def _image_load_impl(ctx):
-    image = ctx.attr.image[ImageManifestInfo]
     tool = image_tool(ctx)
     args = [label_arg(ctx.label), "--daemon", ctx.attr.daemon]
     if ctx.attr.tag:
         args += ["--tag", ctx.attr.tag]
-    args += ["--manifest", rlocation_path(ctx, image.manifest)]
-    args += ["--config", rlocation_path(ctx, image.config)]
-    for layer in image.layers:
-        args += ["--blob", rlocation_path(ctx, layer.blob)]
+    if ImageIndexInfo in ctx.attr.image:
+        # A multi-platform image: the tool loads the image for the host platform (or for
+        # `platform`); every platform's files are in the runfiles.
+        index = ctx.attr.image[ImageIndexInfo]
+        children = write_child_files(ctx, index, "load_children", rlocation = True, remote = False)
+        if ctx.attr.platform:
+            args += ["--platform", ctx.attr.platform]
+        args += ["--index", rlocation_path(ctx, index.index)]
+        for child in children.children:
+            args += ["--child", rlocation_path(ctx, child)]
+        files = [tool, index.index] + children.children + children.inputs
+    else:
+        if ctx.attr.platform:
+            fail("%s: `platform` picks an image of an index, but %s is a single image" %
+                 (display_label(ctx.label), display_label(ctx.attr.image.label)))
+        image = ctx.attr.image[ImageManifestInfo]
+        args += ["--manifest", rlocation_path(ctx, image.manifest)]
+        args += ["--config", rlocation_path(ctx, image.config)]
+        for layer in image.layers:
+            args += ["--blob", rlocation_path(ctx, layer.blob)]
+        files = [tool] + image_inputs(image)
     launcher = write_launcher(ctx, tool, "load", args)
-    runfiles = ctx.runfiles(files = [tool] + image_inputs(image))
+    runfiles = ctx.runfiles(files = files)
     return [DefaultInfo(executable = launcher, runfiles = runfiles)]
 
 image_load = rule(
@@ -34,8 +51,14 @@ are passed to the tool, e.g. `-- --tag other:tag`.
     attrs = {
         "image": attr.label(
             mandatory = True,
-            providers = [ImageManifestInfo],
-            doc = "The image to load (an image_manifest or any target providing ImageManifestInfo).",
+            providers = [[ImageManifestInfo], [ImageIndexInfo]],
+            doc = "The image to load: an image_manifest (or any target providing " +
+                  "ImageManifestInfo), or an image_index, of which the image for the host " +
+                  "platform (or for `platform`) is loaded.",
+        ),
+        "platform": attr.string(
+            doc = "For an image_index: the image to load, as \"os/arch[/variant]\" (e.g. " +
+                  "\"linux/arm64\"); default: the host's platform. Not allowed for a single image.",
         ),
         "tag": attr.string(doc = "Reference the loaded image is tagged with, e.g. \"example/app:latest\"."),
         "daemon": attr.string(

@@ -1,7 +1,7 @@
 """image_manifest: an OCI image (config + manifest) from a base image and layers."""
 
 load(":platform.bzl", "PLATFORM_ATTRS", "oci_platform")
-load(":providers.bzl", "ImageManifestInfo", "LayerInfo")
+load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
 load(":util.bzl", "display_label", "label_arg")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
@@ -27,9 +27,37 @@ def image_inputs(image):
     """
     return [image.manifest, image.config] + [layer.blob for layer in image.layers]
 
+# Variants that are implied when absent (as containerd's platform matching does).
+_DEFAULT_VARIANT = {"arm64": "v8", "amd64": "v1"}
+
+def _normalized(os, architecture, variant):
+    return (os, architecture, variant or _DEFAULT_VARIANT.get(architecture, ""))
+
+def _platform_string(os, architecture, variant):
+    return "/".join([os, architecture] + ([variant] if variant else []))
+
+def _base_image(ctx, platform):
+    """The base's ImageManifestInfo; for an index base, its image for the target platform."""
+    base = ctx.attr.base
+    if not base:
+        return None
+    if ImageManifestInfo in base:
+        return base[ImageManifestInfo]
+    index = base[ImageIndexInfo]
+    want = _normalized(platform.os, platform.architecture, platform.variant)
+    for image in index.manifests:
+        if _normalized(image.os, image.architecture, image.variant) == want:
+            return image
+    fail("%s: base %s is an image index with no image for the target platform %s; it has: %s" % (
+        display_label(ctx.label),
+        display_label(base.label),
+        _platform_string(platform.os, platform.architecture, platform.variant),
+        ", ".join([_platform_string(i.os, i.architecture, i.variant) for i in index.manifests]) or "no images",
+    ))
+
 def _image_manifest_impl(ctx):
     platform = oci_platform(ctx)
-    base = ctx.attr.base[ImageManifestInfo] if ctx.attr.base else None
+    base = _base_image(ctx, platform)
     new_layers = [target[LayerInfo] for target in ctx.attr.layers]
 
     fragment = ctx.actions.declare_file(ctx.label.name + ".fragment.json")
@@ -122,9 +150,12 @@ def _image_manifest_impl(ctx):
 
 _ATTRS = {
     "base": attr.label(
-        providers = [ImageManifestInfo],
+        providers = [[ImageManifestInfo], [ImageIndexInfo]],
         doc = "Image to build on: its layers come first and its config is the starting point. " +
-              "Any target providing ImageManifestInfo (e.g. another image_manifest).",
+              "Any target providing ImageManifestInfo (e.g. another image_manifest), or an " +
+              "image index (ImageIndexInfo: an image_index, or `images.pull` of an index " +
+              "digest), of which the image for the target platform is used; the build fails " +
+              "if the index has none.",
     ),
     "layers": attr.label_list(
         providers = [LayerInfo],

@@ -32,3 +32,12 @@ ImageToolInfo = provider(
         "tool": "File: the rules-image-tool executable.",
     },
 )
+
+ImageIndexInfo = provider(
+    doc = "A multi-platform OCI image: an image index over single-platform images.",
+    fields = {
+        "index": "File: the OCI image index (canonical JSON).",
+        "digest": "File: `sha256:<hex>` of the index.",
+        "manifests": "list of ImageManifestInfo: the index's images, in index order.",
+    },
+)

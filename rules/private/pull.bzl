@@ -6,7 +6,7 @@ action really needs them (load, tarball, layout), and a push to another registry
 copies them registry to registry instead.
 """
 
-load(":providers.bzl", "ImageManifestInfo", "LayerInfo")
+load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 load(":util.bzl", "label_arg")
 
@@ -71,19 +71,60 @@ pulled_image = rule(
     toolchains = [TOOLCHAIN_TYPE],
 )
 
-_BUILD = """\
-load("@rules_image//rules/private:pull.bzl", "pulled_image")
+def _pulled_index_impl(ctx):
+    return [
+        DefaultInfo(files = depset([ctx.file.index])),
+        ImageIndexInfo(
+            index = ctx.file.index,
+            digest = ctx.file.digest,
+            manifests = [target[ImageManifestInfo] for target in ctx.attr.manifests],
+        ),
+    ]
 
+pulled_index = rule(
+    implementation = _pulled_index_impl,
+    doc = "An image index pulled by `images.pull`: the index as pulled and one pulled_image per platform.",
+    attrs = {
+        "index": attr.label(allow_single_file = True, mandatory = True, doc = "The index, as pulled."),
+        "digest": attr.label(allow_single_file = True, mandatory = True, doc = "File with the index digest."),
+        "manifests": attr.label_list(
+            mandatory = True,
+            providers = [ImageManifestInfo],
+            doc = "The index's images (pulled_image targets), in index order.",
+        ),
+    },
+)
+
+_PULLED_IMAGE = """
 pulled_image(
-    name = "image",
-    manifest = "manifest.json",
-    config = "config.json",
-    digest = "digest",
-    descriptor = "descriptor.json",
+    name = {name},
+    manifest = "{prefix}manifest.json",
+    config = "{prefix}config.json",
+    digest = "{prefix}digest",
+    descriptor = "{prefix}descriptor.json",
     layers = {layers},
     platform = {platform},
     registry = {registry},
     repository = {repository},
+    visibility = ["//visibility:public"],
+)
+"""
+
+_BUILD = """\
+load("@rules_image//rules/private:pull.bzl", "pulled_image")
+""" + _PULLED_IMAGE
+
+_BUILD_INDEX_HEADER = """\
+load("@rules_image//rules/private:pull.bzl", "pulled_image", "pulled_index")
+"""
+
+_PULLED_INDEX = """
+# The whole index (ImageIndexInfo): image_manifest(base = ...) picks the target platform's image.
+pulled_index(
+    name = "image",
+    index = "index.json",
+    digest = "digest",
+    manifests = {manifests},
     visibility = ["//visibility:public"],
 )
 """
@@ -93,7 +134,7 @@ def _pull_repo_impl(rctx):
         fail("images.pull(name = %r): `digest` must be a sha256:<64 hex> manifest or index digest, got %r" %
              (rctx.attr.name, rctx.attr.digest))
     reference = "%s/%s@%s" % (rctx.attr.registry, rctx.attr.repository, rctx.attr.digest)
-    cmd = [rctx.path(_HOST_TOOL), "pull", "--image", reference, "--platform", rctx.attr.platform, "--output-dir", "."]
+    cmd = [rctx.path(_HOST_TOOL), "pull", "--image", reference, "--all-platforms", "--output-dir", "."]
     if rctx.attr.insecure_http:
         cmd.append("--insecure-http")
     rctx.report_progress("Pulling manifest and config of " + reference)
@@ -105,34 +146,60 @@ def _pull_repo_impl(rctx):
             " (tag %s)" % rctx.attr.tag if rctx.attr.tag else "",
             result.stderr,
         ))
-    layers = json.decode(rctx.read("layers.json"))
-    image = json.decode(rctx.read("image.json"))
-    config = json.decode(rctx.read("config.json"))
-    manifest = rctx.read("manifest.json")
-    platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
-    rctx.file("digest", image["manifest_digest"])
-    rctx.file("descriptor.json", json.encode({
+    if not rctx.path("platforms.json").exists:
+        # A single image.
+        rctx.file("BUILD.bazel", _BUILD.format(**_pulled_image_files(rctx, "", "image", None)))
+        return
+
+    # An image index: one pulled_image per platform and `image`, the whole index.
+    rctx.file("digest", rctx.attr.digest)
+    children = json.decode(rctx.read("platforms.json"))
+    build = [_BUILD_INDEX_HEADER]
+    names = []
+    for child in children:
+        name = "image_" + child["dir"]
+        names.append(name)
+        platform = {"os": child["os"], "architecture": child["architecture"]}
+        if child.get("variant"):
+            platform["variant"] = child["variant"]
+        build.append(_PULLED_IMAGE.format(**_pulled_image_files(rctx, child["dir"] + "/", name, platform)))
+    build.append(_PULLED_INDEX.format(
+        manifests = repr([":" + n for n in names]),
+    ))
+    rctx.file("BUILD.bazel", "\n".join(build))
+
+def _pulled_image_files(rctx, prefix, name, platform):
+    """Writes digest and descriptor.json of one pulled image under prefix; returns _PULLED_IMAGE fields."""
+    layers = json.decode(rctx.read(prefix + "layers.json"))
+    image = json.decode(rctx.read(prefix + "image.json"))
+    config = json.decode(rctx.read(prefix + "config.json"))
+    manifest = rctx.read(prefix + "manifest.json")
+    if platform == None:
+        platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
+    rctx.file(prefix + "digest", image["manifest_digest"])
+    rctx.file(prefix + "descriptor.json", json.encode({
         "digest": image["manifest_digest"],
         "mediaType": json.decode(manifest).get("mediaType", "application/vnd.oci.image.manifest.v1+json"),
         "platform": platform,
         "size": len(manifest),
     }))
-    rctx.file("BUILD.bazel", _BUILD.format(
-        layers = repr(json.encode(layers)),
-        platform = repr(json.encode(platform)),
-        registry = repr(rctx.attr.registry),
-        repository = repr(rctx.attr.repository),
-    ))
+    return {
+        "name": repr(name),
+        "prefix": prefix,
+        "layers": repr(json.encode(layers)),
+        "platform": repr(json.encode(platform)),
+        "registry": repr(rctx.attr.registry),
+        "repository": repr(rctx.attr.repository),
+    }
 
 pull_repo = repository_rule(
     implementation = _pull_repo_impl,
-    doc = "Fetches the manifest and config of an image by digest; see `images.pull`.",
+    doc = "Fetches the manifest and config of an image (or of every image of an index) by digest; see `images.pull`.",
     attrs = {
         "registry": attr.string(mandatory = True),
         "repository": attr.string(mandatory = True),
         "digest": attr.string(mandatory = True),
         "tag": attr.string(),
-        "platform": attr.string(default = "linux/amd64"),
         "insecure_http": attr.bool(),
     },
 )
@@ -146,7 +213,6 @@ def _images_impl(mctx):
                 repository = pull.repository,
                 digest = pull.digest,
                 tag = pull.tag,
-                platform = pull.platform,
                 insecure_http = pull.insecure_http,
             )
 
@@ -168,17 +234,22 @@ use_repo(images, "distroless_static")
 
 Then `image_manifest(base = "@distroless_static//:image", ...)`. Only the manifest and config
 are downloaded when the repository is created; no network is used on later builds.
+
+For an index digest (a multi-platform image), every platform's manifest and config are
+pulled: `@<name>//:image` is then the whole index (ImageIndexInfo; an image_manifest built on
+it uses the image for its target platform, so one base serves every platform of an
+image_index) and `@<name>//:image_<dir>` each platform's image (the names are listed in the
+generated BUILD file, in index order).
 """,
     tag_classes = {
         "pull": tag_class(
-            doc = "Pulls one image (or, for an index digest, its child for `platform`).",
+            doc = "Pulls one image, or for an index digest every image of the index.",
             attrs = {
                 "name": attr.string(mandatory = True, doc = "Repository name; the image is `@<name>//:image`."),
                 "registry": attr.string(mandatory = True, doc = "Registry host[:port], e.g. \"gcr.io\" or \"docker.io\"."),
                 "repository": attr.string(mandatory = True, doc = "Repository, e.g. \"distroless/static\"."),
                 "digest": attr.string(mandatory = True, doc = "sha256 digest of the manifest or index."),
                 "tag": attr.string(doc = "The tag the digest was taken from; documentation only, never trusted."),
-                "platform": attr.string(default = "linux/amd64", doc = "os/arch[/variant] to pick from an index."),
                 "insecure_http": attr.bool(doc = "Allow plain HTTP to a non-loopback registry."),
             },
         ),

@@ -1,7 +1,8 @@
 """image_push: `bazel run` pushes an image to one or more registries."""
 
 load(":launcher.bzl", "rlocation_path", "write_launcher")
-load(":providers.bzl", "ImageManifestInfo")
+load(":index.bzl", "write_child_files")
+load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 load(":util.bzl", "display_label", "label_arg")
 
@@ -12,7 +13,6 @@ def _destination(ctx, registry, repository):
     return registry + "/" + repository
 
 def _image_push_impl(ctx):
-    image = ctx.attr.image[ImageManifestInfo]
     tool = image_tool(ctx)
 
     destinations = []
@@ -29,18 +29,29 @@ def _image_push_impl(ctx):
         args += ["--default-destination", d]
     for t in tags:
         args += ["--default-tag", t]
-    args += ["--manifest", rlocation_path(ctx, image.manifest)]
-    args += ["--config", rlocation_path(ctx, image.config)]
+    if ImageIndexInfo in ctx.attr.image:
+        # A multi-platform image: the index and one child file per image. Shallow layers of
+        # pulled images are named `remote:` there, so their bytes are never needed.
+        index = ctx.attr.image[ImageIndexInfo]
+        children = write_child_files(ctx, index, "push_children", rlocation = True, remote = True)
+        args += ["--index", rlocation_path(ctx, index.index)]
+        for child in children.children:
+            args += ["--child", rlocation_path(ctx, child)]
+        files = [tool, index.index] + children.children + children.inputs
+    else:
+        image = ctx.attr.image[ImageManifestInfo]
+        args += ["--manifest", rlocation_path(ctx, image.manifest)]
+        args += ["--config", rlocation_path(ctx, image.config)]
 
-    files = [tool, image.manifest, image.config]
-    for layer in image.layers:
-        if layer.source:
-            # Shallow layer of a pulled image: the push mounts or copies it from its source
-            # registry, so its bytes are never downloaded here.
-            args += ["--blob", "remote:" + layer.source]
-        else:
-            args += ["--blob", rlocation_path(ctx, layer.blob)]
-            files.append(layer.blob)
+        files = [tool, image.manifest, image.config]
+        for layer in image.layers:
+            if layer.source:
+                # Shallow layer of a pulled image: the push mounts or copies it from its source
+                # registry, so its bytes are never downloaded here.
+                args += ["--blob", "remote:" + layer.source]
+            else:
+                args += ["--blob", rlocation_path(ctx, layer.blob)]
+                files.append(layer.blob)
 
     # Tags may name workspace status keys ({STABLE_GIT_COMMIT}, {BUILD_TIMESTAMP}, ...).
     if any(["{" in t for t in tags]):
@@ -78,8 +89,10 @@ podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system 
     attrs = {
         "image": attr.label(
             mandatory = True,
-            providers = [ImageManifestInfo],
-            doc = "The image to push.",
+            providers = [[ImageManifestInfo], [ImageIndexInfo]],
+            doc = "The image to push: an image_manifest, or an image_index (pushed whole: " +
+                  "every platform's image, then the index by digest, then the tags, which " +
+                  "point at the index).",
         ),
         "registry": attr.string(doc = "Registry host[:port] of the main destination, e.g. \"ghcr.io\"."),
         "repository": attr.string(doc = "Repository of the main destination, e.g. \"example/app\"."),
