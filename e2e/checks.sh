@@ -32,7 +32,7 @@ umoci_unpack() {
   [[ $(readlink "$root/usr/bin/hello") == /app/hello ]]
 }
 oci_image_tool_validate() { oci-image-tool validate --type image --ref name=latest "$(example_out image.oci_layout)" >/dev/null; }
-json_schemas() { python3 "$repo_root/e2e/validate_schemas.py" "$schema_dir" "$(example_out image.oci_layout)" >/dev/null; }
+json_schemas() { /usr/bin/python3 "$repo_root/e2e/validate_schemas.py" "$schema_dir" "$(example_out image.oci_layout)" >/dev/null; }
 
 load_and_run() {
   docker rmi -f rules-image-example/app:latest >/dev/null 2>&1 || true

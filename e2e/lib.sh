@@ -7,6 +7,7 @@ bazelw="$repo_root/bazelw"
 say() { printf '\n=== %s\n' "$*" >&2; }
 
 # Debian packages the e2e checks use on the host (validators, Docker engine, debootstrap for bazelw).
+# Python scripts that need a module run with Debian's /usr/bin/python3, which these packages serve.
 host_packages=(
   docker.io skopeo umoci oci-image-tool python3-jsonschema
   golang-github-opencontainers-image-spec-dev debootstrap zstd pigz
