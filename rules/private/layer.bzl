@@ -121,7 +121,7 @@ image_layer(
         ),
         "compression_level": attr.int(
             default = -1,
-            doc = "Compression level (gzip 1-9, default 6; zstd 1-19, default 3). -1 uses the default.",
+            doc = "Compression level (gzip 0-9, default 6; zstd 1-22, default 3). -1 uses the default.",
         ),
     },
     toolchains = [TOOLCHAIN_TYPE],
