@@ -7,7 +7,7 @@ use crate::load::Daemon;
 use crate::nix::layering::Algorithm;
 use crate::registry::push::{BlobSource, PushImage, PushOptions};
 use crate::registry::reference::Repo;
-use crate::{image, index, layer, layout, load, nix, registry};
+use crate::{image, import, index, layer, layout, load, nix, registry};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -54,6 +54,9 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Plan the layers of a Nix closure from `nix path-info -r --json`.
     NixLayers(NixLayersArgs),
+    /// Import an image from an OCI image layout or a `docker save` tarball, verified, into the
+    /// directory shape `pull --all-platforms` writes, with the layer blobs.
+    Import(ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -401,6 +404,43 @@ pub struct NixLayersArgs {
     pub output: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The image: an OCI image layout (a directory, or a tar of one: plain, gzip or zstd) or a
+    /// `docker save` tarball (Docker <= 24 `manifest.json` form, or Docker >= 25 OCI form).
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Directory to write (replaced atomically): manifest.json, config.json, layers.json,
+    /// image.json and blobs/sha256/ for one image; index.json, platforms.json and one
+    /// directory per platform (with blobs/ shared at the top) for an index.
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Rewrite layers (entry mtimes clamped to --source-date-epoch, recompressed) and write
+    /// the config, manifests and index anew, canonical and without build-host timestamps.
+    #[arg(long)]
+    pub normalize: bool,
+    /// With --normalize: seconds since the Unix epoch for mtimes and `created` timestamps.
+    #[arg(long, default_value_t = 0)]
+    pub source_date_epoch: u64,
+    /// With --normalize: compression of the rewritten layers.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: Compression,
+    /// With --normalize: gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
+    #[arg(long, allow_negative_numbers = true)]
+    pub compression_level: Option<i32>,
+    /// The image to import when the source holds several: an index.json
+    /// `org.opencontainers.image.ref.name` or `io.containerd.image.name` (or its tag part),
+    /// or a docker-save RepoTag (`repo:tag`; `repo` means `repo:latest`).
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// Import only this platform (os/arch[/variant]) of an index, as a single image; without
+    /// it every platform of an index is imported (attestations are skipped).
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
 /// Under `bazel run` the tool runs in its runfiles; an output path the user typed after `--`
 /// is meant relative to where they ran bazel.
 fn under_working_dir(rlocation: bool, p: PathBuf) -> PathBuf {
@@ -424,6 +464,7 @@ impl Command {
             Command::FetchBlob(a) => &a.common,
             Command::Resolve(a) => &a.common,
             Command::NixLayers(a) => &a.common,
+            Command::Import(a) => &a.common,
         };
         c.label.as_deref()
     }
@@ -523,6 +564,28 @@ impl Command {
                 algorithm: a.algorithm,
                 output: a.output.as_deref(),
             })?,
+            Command::Import(a) => {
+                let normalize = if a.normalize {
+                    let level = a.compression.check_level(
+                        a.compression_level.unwrap_or(a.compression.default_level()),
+                    )?;
+                    Some(import::layer::Normalize {
+                        source_date_epoch: a.source_date_epoch,
+                        compression: a.compression,
+                        level,
+                    })
+                } else {
+                    None
+                };
+                let top = import::run(&import::ImportOptions {
+                    src: &a.src,
+                    output_dir: &a.output_dir,
+                    reference: a.reference.as_deref(),
+                    platform: a.platform.as_deref(),
+                    normalize,
+                })?;
+                println!("{top}");
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ mod cli;
 mod compress;
 mod digest;
 mod image;
+mod import;
 mod index;
 mod layer;
 mod layout;

@@ -2,14 +2,17 @@
 //!
 //! Headers are built by hand rather than through the `tar` crate so that every byte is under
 //! our control: ustar headers, a pax extended header only where a value does not fit its ustar
-//! field, mtime 0, uid/gid 0, empty user/group names, zero device numbers, no GNU extensions,
-//! no sparse files, never following symlinks. Callers supply entries in the order to write.
+//! field (or for xattrs), mtime 0, uid/gid 0, empty user/group names, zero device numbers, no
+//! GNU extensions, no sparse files, never following symlinks. Callers supply entries in the
+//! order to write. Rewritten imported layers may set a per-entry mtime, owner and xattrs.
 
 use std::io::{self, Read, Write};
 
 pub const BLOCK: usize = 512;
 /// Largest size the 11 octal digits of the ustar size field can hold (8 GiB - 1).
 const MAX_USTAR_SIZE: u64 = 0o77777777777;
+/// The mtime field has the same 11 octal digits (until the year 2242).
+const MAX_USTAR_MTIME: u64 = 0o77777777777;
 /// Largest uid/gid the 7 octal digits of the ustar fields can hold.
 const MAX_USTAR_ID: u32 = 0o7777777;
 const NAME_LEN: usize = 100;
@@ -19,6 +22,8 @@ pub enum EntryType {
     File,
     Dir,
     Symlink,
+    HardLink,
+    Fifo,
 }
 
 impl EntryType {
@@ -27,6 +32,8 @@ impl EntryType {
             EntryType::File => b'0',
             EntryType::Dir => b'5',
             EntryType::Symlink => b'2',
+            EntryType::HardLink => b'1',
+            EntryType::Fifo => b'6',
         }
     }
 }
@@ -35,16 +42,43 @@ pub struct TarWriter<W: Write> {
     w: W,
     /// (uid, gid) of the entries written next; (0, 0) unless a layer asks otherwise.
     owner: (u32, u32),
+    /// mtime of the entries written next; 0 unless an imported layer keeps its own.
+    mtime: u64,
+    /// Extended attributes (name without the `SCHILY.xattr.` prefix, value) of the entries
+    /// written next, sorted by name; empty unless an imported layer carries some.
+    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 impl<W: Write> TarWriter<W> {
     pub fn new(w: W) -> Self {
-        TarWriter { w, owner: (0, 0) }
+        TarWriter {
+            w,
+            owner: (0, 0),
+            mtime: 0,
+            xattrs: Vec::new(),
+        }
     }
 
     /// Sets the numeric owner of the entries written from now on.
     pub fn set_owner(&mut self, uid: u32, gid: u32) {
         self.owner = (uid, gid);
+    }
+
+    /// Sets the mtime (seconds since the epoch) of the entries written from now on.
+    pub fn set_mtime(&mut self, mtime: u64) {
+        self.mtime = mtime;
+    }
+
+    /// Sets the extended attributes of the entries written from now on, as
+    /// `SCHILY.xattr.<name>` pax records. They are sorted here so that the bytes do not depend
+    /// on the caller's order; a name given twice keeps its last value.
+    pub fn set_xattrs(&mut self, xattrs: &[(String, Vec<u8>)]) {
+        let sorted: std::collections::BTreeMap<&String, &Vec<u8>> =
+            xattrs.iter().map(|(k, v)| (k, v)).collect();
+        self.xattrs = sorted
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
     }
 
     /// Writes a directory entry; `name` must already end with `/`.
@@ -55,6 +89,17 @@ impl<W: Write> TarWriter<W> {
 
     pub fn symlink(&mut self, name: &str, target: &str, mode: u32) -> io::Result<()> {
         self.header(name, EntryType::Symlink, mode, 0, target)
+    }
+
+    /// Writes a hard link to `target`, an entry written earlier in this archive (or, in a
+    /// layer, a path of a lower layer).
+    pub fn hardlink(&mut self, name: &str, target: &str, mode: u32) -> io::Result<()> {
+        self.header(name, EntryType::HardLink, mode, 0, target)
+    }
+
+    /// Writes a named pipe (fifo).
+    pub fn fifo(&mut self, name: &str, mode: u32) -> io::Result<()> {
+        self.header(name, EntryType::Fifo, mode, 0, "")
     }
 
     /// Writes a regular file of exactly `size` bytes read from `r`, then the block padding.
@@ -150,6 +195,12 @@ impl<W: Write> TarWriter<W> {
         if gid > MAX_USTAR_ID {
             pax_record(&mut pax, "gid", gid.to_string().as_bytes());
         }
+        if self.mtime > MAX_USTAR_MTIME {
+            pax_record(&mut pax, "mtime", self.mtime.to_string().as_bytes());
+        }
+        for (name, value) in &self.xattrs {
+            pax_record(&mut pax, &format!("SCHILY.xattr.{name}"), value);
+        }
         if !pax.is_empty() {
             // The pax header's own name is informational; a fixed scheme keeps it deterministic.
             let pax_name = format!("PaxHeaders.0/{}", last_component(name));
@@ -166,13 +217,19 @@ impl<W: Write> TarWriter<W> {
         }
         let ustar_size = if size > MAX_USTAR_SIZE { 0 } else { size };
         let fit = |id: u32| if id > MAX_USTAR_ID { 0 } else { id };
-        let blk = ustar_header_owned(
+        let mtime = if self.mtime > MAX_USTAR_MTIME {
+            0
+        } else {
+            self.mtime
+        };
+        let blk = ustar_header_full(
             truncate(name, NAME_LEN),
             ty.flag(),
             mode,
             ustar_size,
             truncate(link, NAME_LEN),
             (fit(uid), fit(gid)),
+            mtime,
         );
         self.w.write_all(&blk)
     }
@@ -230,7 +287,20 @@ pub fn ustar_header_owned(
     mode: u32,
     size: u64,
     link: &str,
+    owner: (u32, u32),
+) -> [u8; BLOCK] {
+    ustar_header_full(name, typeflag, mode, size, link, owner, 0)
+}
+
+/// A ustar header with a numeric owner and an mtime, which must fit 11 octal digits.
+fn ustar_header_full(
+    name: &str,
+    typeflag: u8,
+    mode: u32,
+    size: u64,
+    link: &str,
     (uid, gid): (u32, u32),
+    mtime: u64,
 ) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     h[..name.len()].copy_from_slice(name.as_bytes());
@@ -238,7 +308,7 @@ pub fn ustar_header_owned(
     octal(&mut h[108..116], u64::from(uid));
     octal(&mut h[116..124], u64::from(gid));
     octal(&mut h[124..136], size);
-    octal(&mut h[136..148], 0); // mtime
+    octal(&mut h[136..148], mtime);
     h[156] = typeflag;
     h[157..157 + link.len()].copy_from_slice(link.as_bytes());
     h[257..263].copy_from_slice(b"ustar\0");
@@ -348,5 +418,64 @@ mod tests {
             .file("f", 0o644, 3, &mut &b"longer"[..], &mut buf)
             .unwrap_err();
         assert!(e.to_string().contains("grew"), "{e}");
+    }
+
+    #[test]
+    fn hardlink_and_fifo_headers() {
+        let mut tw = TarWriter::new(Vec::new());
+        tw.hardlink("b", "a/f", 0o644).unwrap();
+        tw.fifo("p", 0o600).unwrap();
+        let out = tw.w;
+        assert_eq!(out.len(), 2 * BLOCK);
+        assert_eq!(out[..BLOCK], ustar_header("b", b'1', 0o644, 0, "a/f"));
+        assert_eq!(out[BLOCK..], ustar_header("p", b'6', 0o600, 0, ""));
+    }
+
+    #[test]
+    fn mtime_goes_to_its_field_or_a_pax_record() {
+        let mut tw = TarWriter::new(Vec::new());
+        tw.set_mtime(1_700_000_000);
+        tw.dir("d/", 0o755).unwrap();
+        assert_eq!(&tw.w[136..148], b"14524770400\0");
+        // Past the 11 octal digits (year 2242): a pax record, and 0 in the field.
+        tw.set_mtime(1 << 33);
+        tw.symlink("l", "t", 0o777).unwrap();
+        let out = &tw.w[BLOCK..];
+        assert_eq!(out[156], b'x');
+        assert!(out[BLOCK..].starts_with(b"20 mtime=8589934592\n"));
+        assert_eq!(&out[2 * BLOCK + 136..2 * BLOCK + 148], b"00000000000\0");
+        // Only the header differs from one written with mtime 0.
+        let mut want = ustar_header("l", b'2', 0o777, 0, "t");
+        want[136..148].copy_from_slice(&out[2 * BLOCK + 136..2 * BLOCK + 148]);
+        assert_eq!(out[2 * BLOCK..], want);
+    }
+
+    #[test]
+    fn xattrs_are_sorted_pax_records() {
+        let mut tw = TarWriter::new(Vec::new());
+        tw.set_xattrs(&[
+            ("user.b".into(), b"2".to_vec()),
+            ("security.capability".into(), vec![1, 0, 0, 2]),
+            ("user.b".into(), b"3".to_vec()),
+        ]);
+        tw.file_bytes("f", 0o755, b"x").unwrap();
+        let out = tw.w;
+        assert_eq!(out[156], b'x');
+        assert_eq!(&out[..15], b"PaxHeaders.0/f\0");
+        let mut want = Vec::new();
+        pax_record(&mut want, "SCHILY.xattr.security.capability", &[1, 0, 0, 2]);
+        pax_record(&mut want, "SCHILY.xattr.user.b", b"3");
+        assert_eq!(&out[124..136], format!("{:011o}\0", want.len()).as_bytes());
+        assert_eq!(&out[BLOCK..BLOCK + want.len()], &want[..]);
+        assert!(out[BLOCK + want.len()..2 * BLOCK].iter().all(|&b| b == 0));
+        assert_eq!(
+            out[2 * BLOCK..3 * BLOCK],
+            ustar_header("f", b'0', 0o755, 1, "")
+        );
+        // Cleared again: no pax header.
+        tw = TarWriter::new(Vec::new());
+        tw.set_xattrs(&[]);
+        tw.file_bytes("f", 0o755, b"x").unwrap();
+        assert_eq!(tw.w[..BLOCK], ustar_header("f", b'0', 0o755, 1, ""));
     }
 }

@@ -1,0 +1,488 @@
+//! `import`: images built elsewhere (OCI layouts, docker-save tarballs) as rules_image inputs.
+//!
+//! The output directory has the shape `pull --all-platforms --output-dir` gives (so the same
+//! Starlark reads both), plus the layer blobs:
+//!
+//! - one image: `manifest.json`, `config.json`, `layers.json` (`[{digest, diff_id,
+//!   media_type, size}]`), `image.json` (`{manifest_digest, platform, format, normalized}`)
+//!   and `blobs/sha256/<hex>` for every layer;
+//! - an index: `index.json`, `platforms.json` (`[{dir, os, architecture, variant?, digest}]`),
+//!   one `<os>_<arch>[_<variant>]` directory per platform with the four files above, and the
+//!   layers of all of them in the top-level `blobs/sha256/`.
+//!
+//! Every manifest, index, config and layer is checked against its digest, every layer is
+//! scanned (`layer::scan_layer`) and its diff_id checked against the config. With
+//! `--normalize` the layers are rewritten deterministically and the config, manifests and
+//! index are written anew (canonical JSON, timestamps from `--source-date-epoch`).
+
+pub mod layer;
+mod select;
+mod source;
+
+use self::layer::Normalize;
+use self::select::{Format, ImageSrc, Selected};
+use self::source::Source;
+use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::output::{AtomicDir, BUF_SIZE};
+use crate::spec::{
+    self, MT_CONFIG, MT_INDEX, MT_LAYER_GZIP, MT_LAYER_TAR, MT_LAYER_ZSTD, MT_MANIFEST, Platform,
+};
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+pub struct ImportOptions<'a> {
+    pub src: &'a Path,
+    pub output_dir: &'a Path,
+    /// Which image of the source (index.json ref name / containerd name, docker RepoTags).
+    pub reference: Option<&'a str>,
+    /// Which platform of an index; all of them if not given.
+    pub platform: Option<&'a str>,
+    /// Rewrite layers, config and manifests deterministically.
+    pub normalize: Option<Normalize>,
+}
+
+/// Imports the image and returns the digest of what was written at the top: the manifest,
+/// or the index.
+pub fn run(o: &ImportOptions) -> Result<Digest> {
+    let platform = o.platform.map(Platform::parse).transpose()?;
+    let parent = match o.output_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut src = Source::open(o.src, parent)?;
+    let (format, selected) = select::select(&src, o.reference, platform.as_ref())?;
+    let images: Vec<&ImageSrc> = match &selected {
+        Selected::Image(i) => vec![i],
+        Selected::Index(x) => x.children.iter().map(|c| &c.image).collect(),
+    };
+    let needed: BTreeSet<String> = images
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|l| l.rel.clone()))
+        .collect();
+    src.ensure(&needed)?;
+
+    let out = AtomicDir::create(o.output_dir)?;
+    let mut blobs = Blobs::new(&src, out.path(), o.normalize)?;
+    let top = match &selected {
+        Selected::Image(img) => {
+            let done = import_image(&mut blobs, img, format, o.normalize)?;
+            done.write(out.path())?;
+            done.digest
+        }
+        Selected::Index(idx) => {
+            let mut listing = Vec::new();
+            let mut descriptors = Vec::new();
+            for c in &idx.children {
+                let done = import_image(&mut blobs, &c.image, format, o.normalize)?;
+                let dir = c.platform.dir_name();
+                let sub = out.path().join(&dir);
+                std::fs::create_dir(&sub)
+                    .with_context(|| format!("cannot create {}", sub.display()))?;
+                done.write(&sub)?;
+                let mut l = json!({
+                    "dir": dir,
+                    "os": c.platform.os,
+                    "architecture": c.platform.arch,
+                    "digest": done.digest.to_string(),
+                });
+                if let Some(v) = &c.platform.variant {
+                    l["variant"] = v.as_str().into();
+                }
+                listing.push(l);
+                let mut d = c.desc.raw.clone();
+                if o.normalize.is_some() {
+                    d["mediaType"] = MT_MANIFEST.into();
+                    d["digest"] = done.digest.to_string().into();
+                    d["size"] = done.manifest.len().into();
+                }
+                descriptors.push(d);
+            }
+            let index = if idx.skipped || o.normalize.is_some() {
+                let mut m = Map::new();
+                m.insert("schemaVersion".into(), 2.into());
+                m.insert("mediaType".into(), MT_INDEX.into());
+                m.insert("manifests".into(), Value::Array(descriptors));
+                if let Some(a) = idx.map.get("annotations") {
+                    m.insert("annotations".into(), a.clone());
+                }
+                spec::canonical(&Value::Object(m))
+            } else {
+                idx.bytes.clone()
+            };
+            write_file(out.path(), "index.json", &index)?;
+            write_file(
+                out.path(),
+                "platforms.json",
+                &spec::canonical(&Value::Array(listing)),
+            )?;
+            Digest::of(&index)
+        }
+    };
+    out.commit()?;
+    Ok(top)
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
+}
+
+/// One imported image's files.
+struct ImageOut {
+    manifest: Vec<u8>,
+    digest: Digest,
+    config: Vec<u8>,
+    layers_json: Vec<u8>,
+    image_json: Vec<u8>,
+}
+
+impl ImageOut {
+    fn write(&self, dir: &Path) -> Result<()> {
+        write_file(dir, "manifest.json", &self.manifest)?;
+        write_file(dir, "config.json", &self.config)?;
+        write_file(dir, "layers.json", &self.layers_json)?;
+        write_file(dir, "image.json", &self.image_json)
+    }
+}
+
+/// Copies (or normalizes) every layer of `img` into the output, checks the diff_ids and
+/// returns the image's files.
+fn import_image(
+    blobs: &mut Blobs,
+    img: &ImageSrc,
+    format: Format,
+    normalize: Option<Normalize>,
+) -> Result<ImageOut> {
+    let mut layers = Vec::new();
+    for (i, l) in img.layers.iter().enumerate() {
+        let done = blobs
+            .layer(&l.rel, l.desc.as_ref())
+            .with_context(|| match &l.desc {
+                Some(d) => format!("layer {i} ({}) of {}", d.digest, img.what),
+                None => format!("layer {i} ({}) of {}", l.rel, img.what),
+            })?;
+        let want = img.diff_ids[i];
+        if done.source_diff_id != want {
+            bail!(
+                "layer {i} ({}) of {} has diff_id {}, but the config's rootfs.diff_ids[{i}] is {want}",
+                done.source_digest,
+                img.what,
+                done.source_diff_id
+            );
+        }
+        layers.push(done);
+    }
+
+    let mut cfg_out = img.config.clone();
+    let mut manifest_out = img.manifest.as_ref().map(|m| m.bytes.clone());
+    if let Some(n) = normalize {
+        cfg_out = normalize_config(
+            &img.cfg,
+            &layers.iter().map(|l| l.diff_id).collect::<Vec<_>>(),
+            n.source_date_epoch,
+        );
+        manifest_out = None;
+    }
+    let manifest = match manifest_out {
+        Some(m) => m,
+        None => {
+            let mut m = Map::new();
+            m.insert("schemaVersion".into(), 2.into());
+            m.insert("mediaType".into(), MT_MANIFEST.into());
+            m.insert(
+                "config".into(),
+                json!({"mediaType": MT_CONFIG, "digest": Digest::of(&cfg_out).to_string(), "size": cfg_out.len()}),
+            );
+            m.insert(
+                "layers".into(),
+                layers
+                    .iter()
+                    .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+                    .collect(),
+            );
+            if let Some(a) = img.manifest.as_ref().and_then(|m| m.map.get("annotations")) {
+                m.insert("annotations".into(), a.clone());
+            }
+            spec::canonical(&Value::Object(m))
+        }
+    };
+    let digest = Digest::of(&manifest);
+    let layers_json: Vec<Value> = layers
+        .iter()
+        .map(|l| {
+            json!({
+                "digest": l.digest.to_string(),
+                "diff_id": l.diff_id.to_string(),
+                "media_type": l.media_type,
+                "size": l.size,
+            })
+        })
+        .collect();
+    let image_json = json!({
+        "manifest_digest": digest.to_string(),
+        "platform": select::config_platform(&img.cfg).to_string(),
+        "format": format.name(),
+        "normalized": normalize.is_some(),
+    });
+    Ok(ImageOut {
+        manifest,
+        digest,
+        config: cfg_out,
+        layers_json: spec::canonical(&Value::Array(layers_json)),
+        image_json: spec::canonical(&image_json),
+    })
+}
+
+/// One layer as written to the output.
+#[derive(Debug, Clone)]
+struct LayerOut {
+    /// The source blob's digest and size.
+    source_digest: Digest,
+    source_size: u64,
+    /// The diff_id of the source blob (checked against the source config).
+    source_diff_id: Digest,
+    /// The written blob: the source blob, or its normalized form.
+    digest: Digest,
+    size: u64,
+    media_type: String,
+    diff_id: Digest,
+}
+
+/// Writes layer blobs into the output's `blobs/sha256/`, each source blob once.
+struct Blobs<'a> {
+    src: &'a Source,
+    dir: PathBuf,
+    normalize: Option<Normalize>,
+    done: HashMap<String, LayerOut>,
+    temp_count: usize,
+}
+
+impl<'a> Blobs<'a> {
+    fn new(src: &'a Source, out: &Path, normalize: Option<Normalize>) -> Result<Blobs<'a>> {
+        let dir = out.join("blobs").join("sha256");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Blobs {
+            src,
+            dir,
+            normalize,
+            done: HashMap::new(),
+            temp_count: 0,
+        })
+    }
+
+    fn temp_path(&mut self) -> PathBuf {
+        self.temp_count += 1;
+        self.dir.join(format!(".import-{}.tmp", self.temp_count))
+    }
+
+    /// Moves a finished temp blob to its name; an identical blob may already be there.
+    fn place(&self, tmp: &Path, d: &Digest) -> Result<PathBuf> {
+        let dest = self.dir.join(d.hex());
+        if dest.exists() {
+            std::fs::remove_file(tmp)
+                .with_context(|| format!("cannot remove {}", tmp.display()))?;
+        } else {
+            std::fs::rename(tmp, &dest).with_context(|| {
+                format!("cannot rename {} to {}", tmp.display(), dest.display())
+            })?;
+        }
+        Ok(dest)
+    }
+
+    /// The blob at `rel` of the source, checked against `desc` (docker-save layers have none).
+    fn layer(&mut self, rel: &str, desc: Option<&spec::Descriptor>) -> Result<LayerOut> {
+        let out = match self.done.get(rel) {
+            Some(l) => l.clone(),
+            None => {
+                let l = self.import_layer(rel, desc)?;
+                self.done.insert(rel.to_string(), l.clone());
+                l
+            }
+        };
+        if let Some(d) = desc {
+            check_digest(
+                self.src,
+                "layer blob",
+                d,
+                out.source_digest,
+                out.source_size,
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn import_layer(&mut self, rel: &str, desc: Option<&spec::Descriptor>) -> Result<LayerOut> {
+        let path = self.src.path(rel)?;
+        let media_type = |p: &Path| -> Result<String> {
+            Ok(match desc {
+                Some(d) => d.media_type.clone(),
+                None => sniff_layer(p)?.to_string(),
+            })
+        };
+        match self.normalize {
+            None => {
+                let tmp = self.temp_path();
+                let (digest, size) = link_or_copy(&path, &tmp)?;
+                if let Some(d) = desc {
+                    check_digest(self.src, "layer blob", d, digest, size)?;
+                }
+                let dest = self.place(&tmp, &digest)?;
+                let diff_id = layer::scan_layer(&dest)?;
+                Ok(LayerOut {
+                    source_digest: digest,
+                    source_size: size,
+                    source_diff_id: diff_id,
+                    digest,
+                    size,
+                    media_type: media_type(&dest)?,
+                    diff_id,
+                })
+            }
+            Some(n) => {
+                let (digest, size) = hash_file(&path)?;
+                if let Some(d) = desc {
+                    check_digest(self.src, "layer blob", d, digest, size)?;
+                }
+                let tmp = self.temp_path();
+                let (source_diff_id, meta) = layer::normalize_layer(&path, &n, &tmp)?;
+                self.place(&tmp, &meta.digest)?;
+                Ok(LayerOut {
+                    source_digest: digest,
+                    source_size: size,
+                    source_diff_id,
+                    digest: meta.digest,
+                    size: meta.size,
+                    media_type: meta.media_type.to_string(),
+                    diff_id: meta.diff_id,
+                })
+            }
+        }
+    }
+}
+
+fn check_digest(src: &Source, what: &str, d: &spec::Descriptor, got: Digest, n: u64) -> Result<()> {
+    if got != d.digest || n != d.size {
+        bail!(
+            "{what} {} in {}: content has digest {got} ({n} bytes), expected {} ({} bytes)",
+            d.digest,
+            src.name(),
+            d.digest,
+            d.size
+        );
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<(Digest, u64)> {
+    let ctx = || format!("cannot read {}", path.display());
+    let mut r = HashingReader::new(File::open(path).with_context(ctx)?);
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        if r.read(&mut buf).with_context(ctx)? == 0 {
+            break;
+        }
+    }
+    Ok(r.finish())
+}
+
+/// Hard-links `src` to `dest` (or copies it when that is not possible) and returns the
+/// digest and size of what `dest` holds.
+fn link_or_copy(src: &Path, dest: &Path) -> Result<(Digest, u64)> {
+    if std::fs::hard_link(src, dest).is_ok() {
+        return hash_file(dest);
+    }
+    let ctx = || format!("cannot copy {} to {}", src.display(), dest.display());
+    let mut r = File::open(src).with_context(ctx)?;
+    let mut w = HashingWriter::new(BufWriter::with_capacity(
+        BUF_SIZE,
+        File::create(dest).with_context(ctx)?,
+    ));
+    std::io::copy(&mut r, &mut w).with_context(ctx)?;
+    let (w, digest, size) = w.finish();
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(ctx)?;
+    Ok((digest, size))
+}
+
+/// The media type of a docker-save layer file, from its magic bytes: `docker save` writes
+/// plain tars, other writers of the format compress them.
+fn sniff_layer(path: &Path) -> Result<&'static str> {
+    let mut magic = [0u8; 4];
+    let mut f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut n = 0;
+    while n < magic.len() {
+        let k = f
+            .read(&mut magic[n..])
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(match &magic[..n] {
+        [0x1f, 0x8b, ..] => MT_LAYER_GZIP,
+        [0x28, 0xb5, 0x2f, 0xfd] => MT_LAYER_ZSTD,
+        _ => MT_LAYER_TAR,
+    })
+}
+
+/// The config with the new diff_ids, every timestamp at `epoch`, and the fields that record
+/// the build host's state (`container`, `container_config`, `config.Image`) removed.
+fn normalize_config(cfg: &Map<String, Value>, diff_ids: &[Digest], epoch: u64) -> Vec<u8> {
+    let mut cfg = cfg.clone();
+    let created = Value::String(rfc3339(epoch));
+    cfg.insert("created".into(), created.clone());
+    cfg.remove("container");
+    cfg.remove("container_config");
+    if let Some(Value::Object(c)) = cfg.get_mut("config") {
+        c.remove("Image");
+    }
+    if let Some(Value::Array(h)) = cfg.get_mut("history") {
+        for e in h.iter_mut() {
+            if let Value::Object(e) = e {
+                e.insert("created".into(), created.clone());
+            }
+        }
+    }
+    let ids: Vec<Value> = diff_ids.iter().map(|d| d.to_string().into()).collect();
+    match cfg.get_mut("rootfs") {
+        Some(Value::Object(r)) => {
+            r.insert("diff_ids".into(), ids.into());
+        }
+        _ => {
+            cfg.insert("rootfs".into(), json!({"type": "layers", "diff_ids": ids}));
+        }
+    }
+    spec::canonical(&Value::Object(cfg))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (UTC, proleptic Gregorian).
+pub fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days >= 0.
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;
