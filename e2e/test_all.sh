@@ -10,6 +10,7 @@ source "$repo_root/e2e/registry/registries.sh"
 source "$repo_root/e2e/registry/checks.sh"
 source "$repo_root/e2e/nix/checks.sh"
 source "$repo_root/e2e/multiplatform/checks.sh"
+source "$repo_root/e2e/dockerfile/checks.sh"
 
 ensure_host_packages || exit 1
 registry_ensure_packages || exit 1
@@ -18,6 +19,7 @@ cleanup() {
   shutdown_repro_servers
   nix_shutdown
   multiplatform_shutdown
+  df_shutdown
   registry_stop_all
   for ws in "$repo_root" "$repo_root/examples" "$work/consumer" "$work/bad" "$work/pull_consumer"; do
     [[ -f $ws/MODULE.bazel ]] && (cd "$ws" && "$bazelw" shutdown >/dev/null 2>&1)
@@ -76,6 +78,9 @@ fi
 
 say "Nix closures as images (real Nix in bazelw's rootfs)"
 run_nix_checks
+
+say "Dockerfile builds and image_import (Docker engine, Nix-built base, registry)"
+run_dockerfile_checks
 
 say "reproducibility: two checkouts, two umasks, two fresh output bases"
 check "identical digests" reproducible_digests

@@ -1,0 +1,270 @@
+# End-to-end checks of image_import and dockerfile.build: real Docker engine, real Bazel,
+# skopeo, umoci, a real registry. Sourced after lib.sh and checks.sh (for $work); each
+# function is one `check` (see run_dockerfile_checks at the end for the list).
+# Needs the plain registry of e2e/registry on 127.0.0.1:${reg_port_plain:-5001}.
+
+df_ws="$work/dockerfile_ws"           # e2e/dockerfile/ws: image_import sources + reproducibility
+df_example="$work/dockerfile_example" # a copy of examples/dockerfile (it gets edited)
+df_registry="127.0.0.1:${reg_port_plain:-5001}"
+df_tool="$repo_root/tools/target/release/rules-image-tool"
+
+df_setup() {
+  rm -rf "$df_ws" "$df_example"
+  cp -r "$repo_root/e2e/dockerfile/ws" "$df_ws" &&
+    sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$df_ws/MODULE.bazel" &&
+    cp -r "$repo_root/examples/dockerfile" "$df_example" &&
+    rm -f "$df_example"/bazel-* &&
+    sed -i "s|path = \"../..\"|path = \"$repo_root\"|" "$df_example/MODULE.bazel" || return 1
+  (cd "$repo_root/tools" && cargo build --release --locked 2>&1 | tail -1; exit "${PIPESTATUS[0]}")
+}
+
+df_shutdown() {
+  local ws
+  for ws in "$df_ws" "$df_example"; do
+    [[ -f $ws/MODULE.bazel ]] && (cd "$ws" && "$bazelw" shutdown >/dev/null 2>&1)
+  done
+  return 0
+}
+
+# The generated repository NAME of workspace WS (Bazel 7: ...~NAME, Bazel 8+: ...+NAME).
+df_repo_dir() {
+  local ob
+  ob=$(cd "$1" && "$bazelw" info output_base 2>/dev/null) || return 1
+  ls -d "$ob"/external/*[~+]"$2" 2>/dev/null | head -1
+}
+
+# --------------------------------------------------------------------------- the example chain
+
+# //base:load (Nix -> image -> Docker), then //app:image builds the Dockerfile FROM it,
+# imports it normalized and adds a Bazel layer; the result serves the dashboard in Docker.
+df_example_chain() {
+  docker rmi -f rules-image-example/busybox:1 rules-image-example/dashboard:latest >/dev/null 2>&1
+  (cd "$df_example" && "$bazelw" run //base:load &&
+    "$bazelw" build //app:image --output_groups=+oci_layout &&
+    "$bazelw" run //app:load) || return 1
+  local out
+  out=$(docker run --rm --network none rules-image-example/dashboard:latest sh -c '
+    httpd -p 8080 -h /srv/dashboard && sleep 0.3 &&
+    wget -qO- http://127.0.0.1:8080/ && wget -qO- http://127.0.0.1:8080/config.json &&
+    wget -qO- http://127.0.0.1:8080/build-info.json && echo "env=$DASHBOARD_ENV"') || return 1
+  echo "$out"
+  grep -q '<h1>Dashboard 1.4.0</h1>' <<<"$out" &&
+    grep -qE '<script src="assets/app\.[0-9a-f]{12}\.js">' <<<"$out" &&
+    grep -q '"environment":"production"' <<<"$out" &&
+    grep -q '"built":"2026-01-01T00:00:00Z"' <<<"$out" &&
+    grep -qx 'env=production' <<<"$out" || return 1
+  local id config
+  id=$(docker image inspect --format '{{.Id}}' rules-image-example/dashboard:latest)
+  config=sha256:$(sha256sum "$df_example/bazel-bin/app/image.config.json" | cut -d' ' -f1)
+  [[ $id == "$config" ]] || { echo "docker image id $id != config digest $config" >&2; return 1; }
+}
+
+# The layout passes skopeo (every digest) and umoci; every mtime of the normalized Dockerfile
+# layers is clamped to source_date_epoch; created is fixed; no build-host fields are left.
+df_example_validate() {
+  local layout="$df_example/bazel-bin/app/image.oci_layout" bundle="$work/df-bundle"
+  rm -rf "$work/df-copy" "$bundle"
+  skopeo copy -q "oci:$layout:latest" "oci:$work/df-copy:latest" &&
+    umoci unpack --image "$layout:latest" "$bundle" >/dev/null || return 1
+  [[ -f $bundle/rootfs/srv/dashboard/index.html && -f $bundle/rootfs/srv/dashboard/config.json ]] ||
+    { echo "dashboard files missing" >&2; return 1; }
+  local newer
+  newer=$(find "$bundle/rootfs" -newermt @1767225600 ! -path "$bundle/rootfs/srv/dashboard/config.json" \
+    ! -path "$bundle/rootfs/srv/dashboard" ! -path "$bundle/rootfs/srv" | head -5)
+  [[ -z $newer ]] || { echo "files newer than SOURCE_DATE_EPOCH: $newer" >&2; return 1; }
+  local repo; repo=$(df_repo_dir "$df_example" dashboard) || return 1
+  /usr/bin/python3 - "$repo/imported/config.json" "$repo/imported/manifest.json" <<'EOF'
+import json, sys
+config = json.load(open(sys.argv[1]))
+manifest = json.load(open(sys.argv[2]))
+assert config["created"] == "2026-01-01T00:00:00Z", config.get("created")
+assert all(h.get("created") == "2026-01-01T00:00:00Z" for h in config["history"]), config["history"]
+for field in ("container", "container_config"):
+    assert field not in config, field
+assert "Image" not in config.get("config", {}), config["config"]
+assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+assert all(l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip" for l in manifest["layers"])
+print("created %s, %d layers, history %d entries" % (config["created"], len(manifest["layers"]), len(config["history"])))
+EOF
+}
+
+df_example_push() {
+  (cd "$df_example" && "$bazelw" run //app:push -- --registry "$df_registry") || return 1
+  local want got
+  want=$(cat "$df_example/bazel-bin/app/image.digest")
+  got=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$df_registry/rules-image-example/dashboard:latest") || return 1
+  [[ $got == "$want" ]] || { echo "registry has $got, built $want" >&2; return 1; }
+  rm -rf "$work/df-pulled"
+  skopeo copy -q --src-tls-verify=false "docker://$df_registry/rules-image-example/dashboard:latest" "oci:$work/df-pulled:x"
+}
+
+# The Docker build re-runs when (and only when) the context changes; normalized, going back
+# to the original context gives the original digest.
+df_rebuild_on_change() {
+  local repo digest0 mtime0
+  repo=$(df_repo_dir "$df_example" dashboard) || return 1
+  digest0=$(cat "$df_example/bazel-bin/app/image.digest")
+  mtime0=$(stat -c %Y.%N "$repo/builder.txt") || return 1
+  (cd "$df_example" && "$bazelw" shutdown && "$bazelw" build //app:image) || return 1
+  [[ $(stat -c %Y.%N "$repo/builder.txt") == "$mtime0" ]] ||
+    { echo "rebuilt without a change" >&2; return 1; }
+  local css="$df_example/dashboard/src/style.css"
+  cp "$css" "$work/style.css.orig"
+  echo 'h1 { color: #036; }' >>"$css"
+  (cd "$df_example" && "$bazelw" build //app:image) || return 1
+  local digest1; digest1=$(cat "$df_example/bazel-bin/app/image.digest")
+  [[ $digest1 != "$digest0" ]] || { echo "context change did not change the image" >&2; return 1; }
+  cp "$work/style.css.orig" "$css"
+  (cd "$df_example" && "$bazelw" build //app:image) || return 1
+  local digest2; digest2=$(cat "$df_example/bazel-bin/app/image.digest")
+  echo "original $digest0, edited $digest1, restored $digest2"
+  [[ $digest2 == "$digest0" ]] || { echo "restored context gave another digest" >&2; return 1; }
+}
+
+# --------------------------------------------------------------------- image_import round trips
+
+df_prepare_sources() {
+  docker image inspect rules-image-example/app:latest >/dev/null 2>&1 ||
+    (cd "$repo_root/examples" && "$bazelw" run //app:load) || return 1
+  (cd "$repo_root/examples" && "$bazelw" build //app:image --output_groups=+tarball) || return 1
+  rm -rf "$df_ws/layout/blobs" "$df_ws/layout/index.json" "$df_ws/layout/oci-layout"
+  docker save -o "$df_ws/saved.tar" rules-image-example/app:latest &&
+    skopeo copy -q "docker-archive:$df_ws/saved.tar" "oci:$df_ws/layout:v1" &&
+    skopeo copy -q "docker-archive:$df_ws/saved.tar" "oci-archive:$df_ws/layout.tar:v1" &&
+    cp "$repo_root/examples/bazel-bin/app/image.tar" "$df_ws/ours.tar"
+}
+
+# docker save -> image_import -> image_load -> docker run; the config is kept byte for byte,
+# so Docker's image ID is unchanged; an image_manifest builds on the import.
+df_import_docker_save() {
+  df_prepare_sources || return 1
+  docker rmi -f rules-image-e2e/imported:latest rules-image-e2e/on-imported:latest >/dev/null 2>&1
+  (cd "$df_ws" && "$bazelw" run //:load_saved && "$bazelw" run //:load_on_saved) || return 1
+  local out
+  out=$(docker run --rm --network none rules-image-e2e/imported:latest) || return 1
+  echo "$out"
+  grep -q 'Hello, container!' <<<"$out" || return 1
+  local id0 id1
+  id0=$(docker image inspect --format '{{.Id}}' rules-image-example/app:latest)
+  id1=$(docker image inspect --format '{{.Id}}' rules-image-e2e/imported:latest)
+  [[ $id0 == "$id1" ]] || { echo "image ID changed: $id0 -> $id1" >&2; return 1; }
+  out=$(docker run --rm --network none rules-image-e2e/on-imported:latest) &&
+    grep -q 'Hello, container!' <<<"$out" || return 1
+  docker image inspect --format '{{json .Config.Env}}' rules-image-e2e/on-imported:latest | grep -q 'IMPORTED=yes' || return 1
+  # The layer added on top of the import is there (the image has no shell: copy it out).
+  local c; c=$(docker create rules-image-e2e/on-imported:latest) || return 1
+  out=$(docker cp "$c:/extra/note.txt" - | tar -xOf -); docker rm "$c" >/dev/null
+  grep -q 'added by Bazel on top of an imported image' <<<"$out"
+}
+
+# The three other forms of the same image import to the manifest their source holds.
+df_import_layouts() {
+  (cd "$df_ws" && "$bazelw" build @layout//:image @layout_tar//:image @ours//:image) || return 1
+  local layout_digest ours_digest
+  layout_digest=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$df_ws/layout/index.json")
+  ours_digest=$(cat "$repo_root/examples/bazel-bin/app/image.digest")
+  local l lt o
+  l=$(cat "$(df_repo_dir "$df_ws" layout)/imported/digest")
+  lt=$(cat "$(df_repo_dir "$df_ws" layout_tar)/imported/digest")
+  o=$(cat "$(df_repo_dir "$df_ws" ours)/imported/digest")
+  echo "layout $l, oci-archive $lt, our tarball $o"
+  [[ $l == "$layout_digest" && $lt == "$layout_digest" && $o == "$ours_digest" ]]
+}
+
+# skopeo's OCI layout -> image_import -> image_push; the registry serves the layout's manifest.
+df_import_layout_push() {
+  (cd "$df_ws" && "$bazelw" run //:push_layout -- --registry "$df_registry") || return 1
+  local want got
+  want=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$df_ws/layout/index.json")
+  got=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$df_registry/e2e/imported-layout:v1") || return 1
+  [[ $got == "$want" ]] || { echo "registry has $got, layout has $want" >&2; return 1; }
+  rm -rf "$work/df-layout-pulled"
+  skopeo copy -q --src-tls-verify=false "docker://$df_registry/e2e/imported-layout:v1" "oci:$work/df-layout-pulled:x"
+}
+
+# normalize = True rewrites the layers (zstd here); the image still runs.
+df_import_normalized() {
+  docker rmi -f rules-image-e2e/imported-normalized:latest >/dev/null 2>&1
+  (cd "$df_ws" && "$bazelw" run //:load_saved_normalized) || return 1
+  docker run --rm --network none rules-image-e2e/imported-normalized:latest | grep -q 'Hello, container!' || return 1
+  grep -q 'tar+zstd' "$(df_repo_dir "$df_ws" saved_normalized)/imported/manifest.json"
+}
+
+# ------------------------------------------------------------------ reproducible Dockerfile builds
+
+# Builds @norm and @raw (the same Dockerfile, --no-cache) twice, a few seconds apart: the
+# normalized digests are equal, Docker's own are not.
+df_rebuild_reproducible() {
+  docker image inspect rules-image-example/busybox:1 >/dev/null 2>&1 || { echo "needs //base:load of the example" >&2; return 1; }
+  local round norm=() raw=()
+  for round in 1 2; do
+    (cd "$df_ws" && "$bazelw" build @norm//:image @raw//:image) || return 1
+    norm+=("$(cat "$(df_repo_dir "$df_ws" norm)/imported/image.json" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest_digest"])')")
+    raw+=("$(cat "$(df_repo_dir "$df_ws" raw)/imported/image.json" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest_digest"])')")
+    echo "round $round: normalized ${norm[-1]}, not normalized ${raw[-1]}"
+    if ((round == 1)); then
+      sleep 2
+      (cd "$df_ws" && "$bazelw" clean --expunge) || return 1
+    fi
+  done
+  [[ ${norm[0]} == "${norm[1]}" ]] || { echo "normalized rebuilds differ" >&2; return 1; }
+  [[ ${raw[0]} != "${raw[1]}" ]] || { echo "raw rebuilds are identical: the test proves nothing" >&2; return 1; }
+}
+
+# The normalized Dockerfile image runs; the RUN step's deletion (a whiteout) took effect.
+df_norm_runs() {
+  docker rmi -f rules-image-e2e/df-norm:latest >/dev/null 2>&1
+  (cd "$df_ws" && "$bazelw" run //:load_norm) || return 1
+  local out
+  out=$(docker run --rm --network none rules-image-e2e/df-norm:latest sh -c 'cat /data/copy.txt; readlink /data/generated/current; ls /data') || return 1
+  echo "$out"
+  grep -qx 'line 3' <<<"$out" && grep -qx 'lines.txt' <<<"$out" && ! grep -q greeting <<<"$out"
+}
+
+# ------------------------------------------------------------------------------- hostile input
+
+# Every case of the hostile corpus (make_hostile.py) is refused with its message; no output.
+df_hostile_corpus() {
+  local dir="$work/hostile" ok=0 name expect
+  rm -rf "$dir"; mkdir -p "$dir"
+  /usr/bin/python3 "$repo_root/e2e/dockerfile/make_hostile.py" "$dir" >"$dir/cases.tsv" || return 1
+  while IFS=$'\t' read -r name expect; do
+    if "$df_tool" import --src "$dir/$name.tar" --output-dir "$dir/$name.out" >"$dir/$name.log" 2>&1; then
+      echo "$name: accepted" >&2; ok=1
+    elif ! grep -qF -- "$expect" "$dir/$name.log"; then
+      echo "$name: expected \"$expect\", got: $(cat "$dir/$name.log")" >&2; ok=1
+    elif [[ -e $dir/$name.out ]]; then
+      echo "$name: left output behind" >&2; ok=1
+    else
+      echo "refused $name: $(tail -1 "$dir/$name.log")"
+    fi
+  done <"$dir/cases.tsv"
+  return $ok
+}
+
+# Through Bazel: the error names the image_import and the entry; nothing is built.
+df_hostile_bazel() {
+  /usr/bin/python3 "$repo_root/e2e/dockerfile/make_hostile.py" "$df_ws/hostile" --only escape >/dev/null || return 1
+  local log
+  if log=$(cd "$df_ws" && "$bazelw" build @hostile//:image 2>&1); then
+    echo "hostile import was accepted" >&2; return 1
+  fi
+  grep -q 'image_import' <<<"$log" && grep -q '"../../etc/passwd"' <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
+  echo "$log" | grep -m1 'etc/passwd'
+}
+
+run_dockerfile_checks() {
+  df_setup || { check "dockerfile: setup" false; return; }
+  check "dockerfile: example chain (Nix base -> docker build -> import -> Bazel layer) runs in Docker" df_example_chain
+  check "dockerfile: example layout validates; mtimes clamped, created fixed" df_example_validate
+  check "dockerfile: bazel run //app:push, registry serves the built digest" df_example_push
+  check "dockerfile: rebuilt when (and only when) the context changes" df_rebuild_on_change
+  check "image_import: docker save -> import -> load -> run, as a base" df_import_docker_save
+  check "image_import: OCI layout dir and tar, our tarball keep their digests" df_import_layouts
+  check "image_import: skopeo OCI layout -> import -> push" df_import_layout_push
+  check "image_import: normalize rewrites layers (zstd), image runs" df_import_normalized
+  check "dockerfile: two --no-cache rebuilds: normalized equal, raw differ" df_rebuild_reproducible
+  check "dockerfile: normalized image runs, whiteout applied" df_norm_runs
+  check "image_import: hostile tarball corpus refused" df_hostile_corpus
+  check "image_import: hostile tarball through Bazel names the entry" df_hostile_bazel
+}
