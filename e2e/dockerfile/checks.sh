@@ -221,6 +221,29 @@ df_norm_runs() {
   grep -qx 'line 3' <<<"$out" && grep -qx 'lines.txt' <<<"$out" && ! grep -q greeting <<<"$out"
 }
 
+# The same FROM-scratch multi-stage Dockerfile built by Docker's legacy builder and by Podman
+# (exported as an OCI archive): both import, the Podman one runs in Docker, and after
+# normalization both builders give the same layers.
+df_podman_and_docker() {
+  local rootfs=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs
+  cp "$rootfs/bin/busybox" "$df_ws/scratch/busybox" || return 1
+  docker rmi -f rules-image-e2e/scratch-podman:latest >/dev/null 2>&1
+  (cd "$df_ws" && "$bazelw" build @scratch_docker//:image @scratch_podman//:image &&
+    "$bazelw" run //:load_scratch_podman) || return 1
+  local d p
+  d=$(df_repo_dir "$df_ws" scratch_docker) && p=$(df_repo_dir "$df_ws" scratch_podman) || return 1
+  [[ $(cat "$d/builder.txt") == docker-legacy && $(cat "$p/builder.txt") == podman ]] ||
+    { echo "builders: $(cat "$d/builder.txt") $(cat "$p/builder.txt")" >&2; return 1; }
+  docker run --rm --network none rules-image-e2e/scratch-podman:latest | grep -qx 'hello from a FROM-scratch multi-stage build' || return 1
+  /usr/bin/python3 - "$d/imported/layers.json" "$p/imported/layers.json" <<'EOF'
+import json, sys
+docker, podman = (json.load(open(f)) for f in sys.argv[1:3])
+print("docker-legacy layers:", [l["digest"][:19] for l in docker])
+print("podman layers:       ", [l["digest"][:19] for l in podman])
+assert [l["diff_id"] for l in docker] == [l["diff_id"] for l in podman], "layers differ between builders"
+EOF
+}
+
 # ------------------------------------------------------------------------------- hostile input
 
 # Every case of the hostile corpus (make_hostile.py) is refused with its message; no output.
@@ -253,6 +276,23 @@ df_hostile_bazel() {
   echo "$log" | grep -m1 'etc/passwd'
 }
 
+# A failing build names the dockerfile.build and shows the builder's output; a builder that
+# is not installed is named. Neither leaves an image behind.
+df_bad_builds() {
+  local log
+  if log=$(cd "$df_ws" && "$bazelw" build @broken//:image 2>&1); then
+    echo "a failing Dockerfile built" >&2; return 1
+  fi
+  grep -q "dockerfile.build(name = \"broken\")" <<<"$log" && grep -q 'failed (exit' <<<"$log" &&
+    grep -q 'RUN echo never' <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
+  echo "$log" | grep -m1 'dockerfile.build'
+  if log=$(cd "$df_ws" && "$bazelw" build @no_buildah//:image 2>&1); then
+    echo "builder buildah should be missing" >&2; return 1
+  fi
+  grep -q 'builder "buildah" is not on PATH' <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
+  echo "$log" | grep -m1 'buildah'
+}
+
 run_dockerfile_checks() {
   df_setup || { check "dockerfile: setup" false; return; }
   check "dockerfile: example chain (Nix base -> docker build -> import -> Bazel layer) runs in Docker" df_example_chain
@@ -265,6 +305,8 @@ run_dockerfile_checks() {
   check "image_import: normalize rewrites layers (zstd), image runs" df_import_normalized
   check "dockerfile: two --no-cache rebuilds: normalized equal, raw differ" df_rebuild_reproducible
   check "dockerfile: normalized image runs, whiteout applied" df_norm_runs
+  check "dockerfile: one Dockerfile with docker-legacy and podman: same normalized layers" df_podman_and_docker
   check "image_import: hostile tarball corpus refused" df_hostile_corpus
   check "image_import: hostile tarball through Bazel names the entry" df_hostile_bazel
+  check "dockerfile: failing build and missing builder give clear errors" df_bad_builds
 }
