@@ -1,14 +1,17 @@
 # End-to-end checks of image_import and dockerfile.build: real Docker engine, real Bazel,
 # skopeo, umoci, a real registry. Sourced after lib.sh and checks.sh (for $work); each
 # function is one `check` (see run_dockerfile_checks at the end for the list).
-# Needs the plain registry of e2e/registry on 127.0.0.1:${reg_port_plain:-5001}.
+# Starts its own plain registry ("df", e2e/registry/registries.sh) on port base + 10.
 
 df_ws="$work/dockerfile_ws"           # e2e/dockerfile/ws: image_import sources + reproducibility
 df_example="$work/dockerfile_example" # a copy of examples/dockerfile (it gets edited)
-df_registry="127.0.0.1:${reg_port_plain:-5001}"
+df_registry_port=$((${REGISTRY_E2E_PORT_BASE:-5001} + 10))
+df_registry="127.0.0.1:$df_registry_port"
 df_tool="$repo_root/tools/target/release/rules-image-tool"
 
 df_setup() {
+  [[ -n ${registry_root:-} ]] || registry_init "$work/registries"
+  registry_start df plain "$df_registry_port" || return 1
   rm -rf "$df_ws" "$df_example"
   cp -r "$repo_root/e2e/dockerfile/ws" "$df_ws" &&
     sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$df_ws/MODULE.bazel" &&

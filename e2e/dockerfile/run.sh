@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # image_import and dockerfile.build end-to-end checks on their own: builds the tool, starts
-# dockerd and a plain loopback registry, runs run_dockerfile_checks, prints the summary line.
+# dockerd and a plain loopback registry (port base + 10), runs run_dockerfile_checks, prints the summary line.
 #   bash e2e/dockerfile/run.sh [CHECK_FUNCTION...]   (default: all, see checks.sh)
 # Env: DOCKERFILE_E2E_KEEP=1 keeps the work directory; REGISTRY_E2E_PORT_BASE (default 5001).
 set -uo pipefail
@@ -8,7 +8,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 source "$here/../lib.sh"
 source "$here/../checks.sh"
 source "$here/../registry/registries.sh"
-reg_port_plain=${REGISTRY_E2E_PORT_BASE:-5001}
 source "$here/checks.sh"
 
 cleanup() {
@@ -24,9 +23,6 @@ trap 'exit 130' INT TERM
 ensure_host_packages || exit 1
 registry_ensure_packages || exit 1
 ensure_docker || exit 1
-registry_init "$work/registries"
-registry_start plain plain "$reg_port_plain" || exit 1
-
 if (($# == 0)); then
   run_dockerfile_checks
 else
