@@ -108,7 +108,8 @@ def _dockerfile_repo_impl(rctx):
         _run(rctx, what, [exe, "save", "--format", "oci-archive", "-o", archive, tag])
         rctx.execute([exe, "rmi", tag])
     else:
-        _run(rctx, what, [exe, "build", "-t", tag] + flags, step = step)
+        # --layers: one layer per step, as the other builders do (Buildah squashes by default).
+        _run(rctx, what, [exe, "build", "--layers", "-t", tag] + flags, step = step)
         _run(rctx, what, [exe, "push", tag, "oci-archive:%s" % archive])
         rctx.execute([exe, "rmi", tag])
 
