@@ -113,15 +113,7 @@ def _dockerfile_repo_impl(rctx):
         _run(rctx, what, [exe, "push", tag, "oci-archive:%s" % archive])
         rctx.execute([exe, "rmi", tag])
 
-    import_image(
-        rctx,
-        what = what,
-        src = archive,
-        normalize = rctx.attr.normalize,
-        source_date_epoch = rctx.attr.source_date_epoch,
-        compression = rctx.attr.compress,
-        platform = rctx.attr.platform,
-    )
+    import_image(rctx, what, archive)
     rctx.delete(archive)
     rctx.file("builder.txt", builder + "\n")
 

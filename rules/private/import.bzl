@@ -6,33 +6,22 @@ with `normalize`, rewrites the layers deterministically. The verified blobs live
 repository; the generated BUILD file makes them an ordinary image target.
 """
 
-load(":providers.bzl", "ImageManifestInfo", "LayerInfo")
+load(":image_repo.bzl", "image_providers", "index_platform", "write_image_files")
+load(":providers.bzl", "LayerInfo")
 
 _HOST_TOOL = Label("@rules_image_toolchains//:host/rules-image-tool")
 
 def _imported_image_impl(ctx):
-    layers_json = json.decode(ctx.attr.layers)
-    if len(layers_json) != len(ctx.files.blobs):
-        fail("%s: %d layers but %d blobs" % (ctx.label, len(layers_json), len(ctx.files.blobs)))
+    blobs = {f.basename: f for f in ctx.files.blobs}
     layers = []
-    for i, (layer, blob) in enumerate(zip(layers_json, ctx.files.blobs)):
+    for i, layer in enumerate(json.decode(ctx.attr.layers)):
+        blob = blobs.get(layer["digest"].split(":")[-1])
+        if not blob:
+            fail("%s: no blob for layer %s" % (ctx.label, layer["digest"]))
         metadata = ctx.actions.declare_file("%s/layer_%d.json" % (ctx.label.name, i))
         ctx.actions.write(metadata, json.encode(layer))
         layers.append(LayerInfo(blob = blob, metadata = metadata, media_type = layer["media_type"], source = None))
-    platform = json.decode(ctx.attr.platform)
-    return [
-        DefaultInfo(files = depset([ctx.file.manifest, ctx.file.config])),
-        ImageManifestInfo(
-            manifest = ctx.file.manifest,
-            config = ctx.file.config,
-            digest = ctx.file.digest,
-            descriptor = ctx.file.descriptor,
-            layers = layers,
-            os = platform["os"],
-            architecture = platform["architecture"],
-            variant = platform.get("variant", ""),
-        ),
-    ]
+    return image_providers(ctx, layers)
 
 imported_image = rule(
     implementation = _imported_image_impl,
@@ -43,7 +32,7 @@ imported_image = rule(
         "digest": attr.label(allow_single_file = True, mandatory = True, doc = "File with the manifest digest."),
         "descriptor": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest's descriptor."),
         "layers": attr.string(mandatory = True, doc = "JSON list of {digest, diff_id, media_type, size}, in layer order."),
-        "blobs": attr.label_list(allow_files = True, mandatory = True, doc = "The layer blobs, in layer order."),
+        "blobs": attr.label_list(allow_files = True, mandatory = True, doc = "The layer blobs, named by their sha256 hex digest."),
         "platform": attr.string(mandatory = True, doc = "JSON {os, architecture, variant}."),
     },
 )
@@ -81,19 +70,18 @@ load("@rules_image//rules/private:pull.bzl", "pulled_index")
 exports_files(glob(["**/*.json"]))
 """
 
-def import_image(rctx, what, src, normalize, source_date_epoch, compression, ref = "", platform = ""):
+def import_image(rctx, what, src):
     """Imports an OCI layout or docker-save tarball into the repository and writes BUILD.bazel.
+
+    The options come from the rule's IMPORT_ATTRS: normalize, source_date_epoch, compress,
+    platform and (image_import only) ref.
 
     Args:
         rctx: the repository context.
         what: how errors and the BUILD header name the caller, e.g. `image_import(name = "x")`.
         src: path of the layout directory or tarball.
-        normalize: rewrite the layers and config deterministically.
-        source_date_epoch: mtimes and timestamps are clamped to this (with normalize).
-        compression: layer compression when normalizing: gzip, zstd or none.
-        ref: picks one image of a layout or tarball holding several.
-        platform: picks one platform of an index ("os/arch[/variant]").
     """
+    attrs = rctx.attr
     cmd = [
         rctx.path(_HOST_TOOL),
         "import",
@@ -102,12 +90,12 @@ def import_image(rctx, what, src, normalize, source_date_epoch, compression, ref
         "--output-dir",
         str(rctx.path("imported")),
     ]
-    if normalize:
-        cmd += ["--normalize", "--source-date-epoch", str(source_date_epoch), "--compression", compression]
-    if ref:
-        cmd += ["--ref", ref]
-    if platform:
-        cmd += ["--platform", platform]
+    if attrs.normalize:
+        cmd += ["--normalize", "--source-date-epoch", str(attrs.source_date_epoch), "--compression", attrs.compress]
+    if getattr(attrs, "ref", ""):
+        cmd += ["--ref", attrs.ref]
+    if attrs.platform:
+        cmd += ["--platform", attrs.platform]
     rctx.report_progress("Importing " + str(src))
     result = rctx.execute(cmd, timeout = 3600)
     if result.return_code != 0:
@@ -123,34 +111,20 @@ def import_image(rctx, what, src, normalize, source_date_epoch, compression, ref
         for child in json.decode(rctx.read("imported/platforms.json")):
             name = "image_" + child["dir"]
             names.append(name)
-            child_platform = {"os": child["os"], "architecture": child["architecture"]}
-            if child.get("variant"):
-                child_platform["variant"] = child["variant"]
-            build.append(_IMPORTED_IMAGE.format(**_image_fields(rctx, "imported/%s/" % child["dir"], name, child_platform)))
+            build.append(_IMPORTED_IMAGE.format(**_image_fields(rctx, "imported/%s/" % child["dir"], name, index_platform(child))))
         build.append(_INDEX.format(manifests = repr([":" + n for n in names])))
     rctx.file("BUILD.bazel", "\n".join(build))
 
 def _image_fields(rctx, prefix, name, platform):
     """Writes digest and descriptor.json of one imported image; returns _IMPORTED_IMAGE's fields."""
-    layers = json.decode(rctx.read(prefix + "layers.json"))
-    image = json.decode(rctx.read(prefix + "image.json"))
-    manifest = rctx.read(prefix + "manifest.json")
-    if platform == None:
-        config = json.decode(rctx.read(prefix + "config.json"))
-        platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
-    rctx.file(prefix + "digest", image["manifest_digest"])
-    rctx.file(prefix + "descriptor.json", json.encode({
-        "digest": image["manifest_digest"],
-        "mediaType": json.decode(manifest).get("mediaType", "application/vnd.oci.image.manifest.v1+json"),
-        "platform": platform,
-        "size": len(manifest),
-    }))
+    image = write_image_files(rctx, prefix, platform)
     return {
         "name": repr(name),
         "prefix": prefix,
-        "layers": repr(json.encode(layers)),
-        "blobs": repr(["imported/blobs/sha256/" + layer["digest"].split(":")[-1] for layer in layers]),
-        "platform": repr(json.encode(platform)),
+        "layers": repr(json.encode(image.layers)),
+        # A layer may appear twice in one image (e.g. two identical empty layers): list each blob once.
+        "blobs": repr(sorted({"imported/blobs/sha256/" + layer["digest"].split(":")[-1]: None for layer in image.layers}.keys())),
+        "platform": repr(json.encode(image.platform)),
     }
 
 def apparent_name(rctx):
@@ -180,16 +154,7 @@ def _image_import_impl(rctx):
     what = "image_import(name = %r)" % apparent_name(rctx)
     src = source_path(rctx, rctx.attr.src, what)
     watch_source(rctx, src)
-    import_image(
-        rctx,
-        what = what,
-        src = src,
-        normalize = rctx.attr.normalize,
-        source_date_epoch = rctx.attr.source_date_epoch,
-        compression = rctx.attr.compress,
-        ref = rctx.attr.ref,
-        platform = rctx.attr.platform,
-    )
+    import_image(rctx, what, src)
 
 IMPORT_ATTRS = {
     "normalize": attr.bool(

@@ -6,6 +6,7 @@ action really needs them (load, tarball, layout), and a push to another registry
 copies them registry to registry instead.
 """
 
+load(":image_repo.bzl", "image_providers", "index_platform", "write_image_files")
 load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 load(":util.bzl", "label_arg")
@@ -16,11 +17,16 @@ def _pulled_image_impl(ctx):
     tool = image_tool(ctx)
     source = ctx.attr.registry + "/" + ctx.attr.repository
     layers = []
+    fetched = {}  # digest -> File: a layer may appear twice in one image
     for i, layer in enumerate(json.decode(ctx.attr.layers)):
         hexdigest = layer["digest"].split(":")[-1]
         metadata = ctx.actions.declare_file("%s/layer_%d.json" % (ctx.label.name, i))
         ctx.actions.write(metadata, json.encode(layer))
+        if hexdigest in fetched:
+            layers.append(LayerInfo(blob = fetched[hexdigest], metadata = metadata, media_type = layer["media_type"], source = source))
+            continue
         blob = ctx.actions.declare_file("%s/blobs/%s" % (ctx.label.name, hexdigest))
+        fetched[hexdigest] = blob
         args = ctx.actions.args()
         args.add(label_arg(ctx.label))
         args.add("--repository", source)
@@ -40,20 +46,7 @@ def _pulled_image_impl(ctx):
             toolchain = TOOLCHAIN_TYPE,
         )
         layers.append(LayerInfo(blob = blob, metadata = metadata, media_type = layer["media_type"], source = source))
-    config = json.decode(ctx.attr.platform)
-    return [
-        DefaultInfo(files = depset([ctx.file.manifest, ctx.file.config])),
-        ImageManifestInfo(
-            manifest = ctx.file.manifest,
-            config = ctx.file.config,
-            digest = ctx.file.digest,
-            descriptor = ctx.file.descriptor,
-            layers = layers,
-            os = config["os"],
-            architecture = config["architecture"],
-            variant = config.get("variant", ""),
-        ),
-    ]
+    return image_providers(ctx, layers)
 
 pulled_image = rule(
     implementation = _pulled_image_impl,
@@ -159,10 +152,7 @@ def _pull_repo_impl(rctx):
     for child in children:
         name = "image_" + child["dir"]
         names.append(name)
-        platform = {"os": child["os"], "architecture": child["architecture"]}
-        if child.get("variant"):
-            platform["variant"] = child["variant"]
-        build.append(_PULLED_IMAGE.format(**_pulled_image_files(rctx, child["dir"] + "/", name, platform)))
+        build.append(_PULLED_IMAGE.format(**_pulled_image_files(rctx, child["dir"] + "/", name, index_platform(child))))
     build.append(_PULLED_INDEX.format(
         manifests = repr([":" + n for n in names]),
     ))
@@ -170,24 +160,12 @@ def _pull_repo_impl(rctx):
 
 def _pulled_image_files(rctx, prefix, name, platform):
     """Writes digest and descriptor.json of one pulled image under prefix; returns _PULLED_IMAGE fields."""
-    layers = json.decode(rctx.read(prefix + "layers.json"))
-    image = json.decode(rctx.read(prefix + "image.json"))
-    config = json.decode(rctx.read(prefix + "config.json"))
-    manifest = rctx.read(prefix + "manifest.json")
-    if platform == None:
-        platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
-    rctx.file(prefix + "digest", image["manifest_digest"])
-    rctx.file(prefix + "descriptor.json", json.encode({
-        "digest": image["manifest_digest"],
-        "mediaType": json.decode(manifest).get("mediaType", "application/vnd.oci.image.manifest.v1+json"),
-        "platform": platform,
-        "size": len(manifest),
-    }))
+    image = write_image_files(rctx, prefix, platform)
     return {
         "name": repr(name),
         "prefix": prefix,
-        "layers": repr(json.encode(layers)),
-        "platform": repr(json.encode(platform)),
+        "layers": repr(json.encode(image.layers)),
+        "platform": repr(json.encode(image.platform)),
         "registry": repr(rctx.attr.registry),
         "repository": repr(rctx.attr.repository),
     }
