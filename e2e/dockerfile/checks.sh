@@ -185,6 +185,33 @@ df_import_layout_push() {
   skopeo copy -q --src-tls-verify=false "docker://$df_registry/e2e/imported-layout:v1" "oci:$work/df-layout-pulled:x"
 }
 
+# An index layout (amd64, arm64, an attestation) imports as an index of two platforms; an
+# image_manifest on it takes the amd64 image; pushing it gives the registry a 2-entry index.
+df_import_index() {
+  rm -rf "$df_ws/multi/blobs" "$df_ws/multi/index.json" "$df_ws/multi/oci-layout"
+  /usr/bin/python3 "$repo_root/e2e/dockerfile/make_index_layout.py" "$df_ws/layout" "$df_ws/multi" || return 1
+  (cd "$df_ws" && "$bazelw" build @multi//:image @multi//:image_linux_arm64_v8 //:on_multi &&
+    "$bazelw" run //:push_multi -- --registry "$df_registry") || return 1
+  local repo; repo=$(df_repo_dir "$df_ws" multi) || return 1
+  /usr/bin/python3 - "$repo/imported/platforms.json" "$repo/imported/index.json" "$df_ws/bazel-bin/on_multi.manifest.json" \
+    "$repo/imported/linux_amd64/manifest.json" <<'EOF' || return 1
+import json, sys
+platforms = json.load(open(sys.argv[1]))
+index = json.load(open(sys.argv[2]))
+on_multi = json.load(open(sys.argv[3]))
+amd64 = json.load(open(sys.argv[4]))
+assert [p["dir"] for p in platforms] == ["linux_amd64", "linux_arm64_v8"], platforms
+assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"], index
+assert on_multi["layers"][:-1] == amd64["layers"], "on_multi is not built on the amd64 image"
+print("platforms:", ", ".join(p["dir"] for p in platforms), "- attestation skipped")
+EOF
+  local raw
+  raw=$(skopeo inspect --tls-verify=false --raw "docker://$df_registry/e2e/imported-index:v1") || return 1
+  [[ $(jq '.manifests | length' <<<"$raw") == 2 ]] || { echo "registry index: $raw" >&2; return 1; }
+  rm -rf "$work/df-index-pulled"
+  skopeo copy -q --all --src-tls-verify=false "docker://$df_registry/e2e/imported-index:v1" "oci:$work/df-index-pulled:x"
+}
+
 # normalize = True rewrites the layers (zstd here); the image still runs.
 df_import_normalized() {
   docker rmi -f rules-image-e2e/imported-normalized:latest >/dev/null 2>&1
@@ -310,6 +337,7 @@ run_dockerfile_checks() {
   check "image_import: docker save -> import -> load -> run, as a base" df_import_docker_save
   check "image_import: OCI layout dir and tar, our tarball keep their digests" df_import_layouts
   check "image_import: skopeo OCI layout -> import -> push" df_import_layout_push
+  check "image_import: index (amd64, arm64, attestation) -> 2 platforms, base, push" df_import_index
   check "image_import: normalize rewrites layers (zstd), image runs" df_import_normalized
   check "dockerfile: two --no-cache rebuilds: normalized equal, raw differ" df_rebuild_reproducible
   check "dockerfile: normalized image runs, whiteout applied" df_norm_runs
