@@ -33,13 +33,15 @@ cat "$work/saved.tar" >/dev/null   # page cache
 
 run() { python3 "$repo/benchmarks/measure.py" "$@"; }   # prints "<seconds> <peak_rss_kib>"
 fresh() { rm -rf "$work/out" "$work/sk"; }
-read -r t_imp rss_imp < <(fresh; run "$tool" import --src "$work/saved.tar" --output-dir "$work/out")
+# The tool prints the imported digest: keep it out of measure.py's output.
+import() { run bash -c '"$0" import "$@" >/dev/null' "$tool" --src "$work/saved.tar" --output-dir "$work/out" "$@"; }
+read -r t_imp rss_imp < <(fresh; import)
 read -r t_sk _ < <(fresh; run skopeo copy -q "docker-archive:$work/saved.tar" "oci:$work/sk:x")
-read -r t_norm rss_norm < <(fresh; run "$tool" import --normalize --src "$work/saved.tar" --output-dir "$work/out")
+read -r t_norm rss_norm < <(fresh; import --normalize)
 norm_bytes=$(du -sb "$work/out/blobs" | cut -f1)
 read -r t_skgz _ < <(fresh; run skopeo copy -q --dest-compress-format gzip "docker-archive:$work/saved.tar" "oci:$work/sk:x")
 sk_bytes=$(du -sb "$work/sk/blobs" | cut -f1)
-read -r t_zst _ < <(fresh; run "$tool" import --normalize --compression zstd --src "$work/saved.tar" --output-dir "$work/out")
+read -r t_zst _ < <(fresh; import --normalize --compression zstd)
 
 mib_s() { echo "scale=1; $bytes / 1048576 / $1" | bc -l; }
 row() { printf '%-58s %8.2f %8s %s\n' "$1" "$2" "$(mib_s "$2")" "${3:-}"; }

@@ -48,14 +48,24 @@ pub fn scan_layer(blob: &Path) -> Result<Digest> {
 /// Checks every entry and writes the normalized layer to `output`.
 pub fn normalize_layer(blob: &Path, n: &Normalize, output: &Path) -> Result<(Digest, LayerMeta)> {
     let level = n.compression.check_level(n.level)?;
-    // Anonymous (unlinked) where the OS allows it: nothing is left behind, even on a crash.
-    let spool = tempfile::tempfile_in(parent_dir(output)).with_context(|| {
-        format!(
-            "cannot create a temporary file next to {}",
-            output.display()
-        )
-    })?;
-    let (diff_id, layer) = read_layer(blob, Some(&spool))?;
+    // Entry data is read back by offset in the uncompressed stream: from the blob itself when
+    // it is an uncompressed tar (docker save's layers), else from a spooled copy.
+    let spool = if matches!(open_decoder(blob)?, Decoder::None(_)) {
+        None
+    } else {
+        // Anonymous (unlinked) where the OS allows it: nothing is left behind, even on a crash.
+        Some(tempfile::tempfile_in(parent_dir(output)).with_context(|| {
+            format!(
+                "cannot create a temporary file next to {}",
+                output.display()
+            )
+        })?)
+    };
+    let (diff_id, layer) = read_layer(blob, spool.as_ref())?;
+    let spool = match spool {
+        Some(f) => f,
+        None => File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?,
+    };
 
     let mut out = AtomicFile::create(output)?;
     let file = out
