@@ -326,6 +326,12 @@ df_bad_builds() {
   fi
   grep -q 'cannot reach a Docker engine' <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
   echo "$log" | grep -m1 'Docker engine'
+  # A FROM image that is not loaded: the error says how to provide one.
+  if log=$(cd "$df_ws" && "$bazelw" build @missing_base//:image 2>&1); then
+    echo "a build FROM a missing image succeeded" >&2; return 1
+  fi
+  grep -q 'A FROM image is missing' <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
+  echo "$log" | grep -m1 'A FROM image is missing'
 }
 
 run_dockerfile_checks() {
@@ -344,5 +350,5 @@ run_dockerfile_checks() {
   check "dockerfile: one Dockerfile with docker-legacy, buildx, podman, buildah: same normalized layers" df_every_builder
   check "image_import: hostile tarball corpus refused" df_hostile_corpus
   check "image_import: hostile tarball through Bazel names the entry" df_hostile_bazel
-  check "dockerfile: a failing build, and no Docker engine, give clear errors" df_bad_builds
+  check "dockerfile: a failing build, no Docker engine, a missing FROM image: clear errors" df_bad_builds
 }

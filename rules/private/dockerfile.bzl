@@ -12,17 +12,32 @@ load(":import.bzl", "IMPORT_ATTRS", "import_image", "watch_source")
 
 _BUILDERS = ["auto", "docker", "docker-legacy", "docker-buildx", "podman", "buildah"]
 
+# What builders print when a FROM image is neither local nor pullable.
+_MISSING_BASE = [
+    "pull access denied",  # legacy builder
+    "failed to resolve source metadata",  # BuildKit
+    "failed to create LLB definition",  # BuildKit, registry unreachable
+    "initializing source docker://",  # Podman, Buildah
+    "manifest unknown",
+]
+
 def _run(rctx, what, cmd, env = {}, step = None):
     if step:
         rctx.report_progress(step)
     result = rctx.execute(cmd, environment = env, timeout = 7200, quiet = True)
     if result.return_code != 0:
+        output = result.stdout[-4000:] + result.stderr[-8000:]
+        hint = ""
+        if [m for m in _MISSING_BASE if m in output]:
+            hint = ("\nA FROM image is missing: it must be in the builder's image store or in a " +
+                    "registry it can reach. For an image built by rules_image, `bazel run` its " +
+                    "image_load target first (with `daemon = \"podman\"` for Podman and Buildah).")
         fail("%s: `%s` failed (exit %d):\n%s%s" % (
             what,
             " ".join([str(c) for c in cmd]),
             result.return_code,
-            result.stdout[-4000:],
-            result.stderr[-8000:],
+            output,
+            hint,
         ))
     return result
 
