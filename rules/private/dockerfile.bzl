@@ -109,24 +109,26 @@ def _dockerfile_repo_impl(rctx):
     tag = "localhost/rules_image_dockerfile/%s:build" % rctx.attr.image_name.lower()
     archive = rctx.path("build.tar")
     flags = _build_flags(rctx, dockerfile, context)
-    step = "Building %s with %s" % (rctx.attr.dockerfile, builder)
-    if builder == "docker-legacy":
-        _run(rctx, what, [exe, "build", "-t", tag] + flags, env = {"DOCKER_BUILDKIT": "0"}, step = step)
-        _run(rctx, what, [exe, "save", "-o", archive, tag])
-        rctx.execute([exe, "rmi", "--no-prune", tag])
-    elif builder == "docker-buildx":
-        _run(rctx, what, [exe, "buildx", "build", "--load", "-t", tag] + flags, step = step)
-        _run(rctx, what, [exe, "save", "-o", archive, tag])
-        rctx.execute([exe, "rmi", "--no-prune", tag])
+    env = {}
+    if builder.startswith("docker"):
+        if builder == "docker-legacy":
+            build, env = [exe, "build"], {"DOCKER_BUILDKIT": "0"}
+        else:
+            build = [exe, "buildx", "build", "--load"]
+        export = [exe, "save", "-o", archive, tag]
+        remove = [exe, "rmi", "--no-prune", tag]  # keeps the build cache (untagged parents)
     elif builder == "podman":
-        _run(rctx, what, [exe, "build", "-t", tag] + flags, step = step)
-        _run(rctx, what, [exe, "save", "--format", "oci-archive", "-o", archive, tag])
-        rctx.execute([exe, "rmi", tag])
+        build = [exe, "build"]
+        export = [exe, "save", "--format", "oci-archive", "-o", archive, tag]
+        remove = [exe, "rmi", tag]
     else:
         # --layers: one layer per step, as the other builders do (Buildah squashes by default).
-        _run(rctx, what, [exe, "build", "--layers", "-t", tag] + flags, step = step)
-        _run(rctx, what, [exe, "push", tag, "oci-archive:%s" % archive])
-        rctx.execute([exe, "rmi", tag])
+        build = [exe, "build", "--layers"]
+        export = [exe, "push", tag, "oci-archive:%s" % archive]
+        remove = [exe, "rmi", tag]
+    _run(rctx, what, build + ["-t", tag] + flags, env = env, step = "Building %s with %s" % (rctx.attr.dockerfile, builder))
+    _run(rctx, what, export)
+    rctx.execute(remove)
 
     import_image(rctx, what, archive)
     rctx.delete(archive)

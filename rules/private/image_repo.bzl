@@ -7,6 +7,16 @@ wraps them into an ImageManifestInfo.
 
 load(":providers.bzl", "ImageManifestInfo")
 
+# Attributes of the rules that wrap a repository image (read by image_providers).
+IMAGE_FILE_ATTRS = {
+    "manifest": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest."),
+    "config": attr.label(allow_single_file = True, mandatory = True, doc = "The config."),
+    "digest": attr.label(allow_single_file = True, mandatory = True, doc = "File with the manifest digest."),
+    "descriptor": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest's descriptor."),
+    "layers": attr.string(mandatory = True, doc = "JSON list of {digest, diff_id, media_type, size}, in layer order."),
+    "platform": attr.string(mandatory = True, doc = "JSON {os, architecture, variant}."),
+}
+
 def write_image_files(rctx, prefix, platform = None):
     """Writes `<prefix>digest` and `<prefix>descriptor.json` for the image the tool wrote under prefix.
 

@@ -6,7 +6,7 @@ with `normalize`, rewrites the layers deterministically. The verified blobs live
 repository; the generated BUILD file makes them an ordinary image target.
 """
 
-load(":image_repo.bzl", "image_providers", "index_platform", "write_image_files")
+load(":image_repo.bzl", "IMAGE_FILE_ATTRS", "image_providers", "index_platform", "write_image_files")
 load(":providers.bzl", "LayerInfo")
 
 _HOST_TOOL = Label("@rules_image_toolchains//:host/rules-image-tool")
@@ -26,15 +26,10 @@ def _imported_image_impl(ctx):
 imported_image = rule(
     implementation = _imported_image_impl,
     doc = "An image written by `image_import` or `dockerfile.build`: manifest, config and verified layer blobs in the repository.",
-    attrs = {
-        "manifest": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest."),
-        "config": attr.label(allow_single_file = True, mandatory = True, doc = "The config."),
-        "digest": attr.label(allow_single_file = True, mandatory = True, doc = "File with the manifest digest."),
-        "descriptor": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest's descriptor."),
-        "layers": attr.string(mandatory = True, doc = "JSON list of {digest, diff_id, media_type, size}, in layer order."),
-        "blobs": attr.label_list(allow_files = True, mandatory = True, doc = "The layer blobs, named by their sha256 hex digest."),
-        "platform": attr.string(mandatory = True, doc = "JSON {os, architecture, variant}."),
-    },
+    attrs = dict(
+        IMAGE_FILE_ATTRS,
+        blobs = attr.label_list(allow_files = True, mandatory = True, doc = "The layer blobs, named by their sha256 hex digest."),
+    ),
 )
 
 _IMPORTED_IMAGE = """

@@ -6,7 +6,7 @@ action really needs them (load, tarball, layout), and a push to another registry
 copies them registry to registry instead.
 """
 
-load(":image_repo.bzl", "image_providers", "index_platform", "write_image_files")
+load(":image_repo.bzl", "IMAGE_FILE_ATTRS", "image_providers", "index_platform", "write_image_files")
 load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 load(":util.bzl", "label_arg")
@@ -51,16 +51,11 @@ def _pulled_image_impl(ctx):
 pulled_image = rule(
     implementation = _pulled_image_impl,
     doc = "An image pulled by `images.pull`: manifest and config in the repository, layers fetched on demand.",
-    attrs = {
-        "manifest": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest, as pulled."),
-        "config": attr.label(allow_single_file = True, mandatory = True, doc = "The config, as pulled."),
-        "digest": attr.label(allow_single_file = True, mandatory = True, doc = "File with the manifest digest."),
-        "descriptor": attr.label(allow_single_file = True, mandatory = True, doc = "The manifest's descriptor."),
-        "layers": attr.string(mandatory = True, doc = "JSON list of {digest, diff_id, media_type, size}."),
-        "platform": attr.string(mandatory = True, doc = "JSON {os, architecture, variant}."),
-        "registry": attr.string(mandatory = True, doc = "Registry the image came from."),
-        "repository": attr.string(mandatory = True, doc = "Repository the image came from."),
-    },
+    attrs = dict(
+        IMAGE_FILE_ATTRS,
+        registry = attr.string(mandatory = True, doc = "Registry the image came from."),
+        repository = attr.string(mandatory = True, doc = "Repository the image came from."),
+    ),
     toolchains = [TOOLCHAIN_TYPE],
 )
 
