@@ -15,6 +15,14 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
 #[test]
 fn errors_carry_the_label_and_leave_no_outputs() {
     let d = tempfile::tempdir().unwrap();
@@ -55,6 +63,7 @@ fn layer_manifest_tarball_layout_pipeline() {
     let ok = |args: &[&str]| {
         let o = tool(args, p);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
     };
     ok(&[
         "layer",
@@ -128,6 +137,109 @@ fn layer_manifest_tarball_layout_pipeline() {
     let hex = digest.strip_prefix("sha256:").unwrap();
     assert!(p.join("lay/blobs/sha256").join(hex).is_file());
     assert!(p.join("lay/index.json").is_file());
+
+    // `import` reads back what tarball and layout wrote.
+    // The tarball (an OCI layout with a docker manifest.json) and the layout directory.
+    for (src, r) in [("i.tar", Some("app:1")), ("lay", None)] {
+        let out = format!("out-{src}");
+        let mut args = vec!["import", "--src", src, "--output-dir", &out];
+        if let Some(r) = r {
+            args.extend(["--ref", r]);
+        }
+        assert_eq!(ok(&args), format!("{digest}\n"));
+        let o = p.join(&out);
+        assert_eq!(
+            std::fs::read(o.join("manifest.json")).unwrap(),
+            std::fs::read(p.join("m.json")).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(o.join("config.json")).unwrap(),
+            std::fs::read(p.join("c.json")).unwrap()
+        );
+        let layers = json(&o.join("layers.json"));
+        let meta = json(&p.join("l.json"));
+        assert_eq!(layers, serde_json::json!([meta]));
+        let hex = &meta["digest"].as_str().unwrap()[7..];
+        assert_eq!(
+            std::fs::read(o.join("blobs/sha256").join(hex)).unwrap(),
+            std::fs::read(p.join("l.tar.zst")).unwrap()
+        );
+        assert_eq!(
+            json(&o.join("image.json")),
+            serde_json::json!({"format": "oci-layout", "manifest_digest": digest, "normalized": false, "platform": "linux/amd64"})
+        );
+    }
+
+    // --normalize with zstd: the layer is rewritten, the digest changes and is printed.
+    let out = ok(&[
+        "import",
+        "--src",
+        "i.tar",
+        "--output-dir",
+        "norm",
+        "--normalize",
+        "--source-date-epoch",
+        "1700000000",
+        "--compression",
+        "zstd",
+        "--compression-level",
+        "19",
+    ]);
+    let m = std::fs::read(p.join("norm/manifest.json")).unwrap();
+    let m_json: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    assert_eq!(
+        m_json["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert_eq!(
+        json(&p.join("norm/config.json"))["created"],
+        "2023-11-14T22:13:20Z"
+    );
+    assert_ne!(out.trim(), digest);
+    assert!(out.starts_with("sha256:") && out.trim().len() == 71);
+
+    // Errors carry the label; nothing is written.
+    std::fs::write(p.join("junk"), "not an image").unwrap();
+    let o = tool(
+        &[
+            "import",
+            "--label",
+            "//vendor:image",
+            "--src",
+            "junk",
+            "--output-dir",
+            "bad",
+        ],
+        p,
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).starts_with("error: //vendor:image: "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!p.join("bad").exists());
+    let o = tool(
+        &[
+            "import",
+            "--src",
+            "lay",
+            "--output-dir",
+            "bad",
+            "--normalize",
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "12",
+        ],
+        p,
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("12"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!p.join("bad").exists());
 
     // A level out of range for the algorithm is rejected.
     let o = tool(
