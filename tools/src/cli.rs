@@ -1,12 +1,12 @@
 //! Command-line interface (the contract with the Starlark rules) and dispatch.
 
-use crate::compress::Compression;
+use crate::io::compress::Compression;
 use crate::index::ChildFile;
 use crate::layout::{ImageInput, IndexInput, Resolver};
 use crate::load::Daemon;
 use crate::nix::layering::Algorithm;
 use crate::registry::push::{BlobSource, PushImage, PushOptions};
-use crate::registry::reference::Repo;
+use crate::oci::reference::Repo;
 use crate::{image, import, index, layer, layout, load, nix, registry};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};

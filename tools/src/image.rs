@@ -1,9 +1,9 @@
 //! `manifest`: assembles an image config and manifest from an optional base image, layer
 //! metadata files and a config fragment written by the Starlark rules.
 
-use crate::digest::Digest;
-use crate::output;
-use crate::spec::{self, Descriptor};
+use crate::oci::digest::Digest;
+use crate::io::output;
+use crate::oci::spec::{self, Descriptor};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};

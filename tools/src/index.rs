@@ -2,11 +2,11 @@
 //! writes, and *child files* tell layout, tarball, load and push where each platform's
 //! manifest, config and layer blobs are.
 
-use crate::digest::Digest;
+use crate::oci::digest::Digest;
 use crate::layout::Resolver;
-use crate::output;
+use crate::io::output;
 use crate::registry::push::BlobSource;
-use crate::spec::{self, Descriptor, Platform};
+use crate::oci::spec::{self, Descriptor, Platform};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};

@@ -6,11 +6,11 @@
 //! streams the planned entries through tar -> sha256 (diff_id) -> compressor -> sha256
 //! (digest) -> output file, reading each input once with constant memory.
 
-use crate::compress::{Compression, Compressor};
-use crate::digest::{Digest, HashingWriter};
-use crate::output::{self, AtomicFile, BUF_SIZE};
-use crate::pipe::BackgroundWriter;
-use crate::tarfmt::TarWriter;
+use crate::io::compress::{Compression, Compressor};
+use crate::oci::digest::{Digest, HashingWriter};
+use crate::io::output::{self, AtomicFile, BUF_SIZE};
+use crate::io::pipe::BackgroundWriter;
+use crate::io::tarfmt::TarWriter;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -559,7 +559,7 @@ impl LayerMeta {
             "media_type": self.media_type,
             "size": self.size,
         });
-        let mut out = crate::spec::canonical(&v);
+        let mut out = crate::oci::spec::canonical(&v);
         out.push(b'\n');
         out
     }

@@ -4,11 +4,11 @@
 //! Layer blobs are copied from their files while being hashed; a blob that does not match its
 //! manifest descriptor is an error, so a stale or swapped file can never produce an image.
 
-use crate::digest::{Digest, HashingReader};
+use crate::oci::digest::{Digest, HashingReader};
 use crate::index::ChildFile;
-use crate::output::{AtomicDir, AtomicFile, BUF_SIZE};
-use crate::spec::{self, Descriptor, Platform};
-use crate::tarfmt::TarWriter;
+use crate::io::output::{AtomicDir, AtomicFile, BUF_SIZE};
+use crate::oci::spec::{self, Descriptor, Platform};
+use crate::io::tarfmt::TarWriter;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;

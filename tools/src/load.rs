@@ -1,8 +1,8 @@
 //! `load`: streams the image tarball straight into `docker load` / `podman load` (no temp file).
 
 use crate::layout::{self, ImageInput, IndexInput};
-use crate::output::BUF_SIZE;
-use crate::spec::Platform;
+use crate::io::output::BUF_SIZE;
+use crate::oci::spec::Platform;
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufWriter, ErrorKind};
 use std::process::{Command, Stdio};
@@ -201,7 +201,7 @@ mod tests {
             let want = crate::layout::write_tarball(want, &tags, Vec::new()).unwrap();
             assert_eq!(std::fs::read(&got).unwrap(), want, "{platform}");
             let manifest = std::fs::read(dir.path().join(["m.json", "m-arm.json"][child])).unwrap();
-            let hex = crate::digest::Digest::of(&manifest).hex();
+            let hex = crate::oci::digest::Digest::of(&manifest).hex();
             let entries = tar::Archive::new(&want[..])
                 .entries()
                 .unwrap()

@@ -1,27 +1,22 @@
 //! rules-image-tool: the one binary behind rules_image's actions and `bazel run` targets.
 
-mod argfile;
 mod cli;
-mod compress;
-mod digest;
 mod image;
 mod import;
 mod index;
+mod io;
 mod layer;
 mod layout;
 mod load;
 mod nix;
-mod output;
-mod pipe;
+mod oci;
 mod registry;
-mod spec;
-mod tarfmt;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = match argfile::expand(std::env::args_os()) {
+    let args = match io::argfile::expand(std::env::args_os()) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e:#}");

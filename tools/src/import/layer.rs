@@ -11,12 +11,12 @@
 //! output while parsing, then writes the entries sorted by path with tarfmt, reading each
 //! file's data back from the spool by offset.
 
-use crate::compress::{Compression, Compressor};
-use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::io::compress::{Compression, Compressor};
+use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::layer::LayerMeta;
-use crate::output::{AtomicFile, BUF_SIZE};
-use crate::pipe::BackgroundWriter;
-use crate::tarfmt::TarWriter;
+use crate::io::output::{AtomicFile, BUF_SIZE};
+use crate::io::pipe::BackgroundWriter;
+use crate::io::tarfmt::TarWriter;
 use anyhow::{Context, Result, anyhow, bail};
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};

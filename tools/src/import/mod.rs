@@ -22,9 +22,9 @@ mod source;
 use self::layer::Normalize;
 use self::select::{Format, ImageSrc, Selected};
 use self::source::Source;
-use crate::digest::{Digest, HashingReader, HashingWriter};
-use crate::output::{AtomicDir, BUF_SIZE};
-use crate::spec::{
+use crate::oci::digest::{Digest, HashingReader, HashingWriter};
+use crate::io::output::{AtomicDir, BUF_SIZE};
+use crate::oci::spec::{
     self, MT_CONFIG, MT_INDEX, MT_LAYER_GZIP, MT_LAYER_TAR, MT_LAYER_ZSTD, MT_MANIFEST, Platform,
 };
 use anyhow::{Context, Result, bail};

@@ -3,8 +3,8 @@
 //! located here; they are verified when they are copied.
 
 use super::source::{Source, normalize_rel};
-use crate::digest::Digest;
-use crate::spec::{
+use crate::oci::digest::Digest;
+use crate::oci::spec::{
     self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, MT_DOCKER_LIST, MT_INDEX,
     MT_MANIFEST, Platform,
 };

@@ -207,7 +207,7 @@ fn sniff(path: &Path) -> std::io::Result<Codec> {
 impl Archive {
     fn reader(&self) -> Result<Box<dyn Read>> {
         let f = BufReader::with_capacity(
-            crate::output::BUF_SIZE,
+            crate::io::output::BUF_SIZE,
             File::open(&self.path)
                 .with_context(|| format!("cannot open {}", self.path.display()))?,
         );
@@ -327,7 +327,7 @@ fn extract(name: &str, root: &Path, rel: &str, size: u64, r: &mut dyn Read) -> R
         std::fs::create_dir_all(parent).with_context(ctx)?;
     }
     let mut f = std::io::BufWriter::with_capacity(
-        crate::output::BUF_SIZE,
+        crate::io::output::BUF_SIZE,
         File::create(&dest).with_context(ctx)?,
     );
     let n = std::io::copy(r, &mut f).with_context(ctx)?;

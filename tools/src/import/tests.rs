@@ -1,6 +1,6 @@
 use super::*;
-use crate::compress::Compression;
-use crate::spec::{MT_CONFIG, MT_INDEX, MT_LAYER_GZIP, MT_LAYER_TAR, MT_MANIFEST};
+use crate::io::compress::Compression;
+use crate::oci::spec::{MT_CONFIG, MT_INDEX, MT_LAYER_GZIP, MT_LAYER_TAR, MT_MANIFEST};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -1061,7 +1061,7 @@ fn normalize_an_index_and_a_docker_save() {
     let cfg = read_json(&out.join("config.json"));
     assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
     let layers = read_json(&out.join("layers.json"));
-    assert_eq!(layers[0]["media_type"], crate::spec::MT_LAYER_ZSTD);
+    assert_eq!(layers[0]["media_type"], crate::oci::spec::MT_LAYER_ZSTD);
     assert_eq!(read_json(&out.join("image.json"))["format"], "docker-save");
 }
 

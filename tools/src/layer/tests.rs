@@ -1,5 +1,5 @@
 use super::*;
-use crate::digest::Digest;
+use crate::oci::digest::Digest;
 use std::io::Read;
 use std::path::Path;
 
@@ -128,17 +128,17 @@ fn golden_bytes_of_a_tiny_layer() {
     let blk = |i: usize| &bytes[i * 512..(i + 1) * 512];
     assert_eq!(
         blk(0),
-        crate::tarfmt::ustar_header("a/", b'5', 0o755, 0, "")
+        crate::io::tarfmt::ustar_header("a/", b'5', 0o755, 0, "")
     );
     assert_eq!(
         blk(1),
-        crate::tarfmt::ustar_header("a/f", b'0', 0o644, 3, "")
+        crate::io::tarfmt::ustar_header("a/f", b'0', 0o644, 3, "")
     );
     assert_eq!(&blk(2)[..4], b"hi\n\0");
     assert!(blk(2)[3..].iter().all(|&b| b == 0));
     assert_eq!(
         blk(3),
-        crate::tarfmt::ustar_header("l", b'2', 0o777, 0, "a/f")
+        crate::io::tarfmt::ustar_header("l", b'2', 0o777, 0, "a/f")
     );
     assert!(bytes[4 * 512..].iter().all(|&b| b == 0));
     // Exact field bytes of the directory header.

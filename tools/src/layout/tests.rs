@@ -1,5 +1,5 @@
 use super::*;
-use crate::compress::Compression;
+use crate::io::compress::Compression;
 use crate::layer::{self, LayerOptions};
 use serde_json::Value;
 use std::io::Read;

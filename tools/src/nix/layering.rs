@@ -126,7 +126,7 @@ impl LayerPlan {
             "paths": self.paths,
             "bytes": self.bytes,
         });
-        let mut out = crate::spec::canonical(&v);
+        let mut out = crate::oci::spec::canonical(&v);
         out.push(b'\n');
         out
     }

@@ -4,7 +4,7 @@
 pub mod layering;
 pub mod pathinfo;
 
-use crate::output;
+use crate::io::output;
 use anyhow::{Context, Result};
 use layering::{Algorithm, Group};
 use pathinfo::Graph;

@@ -2,7 +2,7 @@
 //! `WWW-Authenticate` challenges. Secrets are wrapped in `Secret`, which never prints itself,
 //! so no log line, error or output can carry one.
 
-use super::reference::DOCKER_HUB;
+use crate::oci::reference::DOCKER_HUB;
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

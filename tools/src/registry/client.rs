@@ -2,7 +2,7 @@
 //! `WWW-Authenticate` challenges, token caching, redirects and retries with backoff.
 
 use super::auth::{self, Credential, Secret, Secrets, query_escape};
-use super::reference::is_loopback;
+use crate::oci::reference::is_loopback;
 use anyhow::{Result, anyhow};
 use serde_json::Value;
 use std::collections::HashMap;

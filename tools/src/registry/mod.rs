@@ -5,4 +5,3 @@ pub mod client;
 pub mod progress;
 pub mod pull;
 pub mod push;
-pub mod reference;

@@ -4,10 +4,10 @@
 use super::client::{
     Client, HttpError, MANIFEST_ACCEPT, Scope, header, read_manifest, status_error,
 };
-use super::reference::{Reference, Repo};
-use crate::digest::{Digest, HashingWriter};
-use crate::output::{self, AtomicFile, BUF_SIZE};
-use crate::spec::{self, MT_DOCKER_LIST, MT_INDEX, Platform};
+use crate::oci::reference::{Reference, Repo};
+use crate::oci::digest::{Digest, HashingWriter};
+use crate::io::output::{self, AtomicFile, BUF_SIZE};
+use crate::oci::spec::{self, MT_DOCKER_LIST, MT_INDEX, Platform};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::io::{BufWriter, Read, Write};

@@ -8,10 +8,10 @@ use super::client::{
     resolve_location, status_error, with_query,
 };
 use super::progress::{Progress, Stats, human};
-use super::reference::{Repo, valid_tag};
-use crate::digest::Digest;
-use crate::output;
-use crate::spec::{self, Descriptor};
+use crate::oci::reference::{Repo, valid_tag};
+use crate::oci::digest::Digest;
+use crate::io::output;
+use crate::oci::spec::{self, Descriptor};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};

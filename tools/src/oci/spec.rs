@@ -4,7 +4,7 @@
 //! maps are BTreeMaps, so serializing a Value always gives sorted keys. Unknown fields of base
 //! images survive a read-modify-write untouched, which typed structs would drop.
 
-use crate::digest::Digest;
+use crate::oci::digest::Digest;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 use std::path::Path;

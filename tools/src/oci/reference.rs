@@ -1,7 +1,7 @@
 //! Image references: `host[:port]/path[:tag][@sha256:hex]`, normalised the way docker does
 //! (no host means Docker Hub, whose single-component names live under `library/`).
 
-use crate::digest::Digest;
+use crate::oci::digest::Digest;
 use anyhow::{Result, anyhow, bail};
 use std::fmt;
 

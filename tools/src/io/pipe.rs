@@ -3,7 +3,7 @@
 //! work (reading inputs, hashing, compressing). Memory stays bounded: at most `DEPTH` buffers
 //! are in flight, and buffers are recycled.
 
-use crate::output::BUF_SIZE;
+use crate::io::output::BUF_SIZE;
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
