@@ -1,16 +1,15 @@
 //! rules-image-tool: the one binary behind rules_image's actions and `bazel run` targets.
 
+mod build;
 mod cli;
-mod image;
 mod import;
-mod index;
+mod input;
 mod io;
-mod layer;
-mod layout;
-mod load;
 mod nix;
 mod oci;
 mod registry;
+mod repo_dir;
+mod write;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -24,11 +23,10 @@ fn main() -> ExitCode {
         }
     };
     let cli = cli::Cli::parse_from(args);
-    let label = cli.command.label().map(str::to_string);
     match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            match label {
+            match cli.label {
                 Some(l) => eprintln!("error: {l}: {e:#}"),
                 None => eprintln!("error: {e:#}"),
             }

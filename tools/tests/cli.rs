@@ -166,7 +166,7 @@ fn layer_manifest_tarball_layout_pipeline() {
         );
         assert_eq!(
             json(&o.join("image.json")),
-            serde_json::json!({"format": "oci-layout", "manifest_digest": digest, "normalized": false, "platform": "linux/amd64"})
+            serde_json::json!({"format": "oci-layout", "manifest_digest": digest, "normalized": false, "origin": "import", "platform": "linux/amd64"})
         );
     }
 

@@ -902,7 +902,7 @@ fn pull_fetch_blob_and_resolve() {
         serde_json::from_slice(&std::fs::read(dir.join("image.json")).unwrap()).unwrap();
     assert_eq!(
         image_json,
-        json!({"registry": reg.addr, "repository": "app", "manifest_digest": img.digest, "index_digest": index_digest, "platform": "linux/amd64"})
+        json!({"origin": "registry", "registry": reg.addr, "repository": "app", "manifest_digest": img.digest, "index_digest": index_digest, "platform": "linux/amd64"})
     );
 
     // No index: no index.json, index_digest null.
@@ -934,7 +934,7 @@ fn pull_fetch_blob_and_resolve() {
     );
     assert!(
         stderr(&o).contains(
-            "no manifest for platform linux/s390x; available: linux/arm64/v8, linux/amd64"
+            "no image for platform linux/s390x in the index; available: linux/arm64/v8, linux/amd64"
         ),
         "{}",
         stderr(&o)
@@ -1285,7 +1285,7 @@ fn pull_all_platforms_of_an_index() {
             serde_json::from_slice(&std::fs::read(d.join("image.json")).unwrap()).unwrap();
         assert_eq!(
             image_json,
-            json!({"registry": reg.addr, "repository": "multi", "manifest_digest": img.digest, "index_digest": index_digest, "platform": plat})
+            json!({"origin": "registry", "registry": reg.addr, "repository": "multi", "manifest_digest": img.digest, "index_digest": index_digest, "platform": plat})
         );
     }
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -1296,6 +1296,7 @@ fn pull_all_platforms_of_an_index() {
     assert_eq!(
         names,
         [
+            "digest",
             "index.json",
             "linux_amd64",
             "linux_arm64_v8",
@@ -1324,6 +1325,13 @@ fn pull_all_platforms_of_an_index() {
     names.sort();
     assert_eq!(
         names,
-        ["config.json", "image.json", "layers.json", "manifest.json"]
+        [
+            "config.json",
+            "descriptor.json",
+            "digest",
+            "image.json",
+            "layers.json",
+            "manifest.json"
+        ]
     );
 }

@@ -1,34 +1,28 @@
 //! `import`: images built elsewhere (OCI layouts, docker-save tarballs) as rules_image inputs.
 //!
-//! The output directory has the shape `pull --all-platforms --output-dir` gives (so the same
-//! Starlark reads both), plus the layer blobs:
-//!
-//! - one image: `manifest.json`, `config.json`, `layers.json` (`[{digest, diff_id,
-//!   media_type, size}]`), `image.json` (`{manifest_digest, platform, format, normalized}`)
-//!   and `blobs/sha256/<hex>` for every layer;
-//! - an index: `index.json`, `platforms.json` (`[{dir, os, architecture, variant?, digest}]`),
-//!   one `<os>_<arch>[_<variant>]` directory per platform with the four files above, and the
-//!   layers of all of them in the top-level `blobs/sha256/`.
+//! The output is a repository directory (`crate::repo_dir`), the shape `pull --all-platforms`
+//! gives (so the same Starlark reads both), with every layer blob in `blobs/sha256/`.
 //!
 //! Every manifest, index, config and layer is checked against its digest, every layer is
-//! scanned (`layer::scan_layer`) and its diff_id checked against the config. With
+//! scanned (`foreign_layer::scan_layer`) and its diff_id checked against the config. With
 //! `--normalize` the layers are rewritten deterministically and the config, manifests and
 //! index are written anew (canonical JSON, timestamps from `--source-date-epoch`).
 
-pub mod layer;
+pub mod foreign_layer;
 mod select;
 mod source;
 
-use self::layer::Normalize;
-use self::select::{Format, ImageSrc, Selected};
+use self::foreign_layer::Normalize;
+use self::select::{ImageSrc, Selected};
 use self::source::Source;
-use crate::oci::digest::{Digest, HashingReader, HashingWriter};
-use crate::io::output::{AtomicDir, BUF_SIZE};
-use crate::oci::spec::{
-    self, MT_CONFIG, MT_INDEX, MT_LAYER_GZIP, MT_LAYER_TAR, MT_LAYER_ZSTD, MT_MANIFEST, Platform,
-};
+use crate::build::layer::LayerMetadata;
+use crate::io::output::{AtomicDir, BUF_SIZE, parent_dir};
+use crate::oci::digest::{HashingReader, HashingWriter};
+use crate::oci::media_type::{self, LAYER_GZIP, LAYER_TAR, LAYER_ZSTD};
+use crate::oci::{Descriptor, Digest, ImageIndex, ImageManifest, Platform, json};
+use crate::repo_dir::{self, ImageDir, Origin};
 use anyhow::{Context, Result, bail};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Read};
@@ -49,11 +43,7 @@ pub struct ImportOptions<'a> {
 /// or the index.
 pub fn run(o: &ImportOptions) -> Result<Digest> {
     let platform = o.platform.map(Platform::parse).transpose()?;
-    let parent = match o.output_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut src = Source::open(o.src, parent)?;
+    let mut src = Source::open(o.src, parent_dir(o.output_dir))?;
     let (format, selected) = select::select(&src, o.reference, platform.as_ref())?;
     let images: Vec<&ImageSrc> = match &selected {
         Selected::Image(i) => vec![i],
@@ -67,96 +57,69 @@ pub fn run(o: &ImportOptions) -> Result<Digest> {
 
     let out = AtomicDir::create(o.output_dir)?;
     let mut blobs = Blobs::new(&src, out.path(), o.normalize)?;
-    let top = match &selected {
+    let origin = Origin::Import {
+        format: format.name().into(),
+        normalized: o.normalize.is_some(),
+    };
+    let (top, files) = match &selected {
         Selected::Image(img) => {
-            let done = import_image(&mut blobs, img, format, o.normalize)?;
-            done.write(out.path())?;
-            done.digest
+            let image = import_image(&mut blobs, img, o.normalize, None, &origin)?;
+            (image.digest(), image.files(""))
         }
         Selected::Index(idx) => {
-            let mut listing = Vec::new();
+            let mut images = Vec::new();
             let mut descriptors = Vec::new();
             for c in &idx.children {
-                let done = import_image(&mut blobs, &c.image, format, o.normalize)?;
-                let dir = c.platform.dir_name();
-                let sub = out.path().join(&dir);
-                std::fs::create_dir(&sub)
-                    .with_context(|| format!("cannot create {}", sub.display()))?;
-                done.write(&sub)?;
-                let mut l = json!({
-                    "dir": dir,
-                    "os": c.platform.os,
-                    "architecture": c.platform.arch,
-                    "digest": done.digest.to_string(),
-                });
-                if let Some(v) = &c.platform.variant {
-                    l["variant"] = v.as_str().into();
-                }
-                listing.push(l);
-                let mut d = c.desc.raw.clone();
+                let image = import_image(
+                    &mut blobs,
+                    &c.image,
+                    o.normalize,
+                    Some(c.platform.clone()),
+                    &origin,
+                )?;
+                let mut d = c.desc.clone();
                 if o.normalize.is_some() {
-                    d["mediaType"] = MT_MANIFEST.into();
-                    d["digest"] = done.digest.to_string().into();
-                    d["size"] = done.manifest.len().into();
+                    d.media_type = media_type::MANIFEST.into();
+                    d.digest = image.digest();
+                    d.size = image.manifest.len() as u64;
                 }
                 descriptors.push(d);
+                images.push(image);
             }
+            // Rewritten only when entries were left out or the manifests were.
             let index = if idx.skipped || o.normalize.is_some() {
-                let mut m = Map::new();
-                m.insert("schemaVersion".into(), 2.into());
-                m.insert("mediaType".into(), MT_INDEX.into());
-                m.insert("manifests".into(), Value::Array(descriptors));
-                if let Some(a) = idx.map.get("annotations") {
-                    m.insert("annotations".into(), a.clone());
-                }
-                spec::canonical(&Value::Object(m))
+                ImageIndex::new(
+                    descriptors,
+                    idx.parsed.annotations.clone().unwrap_or_default(),
+                )
+                .to_bytes()
             } else {
                 idx.bytes.clone()
             };
-            write_file(out.path(), "index.json", &index)?;
-            write_file(
-                out.path(),
-                "platforms.json",
-                &spec::canonical(&Value::Array(listing)),
-            )?;
-            Digest::of(&index)
+            (Digest::of(&index), repo_dir::index_files(&index, &images))
         }
     };
+    for (name, bytes) in files {
+        let p = out.path().join(&name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+    }
     out.commit()?;
     Ok(top)
 }
 
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
-}
-
-/// One imported image's files.
-struct ImageOut {
-    manifest: Vec<u8>,
-    digest: Digest,
-    config: Vec<u8>,
-    layers_json: Vec<u8>,
-    image_json: Vec<u8>,
-}
-
-impl ImageOut {
-    fn write(&self, dir: &Path) -> Result<()> {
-        write_file(dir, "manifest.json", &self.manifest)?;
-        write_file(dir, "config.json", &self.config)?;
-        write_file(dir, "layers.json", &self.layers_json)?;
-        write_file(dir, "image.json", &self.image_json)
-    }
-}
-
 /// Copies (or normalizes) every layer of `img` into the output, checks the diff_ids and
-/// returns the image's files.
+/// returns the image's files. `platform`: the index's, for an image of an index.
 fn import_image(
     blobs: &mut Blobs,
     img: &ImageSrc,
-    format: Format,
     normalize: Option<Normalize>,
-) -> Result<ImageOut> {
+    platform: Option<Platform>,
+    origin: &Origin,
+) -> Result<ImageDir> {
     let mut layers = Vec::new();
     for (i, l) in img.layers.iter().enumerate() {
         let done = blobs
@@ -174,66 +137,38 @@ fn import_image(
                 done.source_diff_id
             );
         }
-        layers.push(done);
+        layers.push(done.written);
     }
 
-    let mut cfg_out = img.config.clone();
-    let mut manifest_out = img.manifest.as_ref().map(|m| m.bytes.clone());
-    if let Some(n) = normalize {
-        cfg_out = normalize_config(
-            &img.cfg,
-            &layers.iter().map(|l| l.diff_id).collect::<Vec<_>>(),
-            n.source_date_epoch,
-        );
-        manifest_out = None;
-    }
-    let manifest = match manifest_out {
-        Some(m) => m,
-        None => {
-            let mut m = Map::new();
-            m.insert("schemaVersion".into(), 2.into());
-            m.insert("mediaType".into(), MT_MANIFEST.into());
-            m.insert(
-                "config".into(),
-                json!({"mediaType": MT_CONFIG, "digest": Digest::of(&cfg_out).to_string(), "size": cfg_out.len()}),
-            );
-            m.insert(
-                "layers".into(),
-                layers
-                    .iter()
-                    .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
-                    .collect(),
-            );
-            if let Some(a) = img.manifest.as_ref().and_then(|m| m.map.get("annotations")) {
-                m.insert("annotations".into(), a.clone());
-            }
-            spec::canonical(&Value::Object(m))
+    let (config, manifest) = match (normalize, &img.manifest) {
+        (None, Some(m)) => (img.config.clone(), m.bytes.clone()),
+        // A docker-save image has no manifest; a normalized one gets a new one.
+        (n, m) => {
+            let config = match n {
+                Some(n) => normalize_config(
+                    &img.cfg,
+                    &layers.iter().map(|l| l.diff_id).collect::<Vec<_>>(),
+                    n.source_date_epoch,
+                ),
+                None => img.config.clone(),
+            };
+            let manifest = ImageManifest {
+                annotations: m.as_ref().and_then(|m| m.parsed.annotations.clone()),
+                ..ImageManifest::new(
+                    Descriptor::of(media_type::CONFIG, &config),
+                    layers.iter().map(LayerMetadata::descriptor).collect(),
+                    Default::default(),
+                )
+            };
+            (config, manifest.to_bytes())
         }
     };
-    let digest = Digest::of(&manifest);
-    let layers_json: Vec<Value> = layers
-        .iter()
-        .map(|l| {
-            json!({
-                "digest": l.digest.to_string(),
-                "diff_id": l.diff_id.to_string(),
-                "media_type": l.media_type,
-                "size": l.size,
-            })
-        })
-        .collect();
-    let image_json = json!({
-        "manifest_digest": digest.to_string(),
-        "platform": select::config_platform(&img.cfg).to_string(),
-        "format": format.name(),
-        "normalized": normalize.is_some(),
-    });
-    Ok(ImageOut {
+    Ok(ImageDir {
+        platform: platform.unwrap_or_else(|| Platform::of_config(&img.cfg)),
         manifest,
-        digest,
-        config: cfg_out,
-        layers_json: spec::canonical(&Value::Array(layers_json)),
-        image_json: spec::canonical(&image_json),
+        config,
+        layers,
+        origin: origin.clone(),
     })
 }
 
@@ -246,10 +181,7 @@ struct LayerOut {
     /// The diff_id of the source blob (checked against the source config).
     source_diff_id: Digest,
     /// The written blob: the source blob, or its normalized form.
-    digest: Digest,
-    size: u64,
-    media_type: String,
-    diff_id: Digest,
+    written: LayerMetadata,
 }
 
 /// Writes layer blobs into the output's `blobs/sha256/`, each source blob once.
@@ -295,7 +227,7 @@ impl<'a> Blobs<'a> {
     }
 
     /// The blob at `rel` of the source, checked against `desc` (docker-save layers have none).
-    fn layer(&mut self, rel: &str, desc: Option<&spec::Descriptor>) -> Result<LayerOut> {
+    fn layer(&mut self, rel: &str, desc: Option<&Descriptor>) -> Result<LayerOut> {
         let out = match self.done.get(rel) {
             Some(l) => l.clone(),
             None => {
@@ -316,7 +248,7 @@ impl<'a> Blobs<'a> {
         Ok(out)
     }
 
-    fn import_layer(&mut self, rel: &str, desc: Option<&spec::Descriptor>) -> Result<LayerOut> {
+    fn import_layer(&mut self, rel: &str, desc: Option<&Descriptor>) -> Result<LayerOut> {
         let path = self.src.path(rel)?;
         let media_type = |p: &Path| -> Result<String> {
             Ok(match desc {
@@ -332,15 +264,17 @@ impl<'a> Blobs<'a> {
                     check_digest(self.src, "layer blob", d, digest, size)?;
                 }
                 let dest = self.place(&tmp, &digest)?;
-                let diff_id = layer::scan_layer(&dest)?;
+                let diff_id = foreign_layer::scan_layer(&dest)?;
                 Ok(LayerOut {
                     source_digest: digest,
                     source_size: size,
                     source_diff_id: diff_id,
-                    digest,
-                    size,
-                    media_type: media_type(&dest)?,
-                    diff_id,
+                    written: LayerMetadata {
+                        diff_id,
+                        digest,
+                        media_type: media_type(&dest)?,
+                        size,
+                    },
                 })
             }
             Some(n) => {
@@ -349,23 +283,20 @@ impl<'a> Blobs<'a> {
                     check_digest(self.src, "layer blob", d, digest, size)?;
                 }
                 let tmp = self.temp_path();
-                let (source_diff_id, meta) = layer::normalize_layer(&path, &n, &tmp)?;
+                let (source_diff_id, meta) = foreign_layer::normalize_layer(&path, &n, &tmp)?;
                 self.place(&tmp, &meta.digest)?;
                 Ok(LayerOut {
                     source_digest: digest,
                     source_size: size,
                     source_diff_id,
-                    digest: meta.digest,
-                    size: meta.size,
-                    media_type: meta.media_type.to_string(),
-                    diff_id: meta.diff_id,
+                    written: meta,
                 })
             }
         }
     }
 }
 
-fn check_digest(src: &Source, what: &str, d: &spec::Descriptor, got: Digest, n: u64) -> Result<()> {
+fn check_digest(src: &Source, what: &str, d: &Descriptor, got: Digest, n: u64) -> Result<()> {
     if got != d.digest || n != d.size {
         bail!(
             "{what} {} in {}: content has digest {got} ({n} bytes), expected {} ({} bytes)",
@@ -426,9 +357,9 @@ fn sniff_layer(path: &Path) -> Result<&'static str> {
         n += k;
     }
     Ok(match &magic[..n] {
-        [0x1f, 0x8b, ..] => MT_LAYER_GZIP,
-        [0x28, 0xb5, 0x2f, 0xfd] => MT_LAYER_ZSTD,
-        _ => MT_LAYER_TAR,
+        [0x1f, 0x8b, ..] => LAYER_GZIP,
+        [0x28, 0xb5, 0x2f, 0xfd] => LAYER_ZSTD,
+        _ => LAYER_TAR,
     })
 }
 
@@ -456,10 +387,13 @@ fn normalize_config(cfg: &Map<String, Value>, diff_ids: &[Digest], epoch: u64) -
             r.insert("diff_ids".into(), ids.into());
         }
         _ => {
-            cfg.insert("rootfs".into(), json!({"type": "layers", "diff_ids": ids}));
+            cfg.insert(
+                "rootfs".into(),
+                serde_json::json!({"type": "layers", "diff_ids": ids}),
+            );
         }
     }
-    spec::canonical(&Value::Object(cfg))
+    json::canonical(&cfg)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (UTC, proleptic Gregorian).

@@ -3,15 +3,13 @@
 //! located here; they are verified when they are copied.
 
 use super::source::{Source, normalize_rel};
-use crate::oci::digest::Digest;
-use crate::oci::spec::{
-    self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, MT_DOCKER_LIST, MT_INDEX,
-    MT_MANIFEST, Platform,
-};
+use crate::oci::descriptor::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use crate::oci::layout::{DockerSaveEntry, LAYOUT_VERSION, OciLayout, blob_path};
+use crate::oci::media_type::{self, Kind};
+use crate::oci::reference::{docker_qualified, tag_part};
+use crate::oci::{Descriptor, Digest, ImageIndex, ImageManifest, Platform, json};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
-
-pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -28,10 +26,10 @@ impl Format {
     }
 }
 
-/// A manifest as read from the source.
-pub struct Manifest {
+/// A manifest as read from the source: its exact bytes and what they say.
+pub struct SourceManifest {
     pub bytes: Vec<u8>,
-    pub map: Map<String, Value>,
+    pub parsed: ImageManifest,
 }
 
 /// One layer of a selected image: where its blob is and, for an OCI layout, the manifest's
@@ -46,7 +44,7 @@ pub struct ImageSrc {
     /// For messages: `image sha256:... (linux/amd64) in SRC`.
     pub what: String,
     /// None for a docker-save archive, which has no manifest (one is written).
-    pub manifest: Option<Manifest>,
+    pub manifest: Option<SourceManifest>,
     pub config: Vec<u8>,
     pub cfg: Map<String, Value>,
     /// rootfs.diff_ids of the config, as many as there are layers.
@@ -64,13 +62,15 @@ pub struct Child {
 
 pub struct IndexSrc {
     pub bytes: Vec<u8>,
-    pub map: Map<String, Value>,
+    pub parsed: ImageIndex,
     /// The imported children, in index order.
     pub children: Vec<Child>,
     /// Whether some entries (attestations, entries without a platform) were left out.
     pub skipped: bool,
 }
 
+// Few exist at a time (one per image): boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum Selected {
     Image(ImageSrc),
     Index(IndexSrc),
@@ -97,32 +97,11 @@ pub fn select(
     }
 }
 
-/// A wanted platform matches; a missing variant is the architecture's default one.
-pub fn platform_matches(want: &Platform, have: &Platform) -> bool {
-    if want.matches(have) {
-        return true;
-    }
-    let default = match have.arch.as_str() {
-        "arm64" => "v8",
-        "amd64" => "v1",
-        _ => return false,
-    };
-    have.variant.is_none()
-        && want.os == have.os
-        && want.arch == have.arch
-        && want.variant.as_deref() == Some(default)
-}
-
-/// The platform of a config.
-pub fn config_platform(cfg: &Map<String, Value>) -> Platform {
-    Platform::from_json(&Value::Object(cfg.clone()))
-}
-
 /// A single image asked for with --platform must be for that platform.
 fn check_platform(img: &ImageSrc, want: Option<&Platform>) -> Result<()> {
     if let Some(want) = want {
-        let have = config_platform(&img.cfg);
-        if !platform_matches(want, &have) {
+        let have = Platform::of_config(&img.cfg);
+        if want.select([&have]).is_none() {
             bail!("{} is for platform {have}, not {want}", img.what);
         }
     }
@@ -141,13 +120,9 @@ fn verify(what: &str, src: &Source, d: &Digest, size: u64, bytes: &[u8]) -> Resu
     Ok(())
 }
 
-pub fn blob_rel(d: &Digest) -> String {
-    format!("blobs/sha256/{}", d.hex())
-}
-
 /// A manifest, index or config blob of an OCI layout, verified.
 fn read_blob(src: &Source, what: &str, desc: &Descriptor) -> Result<Vec<u8>> {
-    let rel = blob_rel(&desc.digest);
+    let rel = blob_path(&desc.digest);
     if !src.exists(&rel) {
         bail!("{what} {} is not in {} (no {rel})", desc.digest, src.name());
     }
@@ -156,23 +131,9 @@ fn read_blob(src: &Source, what: &str, desc: &Descriptor) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Manifest,
-    Index,
-}
-
-fn kind_of(media_type: &str) -> Option<Kind> {
-    match media_type {
-        MT_MANIFEST | MT_DOCKER_MANIFEST => Some(Kind::Manifest),
-        MT_INDEX | MT_DOCKER_LIST => Some(Kind::Index),
-        _ => None,
-    }
-}
-
 /// The kind of a blob per its descriptor, checked against the blob's own mediaType.
-fn check_kind(what: &str, src: &Source, desc: &Descriptor, m: &Map<String, Value>) -> Result<Kind> {
-    let Some(kind) = kind_of(&desc.media_type) else {
+fn check_kind(what: &str, src: &Source, desc: &Descriptor, bytes: &[u8]) -> Result<Kind> {
+    let Some(kind) = media_type::kind(&desc.media_type) else {
         bail!(
             "{what} {} in {} has media type {}, which is neither an image manifest nor an image index",
             desc.digest,
@@ -180,8 +141,15 @@ fn check_kind(what: &str, src: &Source, desc: &Descriptor, m: &Map<String, Value
             desc.media_type
         );
     };
-    if let Some(own) = m.get("mediaType").and_then(Value::as_str)
-        && kind_of(own).is_some_and(|k| k != kind)
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Own {
+        media_type: Option<String>,
+    }
+    let own: Own = json::parse(bytes)
+        .with_context(|| format!("malformed {what} {} in {}", desc.digest, src.name()))?;
+    if let Some(own) = own.media_type.as_deref()
+        && media_type::kind(own).is_some_and(|k| k != kind)
     {
         bail!(
             "{what} {} in {}: its descriptor says {} but the content says {own}",
@@ -193,46 +161,16 @@ fn check_kind(what: &str, src: &Source, desc: &Descriptor, m: &Map<String, Value
     Ok(kind)
 }
 
-fn annotation<'a>(desc: &'a Descriptor, key: &str) -> Option<&'a str> {
-    desc.raw
-        .get("annotations")
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
-}
-
-/// `name[:tag]` in the fully qualified form containerd uses (`alpine` ->
-/// `docker.io/library/alpine:latest`); digests are left as they are.
-fn docker_qualified(name: &str) -> String {
-    if name.contains('@') {
-        return name.to_string();
-    }
-    let last = name.rsplit('/').next().unwrap_or(name);
-    let tagged = if last.contains(':') {
-        name.to_string()
-    } else {
-        format!("{name}:latest")
-    };
-    match tagged.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            tagged
-        }
-        Some(_) => format!("docker.io/{tagged}"),
-        None => format!("docker.io/library/{tagged}"),
-    }
-}
-
 /// Whether an index.json entry is the image `name`: its ref.name annotation, its containerd
 /// name (compared as given and fully qualified: `app` is `docker.io/library/app:latest`), or
 /// the tag part of its containerd name.
 fn ref_matches(desc: &Descriptor, name: &str) -> bool {
-    if annotation(desc, ANNOTATION_REF_NAME) == Some(name) {
+    if desc.annotation(ANNOTATION_REF_NAME) == Some(name) {
         return true;
     }
-    match annotation(desc, ANNOTATION_CONTAINERD_NAME) {
+    match desc.annotation(ANNOTATION_CONTAINERD_NAME) {
         Some(c) => {
-            c == name
-                || crate::layout::tag_part(c) == name
-                || docker_qualified(c) == docker_qualified(name)
+            c == name || tag_part(c) == name || docker_qualified(c) == docker_qualified(name)
         }
         None => false,
     }
@@ -242,7 +180,7 @@ fn ref_matches(desc: &Descriptor, name: &str) -> bool {
 fn entry_names(desc: &Descriptor) -> String {
     let names: Vec<&str> = [ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME]
         .iter()
-        .filter_map(|k| annotation(desc, k))
+        .filter_map(|k| desc.annotation(k))
         .collect();
     if names.is_empty() {
         format!("{} (no name)", desc.digest)
@@ -287,31 +225,18 @@ fn select_oci(
     want_platform: Option<&Platform>,
 ) -> Result<Selected> {
     let name = src.name();
-    let layout = spec::parse_json_object(&src.read_small("oci-layout")?)
+    let layout: OciLayout = json::parse(&src.read_small("oci-layout")?)
         .with_context(|| format!("malformed oci-layout in {name}"))?;
-    match layout.get("imageLayoutVersion").and_then(Value::as_str) {
-        Some("1.0.0") => {}
-        v => bail!(
-            "oci-layout in {name} has imageLayoutVersion {}, only \"1.0.0\" is supported",
-            v.map_or("(none)".to_string(), |v| format!("{v:?}"))
-        ),
+    if layout.image_layout_version != LAYOUT_VERSION {
+        bail!(
+            "oci-layout in {name} has imageLayoutVersion {:?}, only {LAYOUT_VERSION:?} is supported",
+            layout.image_layout_version
+        );
     }
     let index_json = src.read_small("index.json")?;
-    let bad = || format!("malformed index.json in {name}");
-    let top = spec::parse_json_object(&index_json).with_context(bad)?;
-    let entries = top
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("no \"manifests\" array"))
-        .with_context(bad)?
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            Descriptor::from_value(e)
-                .with_context(|| format!("manifests[{i}]"))
-                .with_context(bad)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let entries = ImageIndex::parse(&index_json)
+        .with_context(|| format!("malformed index.json in {name}"))?
+        .manifests;
     let all: Vec<&Descriptor> = entries.iter().collect();
     let chosen = match want_ref {
         Some(r) => {
@@ -341,9 +266,9 @@ fn select_oci(
             }
         }
     };
-    let what = match kind_of(&chosen.media_type) {
+    let what = match media_type::kind(&chosen.media_type) {
         Some(Kind::Index) => "index",
-        Some(Kind::Manifest) => "manifest",
+        Some(Kind::Image) => "manifest",
         None => bail!(
             "the image {} in {name} has media type {}, which is neither an image manifest nor an image index",
             chosen.digest,
@@ -351,19 +276,22 @@ fn select_oci(
         ),
     };
     let bytes = read_blob(src, what, &chosen)?;
-    let m = spec::parse_json_object(&bytes)
-        .with_context(|| format!("malformed {what} {} in {name}", chosen.digest))?;
-    match check_kind(what, src, &chosen, &m)? {
-        Kind::Manifest => {
+    let malformed = || format!("malformed {what} {} in {name}", chosen.digest);
+    match check_kind(what, src, &chosen, &bytes)? {
+        Kind::Image => {
+            let parsed = ImageManifest::parse(&bytes).with_context(malformed)?;
             let img = read_image(
                 src,
-                Manifest { bytes, map: m },
+                SourceManifest { bytes, parsed },
                 format!("image {} in {name}", chosen.digest),
             )?;
             check_platform(&img, want_platform)?;
             Ok(Selected::Image(img))
         }
-        Kind::Index => select_from_index(src, &chosen, bytes, m, want_platform),
+        Kind::Index => {
+            let parsed = ImageIndex::parse(&bytes).with_context(malformed)?;
+            select_from_index(src, &chosen, bytes, parsed, want_platform)
+        }
     }
 }
 
@@ -371,28 +299,19 @@ fn select_from_index(
     src: &Source,
     desc: &Descriptor,
     bytes: Vec<u8>,
-    map: Map<String, Value>,
+    parsed: ImageIndex,
     want: Option<&Platform>,
 ) -> Result<Selected> {
     let name = src.name();
-    let bad = || format!("malformed index {} in {name}", desc.digest);
-    let entries = map
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("no \"manifests\" array"))
-        .with_context(bad)?;
     let mut kept: Vec<(Descriptor, Platform)> = Vec::new();
     let mut skipped = false;
-    for (i, e) in entries.iter().enumerate() {
-        let p = Platform::from_json(e.get("platform").unwrap_or(&Value::Null));
-        if p.os == "unknown" || p.os.is_empty() || p.arch.is_empty() {
+    for d in &parsed.manifests {
+        let Some(p) = d.platform.clone().filter(Platform::is_image) else {
             skipped = true;
             continue;
-        }
-        let d = Descriptor::from_value(e)
-            .with_context(|| format!("manifests[{i}]"))
-            .with_context(bad)?;
-        if kind_of(&d.media_type) == Some(Kind::Index) {
+        };
+        let d = d.clone();
+        if media_type::kind(&d.media_type) == Some(Kind::Index) {
             bail!(
                 "index {} in {name} contains another index ({} for {p}); nested indexes are not supported",
                 desc.digest,
@@ -412,7 +331,7 @@ fn select_from_index(
         }
     };
     if let Some(want) = want {
-        let Some((d, p)) = kept.iter().find(|(_, p)| platform_matches(want, p)) else {
+        let Some((d, p)) = want.select(kept.iter().map(|(_, p)| p)).map(|i| &kept[i]) else {
             bail!(
                 "index {} in {name} has no image for platform {want}; available: {}",
                 desc.digest,
@@ -428,14 +347,8 @@ fn select_from_index(
             desc.digest
         );
     }
-    let mut dirs = Vec::new();
-    for (_, p) in &kept {
-        let dir = p.dir_name();
-        if dirs.contains(&dir) {
-            bail!("index {} in {name} lists platform {p} twice", desc.digest);
-        }
-        dirs.push(dir);
-    }
+    let platforms: Vec<Platform> = kept.iter().map(|(_, p)| p.clone()).collect();
+    crate::repo_dir::check_distinct(&platforms, &format!("index {} in {name}", desc.digest))?;
     let mut children = Vec::new();
     for (d, p) in &kept {
         let image = read_child(src, desc, d, p, &kept)?;
@@ -447,7 +360,7 @@ fn select_from_index(
     }
     Ok(Selected::Index(IndexSrc {
         bytes,
-        map,
+        parsed,
         children,
         skipped,
     }))
@@ -464,10 +377,10 @@ fn read_child(
     kept: &[(Descriptor, Platform)],
 ) -> Result<ImageSrc> {
     let name = src.name();
-    if !src.exists(&blob_rel(&d.digest)) {
+    if !src.exists(&blob_path(&d.digest)) {
         let present: Vec<String> = kept
             .iter()
-            .filter(|(d, _)| src.exists(&blob_rel(&d.digest)))
+            .filter(|(d, _)| src.exists(&blob_path(&d.digest)))
             .map(|(_, p)| p.to_string())
             .collect();
         bail!(
@@ -483,33 +396,20 @@ fn read_child(
     }
     let what = format!("image {} ({p}) in {name}", d.digest);
     let bytes = read_blob(src, "manifest", d)?;
-    let m = spec::parse_json_object(&bytes).with_context(|| format!("malformed {what}"))?;
-    if check_kind("manifest", src, d, &m)? == Kind::Index {
+    if check_kind("manifest", src, d, &bytes)? == Kind::Index {
         bail!(
             "index {} in {name} contains another index ({} for {p}); nested indexes are not supported",
             index.digest,
             d.digest
         );
     }
-    read_image(src, Manifest { bytes, map: m }, what)
+    let parsed = ImageManifest::parse(&bytes).with_context(|| format!("malformed {what}"))?;
+    read_image(src, SourceManifest { bytes, parsed }, what)
 }
 
 /// The rootfs.diff_ids of a config, checked against the number of layers.
 fn diff_ids(what: &str, cfg: &Map<String, Value>, layers: usize) -> Result<Vec<Digest>> {
-    let ids = match cfg.get("rootfs").and_then(|r| r.get("diff_ids")) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.as_str()
-                    .ok_or_else(|| anyhow!("rootfs.diff_ids[{i}] is not a string"))
-                    .and_then(|s| Digest::parse(s).map_err(|e| anyhow!(e)))
-                    .with_context(|| format!("config of {what}"))
-            })
-            .collect::<Result<Vec<_>>>()?,
-        None | Some(Value::Null) => Vec::new(),
-        Some(_) => bail!("config of {what}: rootfs.diff_ids is not an array"),
-    };
+    let ids = crate::oci::config::diff_ids(cfg).with_context(|| format!("config of {what}"))?;
     if ids.len() != layers {
         bail!(
             "config of {what} lists {} diff_ids for {layers} layers",
@@ -519,18 +419,17 @@ fn diff_ids(what: &str, cfg: &Map<String, Value>, layers: usize) -> Result<Vec<D
     Ok(ids)
 }
 
-fn read_image(src: &Source, manifest: Manifest, what: String) -> Result<ImageSrc> {
-    let bad = || format!("malformed manifest of {what}");
-    let config_desc = spec::manifest_config(&manifest.map).with_context(bad)?;
-    let layers = spec::manifest_layers(&manifest.map).with_context(bad)?;
+fn read_image(src: &Source, manifest: SourceManifest, what: String) -> Result<ImageSrc> {
+    let config_desc = manifest.parsed.config.clone();
+    let layers = manifest.parsed.layers.clone();
     let config = read_blob(src, "config", &config_desc).with_context(|| what.clone())?;
-    let cfg = spec::parse_json_object(&config)
+    let cfg = json::parse_object(&config)
         .with_context(|| format!("malformed config {} of {what}", config_desc.digest))?;
     let diff_ids = diff_ids(&what, &cfg, layers.len())?;
     let layers = layers
         .into_iter()
         .map(|d| LayerSrc {
-            rel: blob_rel(&d.digest),
+            rel: blob_path(&d.digest),
             desc: Some(d),
         })
         .collect();
@@ -544,81 +443,35 @@ fn read_image(src: &Source, manifest: Manifest, what: String) -> Result<ImageSrc
     })
 }
 
-/// One entry of a docker-save manifest.json.
-struct DockerEntry {
-    config: String,
-    tags: Vec<String>,
-    layers: Vec<String>,
+fn docker_entries(src: &Source) -> Result<Vec<DockerSaveEntry>> {
+    json::parse(&src.read_small("manifest.json")?)
+        .with_context(|| format!("malformed manifest.json in {}", src.name()))
 }
 
-fn docker_entries(src: &Source) -> Result<Vec<DockerEntry>> {
-    let name = src.name();
-    let bad = || format!("malformed manifest.json in {name}");
-    let v: Value = serde_json::from_slice(&src.read_small("manifest.json")?)
-        .context("invalid JSON")
-        .with_context(bad)?;
-    let arr = v
-        .as_array()
-        .ok_or_else(|| anyhow!("expected a JSON array"))
-        .with_context(bad)?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let ctx = || format!("malformed manifest.json in {name}: entry {i}");
-            let config = e
-                .get("Config")
-                .and_then(Value::as_str)
-                .ok_or_else(|| anyhow!("no string \"Config\""))
-                .with_context(ctx)?
-                .to_string();
-            let strings = |k: &str| -> Result<Vec<String>> {
-                match e.get(k) {
-                    None | Some(Value::Null) => Ok(Vec::new()),
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .map(|s| {
-                            s.as_str()
-                                .map(str::to_string)
-                                .ok_or_else(|| anyhow!("{k:?} is not a list of strings"))
-                        })
-                        .collect::<Result<_>>()
-                        .with_context(ctx),
-                    Some(_) => Err(anyhow!("{k:?} is not a list")).with_context(ctx),
-                }
-            };
-            Ok(DockerEntry {
-                config,
-                tags: strings("RepoTags")?,
-                layers: strings("Layers")?,
-            })
-        })
-        .collect()
-}
-
-fn docker_names(e: &DockerEntry) -> String {
-    if e.tags.is_empty() {
+fn docker_names(e: &DockerSaveEntry) -> String {
+    if e.repo_tags.is_empty() {
         format!("{} (untagged)", e.config)
     } else {
-        e.tags.join(", ")
+        e.repo_tags.join(", ")
     }
 }
 
 fn select_docker(src: &Source, want_ref: Option<&str>) -> Result<ImageSrc> {
     let name = src.name();
     let entries = docker_entries(src)?;
-    let listing = |es: &[&DockerEntry]| {
+    let listing = |es: &[&DockerSaveEntry]| {
         es.iter()
             .map(|e| docker_names(e))
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let all: Vec<&DockerEntry> = entries.iter().collect();
+    let all: Vec<&DockerSaveEntry> = entries.iter().collect();
     let e = match want_ref {
         Some(r) => {
             let latest = format!("{r}:latest");
-            let m: Vec<&DockerEntry> = entries
+            let m: Vec<&DockerSaveEntry> = entries
                 .iter()
-                .filter(|e| e.tags.iter().any(|t| t == r || *t == latest))
+                .filter(|e| e.repo_tags.iter().any(|t| t == r || *t == latest))
                 .collect();
             match m.len() {
                 0 => bail!(
@@ -638,7 +491,7 @@ fn select_docker(src: &Source, want_ref: Option<&str>) -> Result<ImageSrc> {
             ),
         },
     };
-    let what = match e.tags.first() {
+    let what = match e.repo_tags.first() {
         Some(t) => format!("image {t} in {name}"),
         None => format!("image {} in {name}", e.config),
     };
@@ -665,7 +518,7 @@ fn select_docker(src: &Source, want_ref: Option<&str>) -> Result<ImageSrc> {
             config.len()
         );
     }
-    let cfg = spec::parse_json_object(&config)
+    let cfg = json::parse_object(&config)
         .with_context(|| format!("malformed config {} of {what}", e.config))?;
     let diff_ids = diff_ids(&what, &cfg, e.layers.len())?;
     let layers = e
@@ -686,31 +539,4 @@ fn select_docker(src: &Source, want_ref: Option<&str>) -> Result<ImageSrc> {
         diff_ids,
         layers,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn docker_names_are_qualified() {
-        assert_eq!(
-            docker_qualified("alpine"),
-            "docker.io/library/alpine:latest"
-        );
-        assert_eq!(docker_qualified("alpine:3"), "docker.io/library/alpine:3");
-        assert_eq!(docker_qualified("me/app:v1"), "docker.io/me/app:v1");
-        assert_eq!(docker_qualified("reg:5000/app"), "reg:5000/app:latest");
-        assert_eq!(docker_qualified("localhost/app:1"), "localhost/app:1");
-    }
-
-    #[test]
-    fn default_variants_match() {
-        let p = |s| Platform::parse(s).unwrap();
-        assert!(platform_matches(&p("linux/arm64/v8"), &p("linux/arm64")));
-        assert!(platform_matches(&p("linux/amd64/v1"), &p("linux/amd64")));
-        assert!(platform_matches(&p("linux/arm64"), &p("linux/arm64/v8")));
-        assert!(!platform_matches(&p("linux/amd64/v2"), &p("linux/amd64")));
-        assert!(!platform_matches(&p("linux/arm/v7"), &p("linux/arm/v6")));
-    }
 }

@@ -1,6 +1,9 @@
 use super::*;
 use crate::io::compress::Compression;
-use crate::oci::spec::{MT_CONFIG, MT_INDEX, MT_LAYER_GZIP, MT_LAYER_TAR, MT_MANIFEST};
+use crate::oci::media_type::{
+    CONFIG as MT_CONFIG, INDEX as MT_INDEX, LAYER_GZIP as MT_LAYER_GZIP, LAYER_TAR as MT_LAYER_TAR,
+    MANIFEST as MT_MANIFEST,
+};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,7 +71,7 @@ fn two_layers(mtime: u64) -> Vec<Layer> {
 fn config(platform: &str, diff_ids: &[Digest]) -> Vec<u8> {
     let p = Platform::parse(platform).unwrap();
     let mut c = json!({
-        "architecture": p.arch,
+        "architecture": p.architecture,
         "os": p.os,
         "created": "2024-05-06T07:08:09.123456789Z",
         "container": "0123456789ab",
@@ -271,7 +274,7 @@ fn check_image(dir: &Path, blobs: &Path, layers: &[Layer], media_types: &[&str])
     // layers.json is canonical JSON.
     assert_eq!(
         std::fs::read(dir.join("layers.json")).unwrap(),
-        spec::canonical(&layers_json)
+        json::canonical(&layers_json)
     );
     for l in layers {
         let b = std::fs::read(blobs.join(Digest::of(&l.blob).hex())).unwrap();
@@ -307,13 +310,27 @@ fn oci_layout_directory_one_image() {
     );
     assert_eq!(
         image,
-        json!({"manifest_digest": top.to_string(), "platform": "linux/arm64/v8", "format": "oci-layout", "normalized": false})
+        json!({"manifest_digest": top.to_string(), "platform": "linux/arm64/v8", "format": "oci-layout", "normalized": false, "origin": "import"})
     );
+    assert_eq!(
+        std::fs::read_to_string(out.join("digest")).unwrap(),
+        top.to_string()
+    );
+    let d: crate::oci::Descriptor =
+        json::parse(&std::fs::read(out.join("descriptor.json")).unwrap()).unwrap();
+    assert_eq!((d.digest, d.size), (top, manifest.len() as u64));
+    assert_eq!(
+        json!(d.media_type),
+        read_json(&out.join("manifest.json"))["mediaType"]
+    );
+    assert_eq!(d.platform.unwrap().to_string(), "linux/arm64/v8");
     assert_eq!(
         names(&out),
         [
             "blobs",
             "config.json",
+            "descriptor.json",
+            "digest",
             "image.json",
             "layers.json",
             "manifest.json"
@@ -442,7 +459,7 @@ fn docker_legacy_save_tarball() {
     let m = read_json(&out.join("manifest.json"));
     assert_eq!(
         manifest,
-        spec::canonical(&m),
+        json::canonical(&m),
         "a canonical manifest is written"
     );
     assert_eq!(m["mediaType"], MT_MANIFEST);
@@ -632,7 +649,7 @@ fn index_with_attestation_imports_every_platform() {
         "manifests": [orig["manifests"][0], orig["manifests"][1]],
         "annotations": orig["annotations"],
     });
-    assert_eq!(written, spec::canonical(&expected));
+    assert_eq!(written, json::canonical(&expected));
     let platforms = read_json(&out.join("platforms.json"));
     assert_eq!(
         platforms,
@@ -645,11 +662,16 @@ fn index_with_attestation_imports_every_platform() {
         names(&out),
         [
             "blobs",
+            "digest",
             "index.json",
             "linux_amd64",
             "linux_arm64_v8",
             "platforms.json"
         ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("digest")).unwrap(),
+        Digest::of(&std::fs::read(out.join("index.json")).unwrap()).to_string()
     );
     assert_eq!(
         std::fs::read(out.join("linux_amd64/manifest.json")).unwrap(),
@@ -678,7 +700,14 @@ fn index_with_attestation_imports_every_platform() {
     assert_eq!(names(&blobs).len(), 3);
     assert_eq!(
         names(&out.join("linux_amd64")),
-        ["config.json", "image.json", "layers.json", "manifest.json"]
+        [
+            "config.json",
+            "descriptor.json",
+            "digest",
+            "image.json",
+            "layers.json",
+            "manifest.json"
+        ]
     );
 
     // Without an attestation, the index is kept byte for byte.
@@ -979,12 +1008,12 @@ fn normalize_makes_mtimes_irrelevant() {
     let manifest = std::fs::read(out.join("manifest.json")).unwrap();
     assert_eq!(Digest::of(&manifest), na);
     let m = read_json(&out.join("manifest.json"));
-    assert_eq!(manifest, spec::canonical(&m));
+    assert_eq!(manifest, json::canonical(&m));
     assert_eq!(m["mediaType"], MT_MANIFEST);
     assert_eq!(m["annotations"], json!({"org.example.note": "kept"}));
     let cfg_bytes = std::fs::read(out.join("config.json")).unwrap();
     let cfg = read_json(&out.join("config.json"));
-    assert_eq!(cfg_bytes, spec::canonical(&cfg));
+    assert_eq!(cfg_bytes, json::canonical(&cfg));
     assert_eq!(m["config"], desc(MT_CONFIG, &cfg_bytes));
     assert_eq!(cfg["created"], "1970-01-01T00:08:20Z");
     assert_eq!(cfg["history"][0]["created"], "1970-01-01T00:08:20Z");
@@ -1011,7 +1040,7 @@ fn normalize_makes_mtimes_irrelevant() {
     }
     assert_eq!(
         read_json(&out.join("image.json")),
-        json!({"manifest_digest": na.to_string(), "platform": "linux/amd64", "format": "oci-layout", "normalized": true})
+        json!({"manifest_digest": na.to_string(), "platform": "linux/amd64", "format": "oci-layout", "normalized": true, "origin": "import"})
     );
     // Only the normalized blobs are in the output.
     assert_eq!(names(&out.join("blobs/sha256")).len(), 2);
@@ -1027,7 +1056,7 @@ fn normalize_an_index_and_a_docker_save() {
     let index = std::fs::read(out.join("index.json")).unwrap();
     assert_eq!(top, Digest::of(&index));
     let idx = read_json(&out.join("index.json"));
-    assert_eq!(index, spec::canonical(&idx));
+    assert_eq!(index, json::canonical(&idx));
     let platforms = read_json(&out.join("platforms.json"));
     for (i, dir) in ["linux_amd64", "linux_arm64_v8"].iter().enumerate() {
         let manifest = std::fs::read(out.join(dir).join("manifest.json")).unwrap();
@@ -1061,7 +1090,7 @@ fn normalize_an_index_and_a_docker_save() {
     let cfg = read_json(&out.join("config.json"));
     assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
     let layers = read_json(&out.join("layers.json"));
-    assert_eq!(layers[0]["media_type"], crate::oci::spec::MT_LAYER_ZSTD);
+    assert_eq!(layers[0]["media_type"], crate::oci::media_type::LAYER_ZSTD);
     assert_eq!(read_json(&out.join("image.json"))["format"], "docker-save");
 }
 

@@ -16,9 +16,9 @@ pub enum Compression {
 impl Compression {
     pub fn media_type(self) -> &'static str {
         match self {
-            Compression::Gzip => crate::oci::spec::MT_LAYER_GZIP,
-            Compression::Zstd => crate::oci::spec::MT_LAYER_ZSTD,
-            Compression::None => crate::oci::spec::MT_LAYER_TAR,
+            Compression::Gzip => crate::oci::media_type::LAYER_GZIP,
+            Compression::Zstd => crate::oci::media_type::LAYER_ZSTD,
+            Compression::None => crate::oci::media_type::LAYER_TAR,
         }
     }
 

@@ -10,7 +10,8 @@ use tempfile::{NamedTempFile, TempDir};
 /// Large buffers keep syscalls and per-call overheads (hashing, compression) negligible.
 pub const BUF_SIZE: usize = 1 << 20;
 
-fn parent_dir(path: &Path) -> &Path {
+/// The directory a path is in (`.` for a bare file name): where its temporary sibling goes.
+pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

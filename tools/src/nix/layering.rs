@@ -40,7 +40,6 @@
 
 use super::pathinfo::Graph;
 use anyhow::{Result, anyhow, bail};
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 
@@ -110,23 +109,41 @@ pub struct LayerPlan {
     pub bytes: u64,
 }
 
+/// The plan file `nix-layers` writes, read by the `nix.image` repository rule.
+#[derive(serde::Serialize)]
+struct PlanFile<'a> {
+    algorithm: &'a str,
+    layers: Vec<PlanLayer<'a>>,
+    /// Store paths in the closure.
+    paths: usize,
+    /// Their total narSize.
+    bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct PlanLayer<'a> {
+    name: &'a str,
+    paths: Vec<&'a str>,
+    size: u64,
+}
+
 impl LayerPlan {
     pub fn to_json(&self, g: &Graph) -> Vec<u8> {
-        let layers: Vec<_> = self
-            .layers
-            .iter()
-            .map(|l| {
-                let paths: Vec<&str> = l.paths.iter().map(|&i| g.paths[i].as_str()).collect();
-                json!({"name": l.name, "paths": paths, "size": l.size})
-            })
-            .collect();
-        let v = json!({
-            "algorithm": self.algorithm.name(),
-            "layers": layers,
-            "paths": self.paths,
-            "bytes": self.bytes,
-        });
-        let mut out = crate::oci::spec::canonical(&v);
+        let file = PlanFile {
+            algorithm: self.algorithm.name(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| PlanLayer {
+                    name: &l.name,
+                    paths: l.paths.iter().map(|&i| g.paths[i].as_str()).collect(),
+                    size: l.size,
+                })
+                .collect(),
+            paths: self.paths,
+            bytes: self.bytes,
+        };
+        let mut out = crate::oci::json::canonical(&file);
         out.push(b'\n');
         out
     }

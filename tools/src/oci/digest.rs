@@ -51,6 +51,27 @@ impl fmt::Debug for Digest {
     }
 }
 
+impl std::str::FromStr for Digest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Digest, String> {
+        Digest::parse(s)
+    }
+}
+
+/// In JSON a digest is its `sha256:<hex>` string.
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Digest::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Passes writes through to `inner` while hashing and counting them.
 pub struct HashingWriter<W> {
     inner: W,

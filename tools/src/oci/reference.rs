@@ -1,7 +1,7 @@
 //! Image references: `host[:port]/path[:tag][@sha256:hex]`, normalised the way docker does
 //! (no host means Docker Hub, whose single-component names live under `library/`).
 
-use crate::oci::digest::Digest;
+use super::digest::Digest;
 use anyhow::{Result, anyhow, bail};
 use std::fmt;
 
@@ -77,13 +77,8 @@ impl Reference {
         {
             return Err(bad(&format!("tag {t:?} is not a valid tag")));
         }
-        // Like docker: the first component is a registry when it looks like a host.
         let (registry, path) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first, rest)
-            }
+            Some((first, rest)) if looks_like_host(first) => (first, rest),
             _ => ("docker.io", name),
         };
         if path.is_empty() {
@@ -151,6 +146,37 @@ pub fn valid_tag(t: &str) -> bool {
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+}
+
+/// The tag part of a reference (`reg:5000/app:v1` -> `v1`), `latest` when it has none.
+pub fn tag_part(reference: &str) -> &str {
+    let name = reference.split('@').next().unwrap_or(reference);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.rsplit_once(':').map_or("latest", |(_, t)| t)
+}
+
+/// `name[:tag]` in the fully qualified form containerd uses (`alpine` ->
+/// `docker.io/library/alpine:latest`); digests are left as they are.
+pub fn docker_qualified(name: &str) -> String {
+    if name.contains('@') {
+        return name.to_string();
+    }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let tagged = if last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    };
+    match tagged.split_once('/') {
+        Some((first, _)) if looks_like_host(first) => tagged,
+        Some(_) => format!("docker.io/{tagged}"),
+        None => format!("docker.io/library/{tagged}"),
+    }
+}
+
+/// Like docker: the first path component is a registry when it looks like a host.
+fn looks_like_host(component: &str) -> bool {
+    component.contains('.') || component.contains(':') || component == "localhost"
 }
 
 /// Registries reachable without TLS by default: loopback only.
@@ -244,5 +270,20 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("10.0.0.1:5000"));
         assert!(!is_loopback("localhost.example.com"));
+    }
+
+    #[test]
+    fn tag_parts_and_docker_names() {
+        assert_eq!(tag_part("reg:5000/app:v1"), "v1");
+        assert_eq!(tag_part("reg:5000/app"), "latest");
+        assert_eq!(tag_part("app@sha256:abc"), "latest");
+        assert_eq!(
+            docker_qualified("alpine"),
+            "docker.io/library/alpine:latest"
+        );
+        assert_eq!(docker_qualified("alpine:3"), "docker.io/library/alpine:3");
+        assert_eq!(docker_qualified("me/app:v1"), "docker.io/me/app:v1");
+        assert_eq!(docker_qualified("reg:5000/app"), "reg:5000/app:latest");
+        assert_eq!(docker_qualified("localhost/app:1"), "localhost/app:1");
     }
 }

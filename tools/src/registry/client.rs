@@ -12,9 +12,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 use ureq::http::{self, Response};
 
-/// Manifest media types a pull accepts (docker schema1 is deliberately absent).
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-
 /// Manifests are small; anything larger than this is not one.
 const MAX_MANIFEST: u64 = 16 << 20;
 

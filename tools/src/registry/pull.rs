@@ -1,17 +1,18 @@
 //! `pull`, `fetch-blob` and `resolve`. Content is only ever addressed by digest and checked
 //! against it; a tag is resolved (for the user to pin) but never trusted for content.
 
-use super::client::{
-    Client, HttpError, MANIFEST_ACCEPT, Scope, header, read_manifest, status_error,
-};
-use crate::oci::reference::{Reference, Repo};
-use crate::oci::digest::{Digest, HashingWriter};
+use super::client::{Client, HttpError, Scope, header, read_manifest, status_error};
+use crate::build::layer::LayerMetadata;
 use crate::io::output::{self, AtomicFile, BUF_SIZE};
-use crate::oci::spec::{self, MT_DOCKER_LIST, MT_INDEX, Platform};
+use crate::oci::digest::HashingWriter;
+use crate::oci::manifest::kind_of;
+use crate::oci::media_type::{Kind, MANIFEST_ACCEPT};
+use crate::oci::reference::{Reference, Repo};
+use crate::oci::{Digest, ImageIndex, ImageManifest, Platform, json};
+use crate::repo_dir::{self, ImageDir, Origin};
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Map, Value, json};
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn manifest_url(c: &Client, repo: &Repo, reference: &str) -> String {
     format!(
@@ -74,40 +75,19 @@ pub fn run_resolve(reference: &str, insecure_http: bool) -> Result<()> {
     Ok(())
 }
 
-fn is_index(m: &Map<String, Value>) -> bool {
-    match m.get("mediaType").and_then(Value::as_str) {
-        Some(mt) => mt == MT_INDEX || mt == MT_DOCKER_LIST,
-        None => m.contains_key("manifests") && !m.contains_key("config"),
-    }
+/// The image of an index for `want`; attestations are never chosen.
+fn select_platform(index: &ImageIndex, want: &Platform) -> Result<Digest> {
+    let platforms: Vec<Platform> = index
+        .manifests
+        .iter()
+        .map(|d| d.platform.clone().unwrap_or_default())
+        .collect();
+    let i = want.select_or_explain(&platforms, "the index")?;
+    Ok(index.manifests[i].digest)
 }
 
-/// The child manifest of an index for `want`; attestations (`unknown/unknown`) are skipped.
-pub fn select_platform(index: &Map<String, Value>, want: &Platform) -> Result<Digest> {
-    let children = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("index has no \"manifests\" array"))?;
-    let mut available = Vec::new();
-    for c in children {
-        let Some(p) = c.get("platform") else { continue };
-        let have = Platform::from_json(p);
-        if have.os == "unknown" || have.os.is_empty() {
-            continue;
-        }
-        if want.matches(&have) {
-            let d = spec::Descriptor::from_value(c).context("index entry")?;
-            return Ok(d.digest);
-        }
-        available.push(have.to_string());
-    }
-    bail!(
-        "no manifest for platform {want}; available: {}",
-        if available.is_empty() {
-            "none".to_string()
-        } else {
-            available.join(", ")
-        }
-    )
+fn parse_index(repo: &Repo, d: &Digest, bytes: &[u8]) -> Result<ImageIndex> {
+    ImageIndex::parse(bytes).with_context(|| format!("malformed index {repo}@{d}"))
 }
 
 pub fn run_pull(
@@ -129,147 +109,119 @@ pub fn run_pull(
     };
     let repo = &r.repo;
     let top_bytes = get_manifest(&c, repo, &top)?;
-    let top_m = spec::parse_json_object(&top_bytes)
-        .with_context(|| format!("malformed manifest {repo}@{top}"))?;
-    if all_platforms && is_index(&top_m) {
-        return pull_all(&c, repo, &top, &top_bytes, &top_m, output_dir);
-    }
-    let (index, manifest_digest, manifest) = if is_index(&top_m) {
-        let child =
-            select_platform(&top_m, &want).with_context(|| format!("in index {repo}@{top}"))?;
-        (Some(top_bytes), child, get_manifest(&c, repo, &child)?)
+    let is_index = kind_of(&top_bytes)
+        .with_context(|| format!("malformed manifest {repo}@{top}"))?
+        == Kind::Index;
+    // Printed: the image's manifest digest, or with --all-platforms the index's.
+    let mut printed = top;
+    let files = if !is_index {
+        pull_image(&c, repo, &top, top_bytes, None, None)?.files("")
+    } else if all_platforms {
+        pull_all(&c, repo, &top, &top_bytes)?
     } else {
-        (None, top, top_bytes)
+        let index = parse_index(repo, &top, &top_bytes)?;
+        let child =
+            select_platform(&index, &want).with_context(|| format!("in index {repo}@{top}"))?;
+        let manifest = get_manifest(&c, repo, &child)?;
+        printed = child;
+        let mut files = pull_image(&c, repo, &child, manifest, Some(top), None)?.files("");
+        files.push((repo_dir::INDEX.into(), top_bytes));
+        files
     };
-    let index_digest = index.as_ref().map(|_| top);
-    let files = pull_image(&c, repo, &manifest_digest, manifest, index_digest)?;
     std::fs::create_dir_all(output_dir)
         .with_context(|| format!("cannot create {}", output_dir.display()))?;
-    let mut outs: Vec<(PathBuf, Vec<u8>)> = files
+    let outs: Vec<(std::path::PathBuf, Vec<u8>)> = files
         .into_iter()
         .map(|(n, b)| (output_dir.join(n), b))
         .collect();
-    if let Some(i) = index {
-        outs.push((output_dir.join("index.json"), i));
+    for (p, _) in &outs {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
     }
-    write_outputs(&outs)?;
-    println!("{manifest_digest}");
-    Ok(())
-}
-
-fn write_outputs(outs: &[(PathBuf, Vec<u8>)]) -> Result<()> {
     let refs: Vec<(&Path, &[u8])> = outs
         .iter()
         .map(|(p, b)| (p.as_path(), b.as_slice()))
         .collect();
-    output::write_all_atomic(&refs)
+    output::write_all_atomic(&refs)?;
+    println!("{printed}");
+    Ok(())
 }
 
-/// `--all-platforms` on an index: index.json, one directory per platform (attestations
-/// skipped) holding what a single-image pull writes, and platforms.json listing them.
+/// `--all-platforms` on an index: every platform's image (attestations skipped).
 fn pull_all(
     c: &Client,
     repo: &Repo,
     top: &Digest,
     top_bytes: &[u8],
-    index: &Map<String, Value>,
-    output_dir: &Path,
-) -> Result<()> {
-    let bad = || format!("malformed index {repo}@{top}");
-    let entries = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("index has no \"manifests\" array"))
-        .with_context(bad)?;
-    let mut outs = vec![(output_dir.join("index.json"), top_bytes.to_vec())];
-    let mut listing = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let p = Platform::from_json(e.get("platform").unwrap_or(&Value::Null));
-        if p.os == "unknown" || p.os.is_empty() || p.arch.is_empty() {
-            continue;
-        }
-        let d = spec::Descriptor::from_value(e)
-            .with_context(|| format!("manifests[{i}]"))
-            .with_context(bad)?;
-        let dir = p.dir_name();
-        if listing.iter().any(|l: &Value| l["dir"] == dir.as_str()) {
-            bail!("index {repo}@{top} lists platform {p} twice");
-        }
-        let manifest = get_manifest(c, repo, &d.digest)?;
-        let files = pull_image(c, repo, &d.digest, manifest, Some(*top))?;
-        let sub = output_dir.join(&dir);
-        std::fs::create_dir_all(&sub)
-            .with_context(|| format!("cannot create {}", sub.display()))?;
-        outs.extend(files.into_iter().map(|(n, b)| (sub.join(n), b)));
-        let mut l =
-            json!({"dir": dir, "os": p.os, "architecture": p.arch, "digest": d.digest.to_string()});
-        if let Some(v) = &p.variant {
-            l["variant"] = v.as_str().into();
-        }
-        listing.push(l);
-    }
-    outs.push((
-        output_dir.join("platforms.json"),
-        spec::canonical(&Value::Array(listing)),
-    ));
-    write_outputs(&outs)?;
-    println!("{top}");
-    Ok(())
+) -> Result<Vec<repo_dir::File>> {
+    let index = parse_index(repo, top, top_bytes)?;
+    let kept: Vec<_> = index
+        .manifests
+        .iter()
+        .filter_map(|d| Some((d, d.platform.clone().filter(Platform::is_image)?)))
+        .collect();
+    let platforms: Vec<Platform> = kept.iter().map(|(_, p)| p.clone()).collect();
+    repo_dir::check_distinct(&platforms, &format!("index {repo}@{top}"))?;
+    let images = kept
+        .into_iter()
+        .map(|(d, p)| {
+            let manifest = get_manifest(c, repo, &d.digest)?;
+            pull_image(c, repo, &d.digest, manifest, Some(*top), Some(p))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(repo_dir::index_files(top_bytes, &images))
 }
 
-/// Fetches one image's config and returns the files a pull writes for it: manifest.json,
-/// config.json, layers.json, image.json.
+/// Fetches one image's config; its layers stay in the registry.
 fn pull_image(
     c: &Client,
     repo: &Repo,
     manifest_digest: &Digest,
     manifest: Vec<u8>,
     index_digest: Option<Digest>,
-) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let m = spec::parse_json_object(&manifest)
-        .with_context(|| format!("malformed manifest {repo}@{manifest_digest}"))?;
-    if is_index(&m) {
+    platform: Option<Platform>,
+) -> Result<ImageDir> {
+    let what = || format!("manifest {repo}@{manifest_digest}");
+    if kind_of(&manifest).with_context(what)? == Kind::Index {
         bail!("{repo}@{manifest_digest} is a nested index, which is not supported");
     }
-    let bad = || format!("manifest {repo}@{manifest_digest}");
-    let config_desc = spec::manifest_config(&m).with_context(bad)?;
-    let layers = spec::manifest_layers(&m).with_context(bad)?;
-    let config = fetch_small_blob(c, repo, &config_desc.digest, config_desc.size)?;
-    let cfg = spec::parse_json_object(&config)
-        .with_context(|| format!("malformed config {repo}@{}", config_desc.digest))?;
-    let diff_ids = cfg
-        .get("rootfs")
-        .and_then(|r| r.get("diff_ids"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if diff_ids.len() != layers.len() {
+    let m = ImageManifest::parse(&manifest).with_context(what)?;
+    let config = fetch_small_blob(c, repo, &m.config.digest, m.config.size)?;
+    let bad_config = || format!("malformed config {repo}@{}", m.config.digest);
+    let cfg = json::parse_object(&config).with_context(bad_config)?;
+    let diff_ids = crate::oci::config::diff_ids(&cfg).with_context(bad_config)?;
+    if diff_ids.len() != m.layers.len() {
         bail!(
             "config {repo}@{} lists {} diff_ids for {} layers",
-            config_desc.digest,
+            m.config.digest,
             diff_ids.len(),
-            layers.len()
+            m.layers.len()
         );
     }
-    let layers_json: Vec<Value> = layers
+    let layers = m
+        .layers
         .iter()
-        .zip(&diff_ids)
-        .map(|(l, id)| json!({"digest": l.digest.to_string(), "diff_id": id, "media_type": l.media_type, "size": l.size}))
+        .zip(diff_ids)
+        .map(|(l, diff_id)| LayerMetadata {
+            diff_id,
+            digest: l.digest,
+            media_type: l.media_type.clone(),
+            size: l.size,
+        })
         .collect();
-    let platform = Platform::from_json(&Value::Object(cfg.clone()));
-    let image_json = json!({
-        "registry": repo.registry,
-        "repository": repo.repository,
-        "manifest_digest": manifest_digest.to_string(),
-        "index_digest": index_digest.map(|d| d.to_string()),
-        "platform": platform.to_string(),
-    });
-    Ok(vec![
-        ("manifest.json", manifest),
-        ("config.json", config),
-        ("layers.json", spec::canonical(&Value::Array(layers_json))),
-        ("image.json", spec::canonical(&image_json)),
-    ])
+    Ok(ImageDir {
+        platform: platform.unwrap_or_else(|| Platform::of_config(&cfg)),
+        manifest,
+        config,
+        layers,
+        origin: Origin::Registry {
+            registry: repo.registry.clone(),
+            repository: repo.repository.clone(),
+            index_digest,
+        },
+    })
 }
 
 /// A config-sized blob, in memory, verified.
@@ -370,36 +322,36 @@ pub fn run_fetch_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn idx() -> Map<String, Value> {
-        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
-        spec::parse_json_object(
-            json!({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [
-                {"mediaType": spec::MT_MANIFEST, "digest": d('a'), "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": spec::MT_MANIFEST, "digest": d('b'), "size": 1, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-                {"mediaType": spec::MT_MANIFEST, "digest": d('c'), "size": 1, "platform": {"os": "unknown", "architecture": "unknown"}},
-                {"mediaType": spec::MT_MANIFEST, "digest": d('e'), "size": 1, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-            ]}).to_string().as_bytes(),
-        )
-        .unwrap()
-    }
+    use crate::oci::{Descriptor, media_type};
 
     #[test]
     fn platform_selection() {
-        let i = idx();
+        let d = |c: char| Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap();
+        let entry = |c, p: &str| {
+            Descriptor::new(media_type::MANIFEST, d(c), 1)
+                .with_platform(Platform::parse(p).unwrap())
+        };
+        let i = ImageIndex::new(
+            vec![
+                entry('a', "linux/amd64"),
+                entry('b', "linux/arm64/v8"),
+                entry('c', "unknown/unknown"),
+                entry('e', "linux/arm/v7"),
+            ],
+            Default::default(),
+        );
         let sel = |p: &str| {
             select_platform(&i, &Platform::parse(p).unwrap()).map(|d| d.hex()[..1].to_string())
         };
         assert_eq!(sel("linux/amd64").unwrap(), "a");
+        assert_eq!(sel("linux/amd64/v1").unwrap(), "a");
         assert_eq!(sel("linux/arm64").unwrap(), "b");
         assert_eq!(sel("linux/arm64/v8").unwrap(), "b");
         assert_eq!(sel("linux/arm/v7").unwrap(), "e");
         let e = sel("windows/amd64").unwrap_err().to_string();
         assert_eq!(
             e,
-            "no manifest for platform windows/amd64; available: linux/amd64, linux/arm64/v8, linux/arm/v7"
+            "no image for platform windows/amd64 in the index; available: linux/amd64, linux/arm64/v8, linux/arm/v7"
         );
-        assert!(Platform::parse("linux").is_err());
-        assert!(is_index(&i));
     }
 }

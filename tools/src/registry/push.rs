@@ -4,55 +4,28 @@
 //! any blob fails, no manifest or tag is written anywhere: a tag never points at a broken image.
 
 use super::client::{
-    Body, Client, HttpError, HttpResult, MANIFEST_ACCEPT, Scope, header, read_manifest,
-    resolve_location, status_error, with_query,
+    Body, Client, HttpError, HttpResult, Scope, header, read_manifest, resolve_location,
+    status_error, with_query,
 };
 use super::progress::{Progress, Stats, human};
-use crate::oci::reference::{Repo, valid_tag};
-use crate::oci::digest::Digest;
+use crate::input::{Blob, Content, Input};
 use crate::io::output;
-use crate::oci::spec::{self, Descriptor};
+use crate::oci::media_type::MANIFEST_ACCEPT;
+use crate::oci::reference::{Repo, valid_tag};
+use crate::oci::{Descriptor, Digest, json};
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Value, json};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Where a layer's bytes are.
-#[derive(Debug, Clone)]
-pub enum BlobSource {
-    Local(PathBuf),
-    /// Not local: in this repository (mounted or streamed from there).
-    Remote(Repo),
-}
-
-impl BlobSource {
-    /// `--blob PATH` or `--blob remote:REGISTRY/REPOSITORY`.
-    pub fn parse(s: &str) -> Result<BlobSource> {
-        match s.strip_prefix("remote:") {
-            Some(r) => Ok(BlobSource::Remote(
-                Repo::parse(r).with_context(|| format!("--blob {s}"))?,
-            )),
-            None => Ok(BlobSource::Local(s.into())),
-        }
-    }
-}
-
-/// One image to push: its manifest, config and layer blobs (in manifest layer order).
-pub struct PushImage {
-    pub manifest: PathBuf,
-    pub config: PathBuf,
-    pub blobs: Vec<BlobSource>,
-}
-
 pub struct PushOptions {
-    /// One image, or with `index` the index's children in index order.
-    pub images: Vec<PushImage>,
-    pub index: Option<PathBuf>,
+    /// One image, or an index and its images.
+    pub input: Input,
     pub destinations: Vec<Repo>,
     /// Tag templates (`{KEY}` from status files, `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`).
     pub tags: Vec<String>,
@@ -63,133 +36,62 @@ pub struct PushOptions {
     pub insecure_http: bool,
 }
 
-enum Content {
-    Bytes(Vec<u8>),
-    Local(PathBuf),
-    Remote(Repo),
+/// `--summary-json`: what was pushed where.
+#[derive(Serialize)]
+struct PushSummary {
+    digest: Digest,
+    destinations: Vec<DestinationSummary>,
 }
 
-struct Blob {
-    desc: Descriptor,
-    content: Content,
+#[derive(Serialize)]
+struct DestinationSummary {
+    registry: String,
+    repository: String,
+    tags: Vec<String>,
+    /// `REGISTRY/REPOSITORY@DIGEST`, then `REGISTRY/REPOSITORY:TAG` for each tag.
+    references: Vec<String>,
+    bytes_uploaded: u64,
+    bytes_skipped: u64,
+    bytes_mounted: u64,
+    blobs_uploaded: u64,
+    blobs_skipped: u64,
+    blobs_mounted: u64,
 }
 
 /// A manifest to PUT: exact bytes, media type, digest.
-struct Manifest {
-    bytes: Vec<u8>,
+struct ManifestPut<'a> {
+    bytes: &'a [u8],
     media_type: String,
     digest: Digest,
 }
 
-/// Reads and checks one image, adding its config and layers to `blobs` (deduplicated; a local
-/// copy beats a remote one).
-fn read_image(img: &PushImage, blobs: &mut Vec<Blob>) -> Result<Manifest> {
-    let manifest = std::fs::read(&img.manifest)
-        .with_context(|| format!("cannot read manifest {}", img.manifest.display()))?;
-    let bad = || format!("malformed manifest {}", img.manifest.display());
-    let m = spec::parse_json_object(&manifest).with_context(bad)?;
-    let config_desc = spec::manifest_config(&m).with_context(bad)?;
-    let layers = spec::manifest_layers(&m).with_context(bad)?;
-    let media_type = m
-        .get("mediaType")
-        .and_then(Value::as_str)
-        .unwrap_or(spec::MT_MANIFEST)
-        .to_string();
-    let config = std::fs::read(&img.config)
-        .with_context(|| format!("cannot read config {}", img.config.display()))?;
-    if Digest::of(&config) != config_desc.digest || config.len() as u64 != config_desc.size {
-        bail!(
-            "config {} does not match the config descriptor of manifest {} ({})",
-            img.config.display(),
-            img.manifest.display(),
-            config_desc.digest
-        );
+impl<'a> ManifestPut<'a> {
+    fn new(bytes: &'a [u8], desc: Descriptor) -> ManifestPut<'a> {
+        ManifestPut {
+            bytes,
+            media_type: desc.media_type,
+            digest: desc.digest,
+        }
     }
-    if layers.len() != img.blobs.len() {
-        bail!(
-            "manifest {} has {} layers but {} --blob values were given",
-            img.manifest.display(),
-            layers.len(),
-            img.blobs.len()
-        );
-    }
-    let mut add = |desc: Descriptor, content: Content| match blobs
-        .iter_mut()
-        .find(|b| b.desc.digest == desc.digest)
-    {
-        Some(b) if matches!(b.content, Content::Remote(_)) => b.content = content,
-        Some(_) => {}
-        None => blobs.push(Blob { desc, content }),
-    };
-    add(config_desc, Content::Bytes(config));
-    for (desc, src) in layers.into_iter().zip(&img.blobs) {
-        let content = match src {
-            BlobSource::Local(p) => {
-                let len = std::fs::metadata(p)
-                    .with_context(|| format!("cannot read layer blob {}", p.display()))?
-                    .len();
-                if len != desc.size {
-                    bail!(
-                        "layer blob {} has {len} bytes but the manifest descriptor {} says {}",
-                        p.display(),
-                        desc.digest,
-                        desc.size
-                    );
-                }
-                Content::Local(p.clone())
-            }
-            BlobSource::Remote(r) => Content::Remote(r.clone()),
-        };
-        add(desc, content);
-    }
-    Ok(Manifest {
-        digest: Digest::of(&manifest),
-        bytes: manifest,
-        media_type,
-    })
 }
 
 pub fn run(o: &PushOptions) -> Result<()> {
     if o.destinations.is_empty() {
         bail!("no destination: give --registry and --repository, or --default-destination");
     }
-    // Configs first: every image's blobs, deduplicated across images.
-    let mut blobs: Vec<Blob> = Vec::new();
-    let mut children = o
-        .images
-        .iter()
-        .map(|i| read_image(i, &mut blobs))
-        .collect::<Result<Vec<_>>>()?;
-    // The manifest that gets the tags: the index, or the one image.
-    let top = match &o.index {
-        Some(p) => {
-            let bytes =
-                std::fs::read(p).with_context(|| format!("cannot read index {}", p.display()))?;
-            let listed: Vec<(&Path, &[u8])> = o
-                .images
-                .iter()
-                .zip(&children)
-                .map(|(i, m)| (i.manifest.as_path(), m.bytes.as_slice()))
-                .collect();
-            crate::index::check_children(&bytes, p, &listed)?;
-            Manifest {
-                digest: Digest::of(&bytes),
-                bytes,
-                media_type: spec::MT_INDEX.to_string(),
-            }
-        }
-        None if children.len() == 1 => children.pop().expect("one image"),
-        None => bail!("several images to push need an --index"),
+    // Every image's manifest before the index that refers to them; the tags on the top one.
+    let children: Vec<ManifestPut> = match &o.input {
+        Input::Image(_) => Vec::new(),
+        Input::Index(x) => x
+            .children
+            .iter()
+            .map(|i| ManifestPut::new(&i.manifest, i.descriptor()))
+            .collect(),
     };
+    let (top_bytes, top_desc) = o.input.top();
+    let top = ManifestPut::new(top_bytes, top_desc);
     let digest = top.digest;
-    let vars = read_status_files(&o.status_files)?;
-    let mut tags: Vec<String> = Vec::new();
-    for t in &o.tags {
-        let t = expand_tag(t, &vars, &digest)?;
-        if !tags.contains(&t) {
-            tags.push(t);
-        }
-    }
+    let tags = expand_tags(&o.tags, &read_status_files(&o.status_files)?, &digest)?;
 
     let client = Client::new(o.insecure_http)?;
     let names: Vec<String> = o.destinations.iter().map(Repo::to_string).collect();
@@ -199,51 +101,30 @@ pub fn run(o: &PushOptions) -> Result<()> {
         chunk_size: o.chunk_size.max(1),
         progress: &progress,
     };
-
-    // One work item per blob, covering every destination: a blob several destinations lack
-    // is read once and sent to all of them at the same time (see `Pusher::blob_everywhere`).
-    let items: Vec<usize> = (0..blobs.len()).collect();
-    let all_stats: Vec<&Stats> = progress.dests.iter().map(|(_, s)| s.as_ref()).collect();
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let errors = Mutex::new(Vec::<String>::new());
-    std::thread::scope(|s| {
-        for _ in 0..o.jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    // After a failure nothing new starts: no manifest will be pushed anyway.
-                    if failed.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&b) = items.get(i) else { break };
-                    if let Err(e) = pusher.blob_everywhere(&o.destinations, &blobs[b], &all_stats) {
-                        failed.store(true, Ordering::Relaxed);
-                        errors.lock().unwrap().push(format!("{e:#}"));
-                    }
-                }
-            });
-        }
-    });
-    let errors = errors.into_inner().unwrap();
-    if !errors.is_empty() {
+    if let Err(e) = pusher.blobs(&o.destinations, &o.input.blobs(), o.jobs) {
         progress.finish();
-        bail!("{}\nno manifest or tag was pushed", errors.join("\n"));
+        return Err(e);
     }
-
-    // Children before the index that refers to them, the tags last.
     for dest in &o.destinations {
         for m in children.iter().chain([&top]) {
             let d = m.digest;
-            pusher.manifest(dest, &d.to_string(), &m.bytes, &m.media_type, &d)?;
+            pusher.manifest(dest, &d.to_string(), m.bytes, &m.media_type, &d)?;
         }
         for t in &tags {
-            pusher.manifest(dest, t, &top.bytes, &top.media_type, &digest)?;
+            pusher.manifest(dest, t, top.bytes, &top.media_type, &digest)?;
         }
     }
     progress.finish();
-    let mut summary = Vec::new();
-    for (dest, (_, stats)) in o.destinations.iter().zip(&progress.dests) {
+    let summary = PushSummary {
+        digest,
+        destinations: o
+            .destinations
+            .iter()
+            .zip(&progress.dests)
+            .map(|(dest, (_, stats))| DestinationSummary::new(dest, &digest, &tags, stats))
+            .collect(),
+    };
+    for dest in &o.destinations {
         eprintln!(
             "pushed {dest}@{digest} (tags: {})",
             if tags.is_empty() {
@@ -252,28 +133,48 @@ pub fn run(o: &PushOptions) -> Result<()> {
                 tags.join(", ")
             }
         );
-        let mut refs = vec![format!("{dest}@{digest}")];
-        refs.extend(tags.iter().map(|t| format!("{dest}:{t}")));
-        let g = Stats::get;
-        summary.push(json!({
-            "registry": dest.registry,
-            "repository": dest.repository,
-            "tags": tags,
-            "references": refs,
-            "bytes_uploaded": g(&stats.bytes_uploaded),
-            "bytes_skipped": g(&stats.bytes_skipped),
-            "bytes_mounted": g(&stats.bytes_mounted),
-            "blobs_uploaded": g(&stats.blobs_uploaded),
-            "blobs_skipped": g(&stats.blobs_skipped),
-            "blobs_mounted": g(&stats.blobs_mounted),
-        }));
     }
     println!("{digest}");
     if let Some(p) = &o.summary_json {
-        let v = json!({"digest": digest.to_string(), "destinations": summary});
-        output::write_all_atomic(&[(p.as_path(), &spec::canonical(&v))])?;
+        output::write_all_atomic(&[(p.as_path(), &json::canonical(&summary))])?;
     }
     Ok(())
+}
+
+impl DestinationSummary {
+    fn new(dest: &Repo, digest: &Digest, tags: &[String], stats: &Stats) -> DestinationSummary {
+        let mut references = vec![format!("{dest}@{digest}")];
+        references.extend(tags.iter().map(|t| format!("{dest}:{t}")));
+        let g = Stats::get;
+        DestinationSummary {
+            registry: dest.registry.clone(),
+            repository: dest.repository.clone(),
+            tags: tags.to_vec(),
+            references,
+            bytes_uploaded: g(&stats.bytes_uploaded),
+            bytes_skipped: g(&stats.bytes_skipped),
+            bytes_mounted: g(&stats.bytes_mounted),
+            blobs_uploaded: g(&stats.blobs_uploaded),
+            blobs_skipped: g(&stats.blobs_skipped),
+            blobs_mounted: g(&stats.blobs_mounted),
+        }
+    }
+}
+
+/// The tags, each template expanded, each once.
+fn expand_tags(
+    templates: &[String],
+    vars: &BTreeMap<String, String>,
+    digest: &Digest,
+) -> Result<Vec<String>> {
+    let mut tags: Vec<String> = Vec::new();
+    for t in templates {
+        let t = expand_tag(t, vars, digest)?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    Ok(tags)
 }
 
 /// Bazel workspace status files: `KEY value...` lines.
@@ -393,16 +294,6 @@ impl Verifier<'_> {
     }
 }
 
-/// How errors name a blob's bytes.
-fn content_name(blob: &Blob) -> String {
-    let d = blob.desc.digest;
-    match &blob.content {
-        Content::Bytes(_) => format!("config {d}"),
-        Content::Local(p) => format!("layer blob {}", p.display()),
-        Content::Remote(src) => format!("blob {d} from {src}"),
-    }
-}
-
 /// One destination's view of a blob that is read once for several: chunks arrive over a
 /// channel. If the feed stops before `size` bytes, reading fails with an I/O error (not a
 /// short, "complete" blob), so that upload attempt fails and is retried on its own.
@@ -457,6 +348,42 @@ fn blob_url(c: &Client, repo: &Repo, d: &Digest) -> String {
 }
 
 impl Pusher<'_> {
+    /// Pushes every blob to every destination that lacks it, `jobs` blobs at a time. One work
+    /// item per blob covers every destination: a blob several destinations lack is read once
+    /// and sent to all of them at the same time (see `blob_everywhere`). After a failure
+    /// nothing new starts (no manifest will be pushed anyway); every failure is reported.
+    fn blobs(&self, dests: &[Repo], blobs: &[Blob], jobs: usize) -> Result<()> {
+        let all_stats: Vec<&Stats> = self
+            .progress
+            .dests
+            .iter()
+            .map(|(_, s)| s.as_ref())
+            .collect();
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let errors = Mutex::new(Vec::<String>::new());
+        std::thread::scope(|s| {
+            for _ in 0..jobs.clamp(1, blobs.len().max(1)) {
+                s.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(blob) = blobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        if let Err(e) = self.blob_everywhere(dests, blob, &all_stats) {
+                            failed.store(true, Ordering::Relaxed);
+                            errors.lock().unwrap().push(format!("{e:#}"));
+                        }
+                    }
+                });
+            }
+        });
+        let errors = errors.into_inner().unwrap();
+        if !errors.is_empty() {
+            bail!("{}\nno manifest or tag was pushed", errors.join("\n"));
+        }
+        Ok(())
+    }
+
     /// Pushes one blob to every destination that lacks it. Destinations that can mount it, or
     /// a single one that needs the bytes, go one by one; when several need the bytes, the blob
     /// is read once and streamed to all of them together (each verifies what it sends; one
@@ -646,7 +573,7 @@ impl Pusher<'_> {
         let location = resolve_location(&url, &loc);
 
         let failure = RefCell::new(None);
-        let what = content_name(blob);
+        let what = blob.name();
         let inner: Box<dyn Read> = match shared {
             Some(r) => Box::new(r),
             None => self.open_content(blob)?,
@@ -688,7 +615,7 @@ impl Pusher<'_> {
         let d = blob.desc.digest;
         Ok(match &blob.content {
             Content::Bytes(b) => Box::new(&b[..]),
-            Content::Local(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+            Content::File(p) => Box::new(std::fs::File::open(p).map_err(|e| {
                 HttpError::Fatal(anyhow!("cannot open layer blob {}: {e}", p.display()))
             })?),
             Content::Remote(src) => {
@@ -891,18 +818,5 @@ mod tests {
         assert_eq!(v["STABLE_A"], "one two");
         assert_eq!(v["EMPTY"], "");
         assert_eq!(v["B"], "x");
-    }
-
-    #[test]
-    fn blob_sources() {
-        assert!(matches!(
-            BlobSource::parse("a/b.tgz").unwrap(),
-            BlobSource::Local(_)
-        ));
-        match BlobSource::parse("remote:127.0.0.1:5000/base").unwrap() {
-            BlobSource::Remote(r) => assert_eq!(r.to_string(), "127.0.0.1:5000/base"),
-            _ => panic!(),
-        }
-        assert!(BlobSource::parse("remote:reg.io/x:tag").is_err());
     }
 }

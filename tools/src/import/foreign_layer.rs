@@ -9,14 +9,14 @@
 //!
 //! `normalize_layer` also copies the decompressed stream to an anonymous spool file next to the
 //! output while parsing, then writes the entries sorted by path with tarfmt, reading each
-//! file's data back from the spool by offset.
+//! file's data back from the spool by offset, through the one layer encoder
+//! (`build::layer::write_layer`).
 
-use crate::io::compress::{Compression, Compressor};
-use crate::oci::digest::{Digest, HashingReader, HashingWriter};
-use crate::layer::LayerMeta;
-use crate::io::output::{AtomicFile, BUF_SIZE};
-use crate::io::pipe::BackgroundWriter;
+use crate::build::layer::{LayerMetadata, write_layer};
+use crate::io::compress::Compression;
+use crate::io::output::{BUF_SIZE, parent_dir};
 use crate::io::tarfmt::TarWriter;
+use crate::oci::digest::{Digest, HashingReader};
 use anyhow::{Context, Result, anyhow, bail};
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
@@ -46,7 +46,11 @@ pub fn scan_layer(blob: &Path) -> Result<Digest> {
 }
 
 /// Checks every entry and writes the normalized layer to `output`.
-pub fn normalize_layer(blob: &Path, n: &Normalize, output: &Path) -> Result<(Digest, LayerMeta)> {
+pub fn normalize_layer(
+    blob: &Path,
+    n: &Normalize,
+    output: &Path,
+) -> Result<(Digest, LayerMetadata)> {
     let level = n.compression.check_level(n.level)?;
     // Entry data is read back by offset in the uncompressed stream: from the blob itself when
     // it is an uncompressed tar (docker save's layers), else from a spooled copy.
@@ -67,49 +71,11 @@ pub fn normalize_layer(blob: &Path, n: &Normalize, output: &Path) -> Result<(Dig
         None => File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?,
     };
 
-    let mut out = AtomicFile::create(output)?;
-    let file = out
-        .file()
-        .try_clone()
-        .context("cannot open the output twice")?;
-    let w = BackgroundWriter::new(file);
-    let epoch = n.source_date_epoch;
-    // The same pipeline as `crate::layer::encode`: tar -> sha256 (diff_id) -> compressor ->
-    // sha256 (digest) -> file.
-    let (w, meta) = if n.compression == Compression::None {
-        let (w, d, size) = layer
-            .write_tar(HashingWriter::new(w), &spool, epoch)?
-            .finish();
-        (w, meta(d, d, n.compression, size))
-    } else {
-        let blob = HashingWriter::new(w);
-        let comp = Compressor::new(n.compression, level, blob)?;
-        let tar = BufWriter::with_capacity(BUF_SIZE, HashingWriter::new(comp));
-        let tar = layer.write_tar(tar, &spool, epoch)?;
-        let (comp, new_diff_id, _) = tar.into_inner().map_err(|e| e.into_error())?.finish();
-        let (w, digest, size) = comp.finish()?.finish();
-        (w, meta(new_diff_id, digest, n.compression, size))
-    };
-    w.finish()
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    let (out, meta) = write_layer(output, n.compression, level, |w| {
+        layer.write_tar(w, &spool, n.source_date_epoch).map(drop)
+    })?;
     out.commit()?;
     Ok((diff_id, meta))
-}
-
-fn meta(diff_id: Digest, digest: Digest, kind: Compression, size: u64) -> LayerMeta {
-    LayerMeta {
-        diff_id,
-        digest,
-        media_type: kind.media_type(),
-        size,
-    }
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
 }
 
 /// What an entry is, once its type flag is accepted.

@@ -2,6 +2,7 @@
 //! written raw where the `tar` crate's setters would refuse them (absolute paths, `..`).
 
 use super::*;
+use crate::io::compress::Compressor;
 use std::io::Read;
 use std::path::PathBuf;
 

@@ -1,64 +1,10 @@
 use super::*;
+use crate::input::Image;
+use crate::input::tests::{sample_files, sample_image, sample_image_with, sample_index};
 use crate::io::compress::Compression;
-use crate::layer::{self, LayerOptions};
+use crate::oci::media_type;
 use serde_json::Value;
 use std::io::Read;
-
-/// Builds a two-layer image with the real `layer` and `manifest` code in a temp dir, and reads
-/// it back as an ImageInput. Paths: m.json, c.json, l1.tgz, l2.tar.
-pub(crate) fn sample_image() -> (tempfile::TempDir, ImageInput) {
-    sample_image_with(Compression::Gzip)
-}
-
-/// Like sample_image, with the first layer compressed by `first`.
-pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, ImageInput) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| dir.path().join(n);
-    std::fs::write(p("hello"), b"hello\n").unwrap();
-    std::fs::write(p("data"), vec![42u8; 70_000]).unwrap();
-    let mk = |out: &str, meta: &str, kind, entries: Vec<String>| {
-        layer::run(&LayerOptions {
-            output: &p(out),
-            metadata: &p(meta),
-            compression: kind,
-            level: None,
-            modes: &[],
-            owners: &[],
-            entries: &entries,
-        })
-        .unwrap();
-    };
-    mk(
-        "l1.tgz",
-        "l1.json",
-        first,
-        vec![format!("file\t/app/hello\t{}", p("hello").display())],
-    );
-    mk(
-        "l2.tar",
-        "l2.json",
-        Compression::None,
-        vec![format!("file\t/data/blob\t{}", p("data").display())],
-    );
-    std::fs::write(
-        p("frag.json"),
-        r#"{"os":"linux","architecture":"amd64","cmd":["/app/hello"]}"#,
-    )
-    .unwrap();
-    crate::image::run(&crate::image::ManifestOptions {
-        config_fragment: p("frag.json"),
-        base_manifest: None,
-        base_config: None,
-        layers: vec![p("l1.json"), p("l2.json")],
-        output_manifest: p("m.json"),
-        output_config: p("c.json"),
-        output_digest: p("digest"),
-        output_descriptor: p("desc.json"),
-    })
-    .unwrap();
-    let img = ImageInput::read(&p("m.json"), &p("c.json"), &[p("l1.tgz"), p("l2.tar")]).unwrap();
-    (dir, img)
-}
 
 fn untar(bytes: &[u8]) -> Vec<(String, u8, u32, Vec<u8>)> {
     let mut ar = tar::Archive::new(bytes);
@@ -81,30 +27,21 @@ fn json(b: &[u8]) -> Value {
 }
 
 #[test]
-fn tag_parts() {
-    assert_eq!(tag_part("app"), "latest");
-    assert_eq!(tag_part("app:v1"), "v1");
-    assert_eq!(tag_part("localhost:5000/team/app"), "latest");
-    assert_eq!(tag_part("localhost:5000/team/app:1.2"), "1.2");
-    assert_eq!(tag_part("app:v1@sha256:abc"), "v1");
-}
-
-#[test]
 fn tarball_is_an_oci_layout_and_docker_load_input() {
     let (dir, _img) = sample_image();
     let p = |n: &str| dir.path().join(n);
-    let img = ImageInput::read(&p("m.json"), &p("c.json"), &[p("l1.tgz"), p("l2.tar")]).unwrap();
+    let img = Input::Image(Image::read(&sample_files(dir.path(), &["l1.tgz", "l2.tar"])).unwrap());
     let tags = vec![
         "example.com/app:v1".to_string(),
         "app:latest".to_string(),
         "app:latest".to_string(),
     ];
     let out = p("image.tar");
-    run_tarball(&img, &tags, &out).unwrap();
+    tarball::run(&img, &tags, &out).unwrap();
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(
         bytes,
-        write_tarball(&img, &tags, Vec::new()).unwrap(),
+        tarball::write(&img, &tags, Vec::new()).unwrap(),
         "deterministic"
     );
     let entries = untar(&bytes);
@@ -136,7 +73,7 @@ fn tarball_is_an_oci_layout_and_docker_load_input() {
     assert_eq!(file("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#);
     let index = json(file("index.json"));
     assert_eq!(index["schemaVersion"], 2);
-    assert_eq!(index["mediaType"], spec::MT_INDEX);
+    assert_eq!(index["mediaType"], media_type::INDEX);
     let ms = index["manifests"].as_array().unwrap();
     assert_eq!(ms.len(), 2, "duplicate tags collapse");
     assert_eq!(ms[0]["digest"], Digest::of(&manifest).to_string());
@@ -145,12 +82,12 @@ fn tarball_is_an_oci_layout_and_docker_load_input() {
         ms[0]["platform"],
         serde_json::json!({"architecture": "amd64", "os": "linux"})
     );
-    assert_eq!(ms[0]["annotations"][spec::ANNOTATION_REF_NAME], "v1");
+    assert_eq!(ms[0]["annotations"][ANNOTATION_REF_NAME], "v1");
     assert_eq!(
-        ms[0]["annotations"][spec::ANNOTATION_CONTAINERD_NAME],
+        ms[0]["annotations"][ANNOTATION_CONTAINERD_NAME],
         "example.com/app:v1"
     );
-    assert_eq!(ms[1]["annotations"][spec::ANNOTATION_REF_NAME], "latest");
+    assert_eq!(ms[1]["annotations"][ANNOTATION_REF_NAME], "latest");
     let docker = json(file("manifest.json"));
     assert_eq!(
         docker,
@@ -178,7 +115,7 @@ fn python_tarfile_reads_the_tarball() {
     }
     let (dir, img) = sample_image();
     let out = dir.path().join("image.tar");
-    run_tarball(&img, &["app:v1".into()], &out).unwrap();
+    tarball::run(&img, &["app:v1".into()], &out).unwrap();
     let script = "import sys,tarfile,hashlib\n\
         t=tarfile.open(sys.argv[1])\n\
         for m in t.getmembers():\n\
@@ -202,7 +139,7 @@ fn layout_directory() {
     let out = dir.path().join("layout");
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("stale"), b"old run").unwrap();
-    run_layout(&img, &[], &out).unwrap();
+    layout::run(&img, &[], &out).unwrap();
     assert!(!out.join("stale").exists());
     assert_eq!(
         std::fs::read(out.join("oci-layout")).unwrap(),
@@ -213,7 +150,7 @@ fn layout_directory() {
     assert_eq!(ms.len(), 1);
     assert_eq!(
         ms[0]["annotations"],
-        serde_json::json!({(spec::ANNOTATION_REF_NAME): "latest"})
+        serde_json::json!({(ANNOTATION_REF_NAME): "latest"})
     );
     let mut n = 0;
     for e in std::fs::read_dir(out.join("blobs/sha256")).unwrap() {
@@ -230,17 +167,13 @@ fn layout_directory() {
         .unwrap();
     assert!(out.join("blobs/sha256").join(manifest_hex).exists());
 
-    run_layout(&img, &["a:1".into(), "b".into()], &out).unwrap();
+    layout::run(&img, &["a:1".into(), "b".into()], &out).unwrap();
     let index = json(&std::fs::read(out.join("index.json")).unwrap());
     let refs: Vec<&str> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| {
-            m["annotations"][spec::ANNOTATION_REF_NAME]
-                .as_str()
-                .unwrap()
-        })
+        .map(|m| m["annotations"][ANNOTATION_REF_NAME].as_str().unwrap())
         .collect();
     assert_eq!(refs, ["a:1", "b"]);
 }
@@ -255,12 +188,13 @@ fn blob_mismatches_are_errors_and_leave_nothing() {
     let last = l1.len() - 1;
     l1[last] ^= 0xff;
     std::fs::write(p("evil.tgz"), &l1).unwrap();
-    let img = ImageInput::read(&p("m.json"), &p("c.json"), &[p("evil.tgz"), p("l2.tar")]).unwrap();
+    let img =
+        Input::Image(Image::read(&sample_files(dir.path(), &["evil.tgz", "l2.tar"])).unwrap());
     let out = p("out");
     std::fs::create_dir(&out).unwrap();
     let e = format!(
         "{:#}",
-        run_tarball(&img, &[], &out.join("x.tar")).unwrap_err()
+        tarball::run(&img, &[], &out.join("x.tar")).unwrap_err()
     );
     assert!(
         e.contains("evil.tgz")
@@ -270,7 +204,7 @@ fn blob_mismatches_are_errors_and_leave_nothing() {
     );
     let e = format!(
         "{:#}",
-        run_layout(&img, &[], &out.join("layout")).unwrap_err()
+        layout::run(&img, &[], &out.join("layout")).unwrap_err()
     );
     assert!(e.contains("evil.tgz"), "{e}");
     assert_eq!(
@@ -278,37 +212,15 @@ fn blob_mismatches_are_errors_and_leave_nothing() {
         0,
         "no partial outputs"
     );
-
-    // Wrong size, wrong count, swapped config: caught before writing.
-    let e = format!(
-        "{:#}",
-        ImageInput::read(&p("m.json"), &p("c.json"), &[p("l2.tar"), p("l1.tgz")])
-            .err()
-            .unwrap()
-    );
-    assert!(e.contains("l2.tar"), "{e}");
-    let e = format!(
-        "{:#}",
-        ImageInput::read(&p("m.json"), &p("c.json"), &[p("l1.tgz")])
-            .err()
-            .unwrap()
-    );
-    assert!(e.contains("2 layers") && e.contains("1 --blob"), "{e}");
-    let e = format!(
-        "{:#}",
-        ImageInput::read(&p("m.json"), &p("frag.json"), &[p("l1.tgz"), p("l2.tar")])
-            .err()
-            .unwrap()
-    );
-    assert!(e.contains("frag.json") && e.contains("m.json"), "{e}");
 }
 
 #[test]
 fn docker_archive_carries_zstd_layers_as_plain_tars_with_their_diff_ids() {
     let (_dir, img) = sample_image_with(Compression::Zstd);
-    assert!(has_zstd_layers(&img));
+    let img = &img.images()[0];
+    assert!(img.has_zstd_layers());
     let tags = vec!["example.com/app:v1".to_string()];
-    let entries = untar(&write_docker_archive(&img, &tags, Vec::new()).unwrap());
+    let entries = untar(&tarball::write_docker_archive(img, &tags, Vec::new()).unwrap());
     let file = |name: &str| entries.iter().find(|e| e.0 == name).map(|e| e.3.clone());
     let manifest = json(&file("manifest.json").unwrap());
     assert_eq!(manifest[0]["RepoTags"], serde_json::json!(tags));
@@ -324,54 +236,7 @@ fn docker_archive_carries_zstd_layers_as_plain_tars_with_their_diff_ids() {
     }
     assert!(file("index.json").is_none() && file("oci-layout").is_none());
     let (_dir, plain) = sample_image();
-    assert!(!has_zstd_layers(&plain));
-}
-
-/// A two-platform index: sample_image (linux/amd64, layers l1.tgz + l2.tar) and a linux/arm64
-/// image sharing l1.tgz. Child files: amd64.child.json, arm64.child.json; index: index.json.
-pub(crate) fn sample_index() -> (tempfile::TempDir, IndexInput) {
-    let (dir, _) = sample_image();
-    let p = |n: &str| dir.path().join(n);
-    std::fs::write(
-        p("frag-arm.json"),
-        r#"{"os":"linux","architecture":"arm64","variant":"v8"}"#,
-    )
-    .unwrap();
-    crate::image::run(&crate::image::ManifestOptions {
-        config_fragment: p("frag-arm.json"),
-        base_manifest: None,
-        base_config: None,
-        layers: vec![p("l1.json")],
-        output_manifest: p("m-arm.json"),
-        output_config: p("c-arm.json"),
-        output_digest: p("digest-arm"),
-        output_descriptor: p("desc-arm.json"),
-    })
-    .unwrap();
-    crate::index::run(&crate::index::IndexOptions {
-        child_descriptors: vec![p("desc.json"), p("desc-arm.json")],
-        annotations: vec![],
-        output_index: p("index.json"),
-        output_digest: p("index.digest"),
-    })
-    .unwrap();
-    let child = |name: &str, m: &str, c: &str, blobs: &[&str]| {
-        let blobs: Vec<String> = blobs.iter().map(|b| p(b).display().to_string()).collect();
-        let v = serde_json::json!({"manifest": p(m), "config": p(c), "blobs": blobs});
-        std::fs::write(p(name), v.to_string()).unwrap();
-        crate::index::ChildFile::read(&p(name), &Resolver::new(false).unwrap()).unwrap()
-    };
-    let children = [
-        child(
-            "amd64.child.json",
-            "m.json",
-            "c.json",
-            &["l1.tgz", "l2.tar"],
-        ),
-        child("arm64.child.json", "m-arm.json", "c-arm.json", &["l1.tgz"]),
-    ];
-    let idx = IndexInput::read(&p("index.json"), &children).unwrap();
-    (dir, idx)
+    assert!(!plain.images()[0].has_zstd_layers());
 }
 
 /// Every blob in `blobs/sha256` of a layout, checked against its name.
@@ -394,7 +259,7 @@ fn check_index_layout(files: &BTreeMap<String, Vec<u8>>, dir: &Path) {
     let top = json(&files["index.json"]);
     assert_eq!(top["manifests"].as_array().unwrap().len(), 1);
     let d = &top["manifests"][0];
-    assert_eq!(d["mediaType"], spec::MT_INDEX);
+    assert_eq!(d["mediaType"], media_type::INDEX);
     let index_bytes = std::fs::read(dir.join("index.json")).unwrap();
     assert_eq!(blobs[d["digest"].as_str().unwrap()], index_bytes);
     assert_eq!(d["size"], index_bytes.len());
@@ -426,7 +291,7 @@ fn check_index_layout(files: &BTreeMap<String, Vec<u8>>, dir: &Path) {
 fn index_layout_and_tarball_hold_every_platform() {
     let (dir, idx) = sample_index();
     let out = dir.path().join("layout");
-    run_layout(&idx, &["app:v1".into()], &out).unwrap();
+    layout::run(&idx, &["app:v1".into()], &out).unwrap();
     let mut files = BTreeMap::new();
     for sub in ["", "blobs/sha256/"] {
         for e in std::fs::read_dir(out.join(sub)).unwrap() {
@@ -440,11 +305,11 @@ fn index_layout_and_tarball_hold_every_platform() {
     check_index_layout(&files, dir.path());
     let top = json(&files["index.json"]);
     assert_eq!(
-        top["manifests"][0]["annotations"][spec::ANNOTATION_REF_NAME],
+        top["manifests"][0]["annotations"][ANNOTATION_REF_NAME],
         "app:v1"
     );
 
-    let tar = write_tarball(&idx, &["example.com/app:v1".into()], Vec::new()).unwrap();
+    let tar = tarball::write(&idx, &["example.com/app:v1".into()], Vec::new()).unwrap();
     let files: BTreeMap<String, Vec<u8>> = untar(&tar)
         .into_iter()
         .filter(|e| e.1 == b'0')
@@ -463,25 +328,14 @@ fn index_layout_and_tarball_hold_every_platform() {
 }
 
 #[test]
-fn index_children_must_match_the_index() {
-    let (dir, _) = sample_index();
-    let p = |n: &str| dir.path().join(n);
-    let r = Resolver::new(false).unwrap();
-    let amd = crate::index::ChildFile::read(&p("amd64.child.json"), &r).unwrap();
-    let arm = crate::index::ChildFile::read(&p("arm64.child.json"), &r).unwrap();
-    let e = format!(
-        "{:#}",
-        IndexInput::read(&p("index.json"), &[arm.clone(), amd.clone()])
-            .err()
-            .unwrap()
+fn a_layer_only_in_a_registry_cannot_go_in_a_layout() {
+    let (dir, _) = sample_image();
+    let mut files = sample_files(dir.path(), &["l1.tgz", "l2.tar"]);
+    files.blobs[1] = crate::input::BlobSource::Remote(
+        crate::oci::reference::Repo::parse("reg.example/base").unwrap(),
     );
-    assert!(
-        e.contains("m-arm.json (child 1)") && e.contains("but index"),
-        "{e}"
-    );
-    let e = format!(
-        "{:#}",
-        IndexInput::read(&p("index.json"), &[amd]).err().unwrap()
-    );
-    assert!(e.contains("lists 2 manifests but 1 --child files"), "{e}");
+    let img = Input::Image(Image::read(&files).unwrap());
+    let e = format!("{:#}", layout::run(&img, &[], &dir.path().join("out")).unwrap_err());
+    assert!(e.contains("only in reg.example/base"), "{e}");
+    assert!(!dir.path().join("out").exists());
 }

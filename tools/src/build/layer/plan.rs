@@ -1,28 +1,24 @@
-//! `layer`: entry parsing, destination path normalization and the deterministic layer tar.
+//! The plan of a layer built from files: entry parsing, destination path normalization, and
+//! the deterministic tar of the planned entries.
 //!
-//! Work happens in two phases. `Plan::build` turns the entry arguments into a sorted map of
-//! every path in the layer (explicit entries, walked tree artifacts, implicit parent
-//! directories) and reports every conflict before any byte is written. `write_layer` then
-//! streams the planned entries through tar -> sha256 (diff_id) -> compressor -> sha256
-//! (digest) -> output file, reading each input once with constant memory.
+//! `Plan::build` turns the entry arguments into a sorted map of every path in the layer
+//! (explicit entries, walked tree artifacts and Nix store paths, implicit parent directories)
+//! and reports every conflict before any byte is written. `Plan::write_tar` then writes the
+//! entries in that order, reading each input file once.
 
-use crate::io::compress::{Compression, Compressor};
-use crate::oci::digest::{Digest, HashingWriter};
-use crate::io::output::{self, AtomicFile, BUF_SIZE};
-use crate::io::pipe::BackgroundWriter;
+use crate::io::output::BUF_SIZE;
 use crate::io::tarfmt::TarWriter;
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const DIR_MODE: u32 = 0o755;
 const SYMLINK_MODE: u32 = 0o777;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
+pub enum NodeKind {
     /// A regular file whose bytes are read from `src` (following symlinks) when writing.
     File(PathBuf),
     Dir,
@@ -31,7 +27,7 @@ pub enum Content {
 
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub content: Content,
+    pub content: NodeKind,
     pub mode: u32,
     /// Numeric (uid, gid); (0, 0) unless overridden with --owner.
     pub owner: (u32, u32),
@@ -263,7 +259,7 @@ impl Plan {
         }
         let key = normalize_dest(dest)?;
         match (kind, arg) {
-            ("dir", _) => self.insert(key, Content::Dir, DIR_MODE, "a dir entry".into()),
+            ("dir", _) => self.insert(key, NodeKind::Dir, DIR_MODE, "a dir entry".into()),
             ("store", _) => self.add_store_path(key, Path::new(dest)),
             ("symlink", Some(target)) => {
                 if target.is_empty() {
@@ -271,7 +267,7 @@ impl Plan {
                 }
                 self.insert(
                     key,
-                    Content::Symlink(target.into()),
+                    NodeKind::Symlink(target.into()),
                     SYMLINK_MODE,
                     format!("symlink to {target}"),
                 )
@@ -334,7 +330,7 @@ impl Plan {
         if meta.is_dir() {
             self.insert(
                 key.clone(),
-                Content::Dir,
+                NodeKind::Dir,
                 DIR_MODE,
                 src.display().to_string(),
             )?;
@@ -347,7 +343,7 @@ impl Plan {
             let mode = file_mode(&meta, force_exec);
             self.insert(
                 key,
-                Content::File(src.to_path_buf()),
+                NodeKind::File(src.to_path_buf()),
                 mode,
                 src.display().to_string(),
             )
@@ -406,12 +402,12 @@ impl Plan {
             let target = target.to_str().ok_or_else(|| {
                 anyhow!("symlink target of {} is not valid UTF-8", path.display())
             })?;
-            (Content::Symlink(target.into()), SYMLINK_MODE)
+            (NodeKind::Symlink(target.into()), SYMLINK_MODE)
         } else if meta.is_dir() {
-            (Content::Dir, DIR_MODE)
+            (NodeKind::Dir, DIR_MODE)
         } else if meta.is_file() {
             (
-                Content::File(path.to_path_buf()),
+                NodeKind::File(path.to_path_buf()),
                 file_mode(meta, walk.force_exec),
             )
         } else {
@@ -420,7 +416,7 @@ impl Plan {
                 path.display()
             );
         };
-        let is_dir = content == Content::Dir;
+        let is_dir = content == NodeKind::Dir;
         if walk.merge_identical {
             self.insert_merging(key.clone(), content, mode, origin)?;
         } else {
@@ -437,13 +433,13 @@ impl Plan {
     fn insert_merging(
         &mut self,
         key: String,
-        content: Content,
+        content: NodeKind,
         mode: u32,
         origin: String,
     ) -> Result<()> {
         if let Some(old) = self.nodes.get(&key) {
             let same = match (&old.content, &content) {
-                (Content::File(a), Content::File(b)) => {
+                (NodeKind::File(a), NodeKind::File(b)) => {
                     old.mode == mode && same_bytes(a, b).with_context(|| format!("/{key}"))?
                 }
                 (a, b) => a == b,
@@ -459,10 +455,10 @@ impl Plan {
         self.insert(key, content, mode, origin)
     }
 
-    fn insert(&mut self, key: String, content: Content, mode: u32, origin: String) -> Result<()> {
+    fn insert(&mut self, key: String, content: NodeKind, mode: u32, origin: String) -> Result<()> {
         if let Some(old) = self.nodes.get(&key) {
             // The same directory from two sources (two trees under one prefix) is one directory.
-            if old.content == Content::Dir && content == Content::Dir {
+            if old.content == NodeKind::Dir && content == NodeKind::Dir {
                 return Ok(());
             }
             bail!(
@@ -492,7 +488,7 @@ impl Plan {
                 let parent = &key[..end];
                 end += 1;
                 match self.nodes.get(parent) {
-                    Some(n) if n.content != Content::Dir => bail!(
+                    Some(n) if n.content != NodeKind::Dir => bail!(
                         "/{parent} (from {}) is not a directory but is the parent of /{key}",
                         n.origin
                     ),
@@ -507,7 +503,7 @@ impl Plan {
             self.nodes.insert(
                 parent,
                 Node {
-                    content: Content::Dir,
+                    content: NodeKind::Dir,
                     mode: DIR_MODE,
                     owner: (0, 0),
                     origin: "an implicit parent directory".into(),
@@ -524,9 +520,9 @@ impl Plan {
         for (key, node) in &self.nodes {
             tw.set_owner(node.owner.0, node.owner.1);
             match &node.content {
-                Content::Dir => tw.dir(&format!("{key}/"), node.mode)?,
-                Content::Symlink(t) => tw.symlink(key, t, node.mode)?,
-                Content::File(src) => {
+                NodeKind::Dir => tw.dir(&format!("{key}/"), node.mode)?,
+                NodeKind::Symlink(t) => tw.symlink(key, t, node.mode)?,
+                NodeKind::File(src) => {
                     let ctx = || format!("reading {} for /{key}", src.display());
                     let mut f = File::open(src).with_context(ctx)?;
                     let meta = f.metadata().with_context(ctx)?;
@@ -541,92 +537,3 @@ impl Plan {
         Ok(tw.finish()?)
     }
 }
-
-/// What the `layer` subcommand reports in its metadata file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LayerMeta {
-    pub diff_id: Digest,
-    pub digest: Digest,
-    pub media_type: &'static str,
-    pub size: u64,
-}
-
-impl LayerMeta {
-    pub fn to_json(&self) -> Vec<u8> {
-        let v = json!({
-            "diff_id": self.diff_id.to_string(),
-            "digest": self.digest.to_string(),
-            "media_type": self.media_type,
-            "size": self.size,
-        });
-        let mut out = crate::oci::spec::canonical(&v);
-        out.push(b'\n');
-        out
-    }
-}
-
-/// Streams the plan's tar through hashing and compression into `w`.
-pub fn encode<W: Write>(
-    plan: &Plan,
-    kind: Compression,
-    level: i32,
-    w: W,
-) -> Result<(W, LayerMeta)> {
-    let (w, diff_id, digest, size) = if kind == Compression::None {
-        // Uncompressed: the blob is the tar, one hash gives both diff_id and digest.
-        // (`w` buffers itself: see pipe::BackgroundWriter.)
-        let tar = plan.write_tar(HashingWriter::new(w))?;
-        let (w, d, n) = tar.finish();
-        (w, d, d, n)
-    } else {
-        let blob = HashingWriter::new(w);
-        let comp = Compressor::new(kind, level, blob)?;
-        let tar = BufWriter::with_capacity(BUF_SIZE, HashingWriter::new(comp));
-        let tar = plan.write_tar(tar)?;
-        let (comp, diff_id, _) = tar.into_inner().map_err(|e| e.into_error())?.finish();
-        let (w, digest, size) = comp.finish()?.finish();
-        (w, diff_id, digest, size)
-    };
-    Ok((
-        w,
-        LayerMeta {
-            diff_id,
-            digest,
-            media_type: kind.media_type(),
-            size,
-        },
-    ))
-}
-
-pub struct LayerOptions<'a> {
-    pub output: &'a Path,
-    pub metadata: &'a Path,
-    pub compression: Compression,
-    pub level: Option<i32>,
-    pub modes: &'a [String],
-    pub owners: &'a [String],
-    pub entries: &'a [String],
-}
-
-/// The `layer` subcommand: both outputs appear only if everything succeeded.
-pub fn run(opts: &LayerOptions) -> Result<LayerMeta> {
-    let level = opts
-        .compression
-        .check_level(opts.level.unwrap_or(opts.compression.default_level()))?;
-    let plan = Plan::build(opts.entries, opts.modes, opts.owners)?;
-    let mut blob = AtomicFile::create(opts.output)?;
-    let file = blob
-        .file()
-        .try_clone()
-        .context("cannot open the output twice")?;
-    let (out, meta) = encode(&plan, opts.compression, level, BackgroundWriter::new(file))?;
-    out.finish()
-        .with_context(|| format!("cannot write {}", opts.output.display()))?;
-    let meta_file = output::stage(opts.metadata, &meta.to_json())?;
-    blob.commit()?;
-    meta_file.commit()?;
-    Ok(meta)
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,8 +1,9 @@
 //! `load`: streams the image tarball straight into `docker load` / `podman load` (no temp file).
 
-use crate::layout::{self, ImageInput, IndexInput};
+use super::tarball;
+use crate::input::{Image, Input};
 use crate::io::output::BUF_SIZE;
-use crate::oci::spec::Platform;
+use crate::oci::Platform;
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufWriter, ErrorKind};
 use std::process::{Command, Stdio};
@@ -34,37 +35,23 @@ impl Daemon {
     }
 }
 
-pub fn run(daemon: Daemon, img: &ImageInput, tags: &[String]) -> Result<()> {
-    run_with(&daemon.binary(), daemon, img, tags)
+/// Loads the image, or the image of an index for `platform` (os/arch[/variant]; default: the
+/// host's): an engine runs images of one platform, and docker's classic store keeps one image
+/// per tag.
+pub fn run(daemon: Daemon, input: Input, platform: Option<&str>, tags: &[String]) -> Result<()> {
+    run_with(&daemon.binary(), daemon, choose(input, platform)?, tags)
 }
 
-/// Loads one platform of a multi-platform image: `platform` (os/arch[/variant]), else the
-/// host's. A daemon runs images of one platform, and docker's classic store keeps one per tag.
-pub fn run_index(
-    daemon: Daemon,
-    idx: &IndexInput,
-    platform: Option<&str>,
-    tags: &[String],
-) -> Result<()> {
-    run_index_with(&daemon.binary(), daemon, idx, platform, tags)
-}
-
-fn run_index_with(
-    bin: &str,
-    daemon: Daemon,
-    idx: &IndexInput,
-    platform: Option<&str>,
-    tags: &[String],
-) -> Result<()> {
+fn choose(input: Input, platform: Option<&str>) -> Result<Image> {
     let want = match platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    run_with(bin, daemon, idx.select(&want)?, tags)
+    input.into_platform(&want)
 }
 
 /// Runs `<bin> load` with the image tar on its stdin.
-pub fn run_with(bin: &str, daemon: Daemon, img: &ImageInput, tags: &[String]) -> Result<()> {
+fn run_with(bin: &str, daemon: Daemon, image: Image, tags: &[String]) -> Result<()> {
     let mut child = Command::new(bin)
         .arg("load")
         .stdin(Stdio::piped())
@@ -85,10 +72,10 @@ pub fn run_with(bin: &str, daemon: Daemon, img: &ImageInput, tags: &[String]) ->
     let stdin = child.stdin.take().expect("stdin is piped");
     let out = BufWriter::with_capacity(BUF_SIZE, stdin);
     // Docker's classic image store cannot apply zstd layers: give it plain tars instead.
-    let written = if daemon == Daemon::Docker && layout::has_zstd_layers(img) {
-        layout::write_docker_archive(img, tags, out)
+    let written = if daemon == Daemon::Docker && image.has_zstd_layers() {
+        tarball::write_docker_archive(&image, tags, out)
     } else {
-        layout::write_tarball(img, tags, out)
+        tarball::write(&Input::Image(image), tags, out)
     };
     let written = written.and_then(|w| {
         w.into_inner()
@@ -126,7 +113,7 @@ pub fn run_with(bin: &str, daemon: Daemon, img: &ImageInput, tags: &[String]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::tests::sample_image;
+    use crate::input::tests::{sample_image, sample_index};
 
     fn script(dir: &std::path::Path, body: &str) -> String {
         use std::os::unix::fs::PermissionsExt;
@@ -136,30 +123,37 @@ mod tests {
         p.to_str().unwrap().to_string()
     }
 
+    fn image(input: Input) -> Image {
+        match input {
+            Input::Image(i) => i,
+            Input::Index(_) => panic!("an index"),
+        }
+    }
+
     #[test]
     fn streams_the_tarball_into_the_loader() {
-        let (dir, img) = sample_image();
+        let (dir, input) = sample_image();
         let got = dir.path().join("received.tar");
         let bin = script(
             dir.path(),
             &format!("test \"$1\" = load || exit 3\ncat > '{}'", got.display()),
         );
         let tags = vec!["example.com/app:v1".to_string()];
-        run_with(&bin, Daemon::Docker, &img, &tags).unwrap();
-        let want = crate::layout::write_tarball(&img, &tags, Vec::new()).unwrap();
+        let want = tarball::write(&input, &tags, Vec::new()).unwrap();
+        run_with(&bin, Daemon::Docker, image(input), &tags).unwrap();
         assert_eq!(std::fs::read(&got).unwrap(), want);
     }
 
     #[test]
     fn loader_failure_and_absence_are_clear_errors() {
-        let (dir, img) = sample_image();
+        let (dir, input) = sample_image();
         let bin = script(
             dir.path(),
             "cat > /dev/null; echo 'Cannot connect to the Docker daemon' >&2; exit 1",
         );
         let e = format!(
             "{:#}",
-            run_with(&bin, Daemon::Docker, &img, &[]).unwrap_err()
+            run_with(&bin, Daemon::Docker, image(input.clone()), &[]).unwrap_err()
         );
         assert!(
             e.contains("load` failed") && e.contains("daemon must be running"),
@@ -169,12 +163,12 @@ mod tests {
         let bin = script(dir.path(), "exit 2");
         let e = format!(
             "{:#}",
-            run_with(&bin, Daemon::Podman, &img, &[]).unwrap_err()
+            run_with(&bin, Daemon::Podman, image(input.clone()), &[]).unwrap_err()
         );
         assert!(e.contains("failed"), "{e}");
         let e = format!(
             "{:#}",
-            run_with("/no/such/docker", Daemon::Docker, &img, &[]).unwrap_err()
+            run_with("/no/such/docker", Daemon::Docker, image(input), &[]).unwrap_err()
         );
         assert!(
             e.contains("/no/such/docker") && e.contains("not found"),
@@ -183,8 +177,8 @@ mod tests {
     }
 
     #[test]
-    fn an_index_loads_the_child_for_the_platform() {
-        let (dir, idx) = crate::layout::tests::sample_index();
+    fn an_index_loads_the_image_for_the_platform() {
+        let (dir, idx) = sample_index();
         let got = dir.path().join("received.tar");
         let bin = script(
             dir.path(),
@@ -195,13 +189,14 @@ mod tests {
             ("linux/arm64", 1),
             ("linux/arm64/v8", 1),
             ("linux/amd64", 0),
+            ("linux/amd64/v1", 0),
         ] {
-            run_index_with(&bin, Daemon::Podman, &idx, Some(platform), &tags).unwrap();
-            let want = idx.select(&Platform::parse(platform).unwrap()).unwrap();
-            let want = crate::layout::write_tarball(want, &tags, Vec::new()).unwrap();
+            let chosen = choose(idx.clone(), Some(platform)).unwrap();
+            let want = tarball::write(&Input::Image(chosen.clone()), &tags, Vec::new()).unwrap();
+            run_with(&bin, Daemon::Podman, chosen, &tags).unwrap();
             assert_eq!(std::fs::read(&got).unwrap(), want, "{platform}");
             let manifest = std::fs::read(dir.path().join(["m.json", "m-arm.json"][child])).unwrap();
-            let hex = crate::oci::digest::Digest::of(&manifest).hex();
+            let hex = crate::oci::Digest::of(&manifest).hex();
             let entries = tar::Archive::new(&want[..])
                 .entries()
                 .unwrap()
@@ -214,12 +209,9 @@ mod tests {
         }
         // The host default is one of linux/amd64 and linux/arm64 on the machines we test on.
         if matches!(std::env::consts::ARCH, "x86_64" | "aarch64") {
-            run_index_with(&bin, Daemon::Docker, &idx, None, &tags).unwrap();
+            choose(idx.clone(), None).unwrap();
         }
-        let e = format!(
-            "{:#}",
-            run_index_with(&bin, Daemon::Docker, &idx, Some("linux/s390x"), &tags).unwrap_err()
-        );
+        let e = format!("{:#}", choose(idx, Some("linux/s390x")).unwrap_err());
         assert_eq!(
             e,
             "no image for platform linux/s390x in the index; available: linux/amd64, linux/arm64/v8"

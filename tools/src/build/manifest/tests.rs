@@ -1,19 +1,33 @@
 use super::*;
+use crate::oci::media_type;
 use serde_json::json;
 
 fn d(c: char) -> Digest {
     Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
 }
 
-fn layer(c: char, mt: &str, size: u64) -> LayerInfo {
-    LayerInfo {
+fn layer(c: char, mt: &str, size: u64) -> LayerMetadata {
+    LayerMetadata {
         diff_id: d(c),
-        descriptor: Descriptor::new(mt, d(c), size),
+        digest: d(c),
+        media_type: mt.into(),
+        size,
     }
 }
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
+}
+
+/// A config fragment, as `manifest` reads it from its file.
+fn fragment(v: Value) -> ConfigFragment {
+    json::parse(&json::canonical(&v)).unwrap()
+}
+
+fn bad_fragment(v: Value) -> String {
+    json::parse::<ConfigFragment>(&json::canonical(&v))
+        .unwrap_err()
+        .to_string()
 }
 
 fn parse(b: &[u8]) -> Value {
@@ -45,7 +59,7 @@ fn base() -> BaseImage {
     });
     BaseImage {
         config,
-        layers: vec![Descriptor::from_value(&docker_layer).unwrap()],
+        layers: vec![serde_json::from_value(docker_layer).unwrap()],
     }
 }
 
@@ -73,7 +87,7 @@ fn env_merge_replaces_in_place_and_appends() {
 
 #[test]
 fn image_without_base_is_canonical() {
-    let frag = obj(json!({
+    let frag = fragment(json!({
         "os": "linux", "architecture": "arm64", "variant": "v8",
         "entrypoint": ["/app"], "cmd": null, "env": ["A=1"],
         "working_dir": "", "user": "1000", "labels": {"z": "1", "b": "2"},
@@ -82,11 +96,11 @@ fn image_without_base_is_canonical() {
         "created": null, "layer_history": ["layer one"],
     }));
     let a = assemble(
-        frag,
+        &frag,
         None,
         &[
-            layer('a', spec::MT_LAYER_GZIP, 10),
-            layer('b', spec::MT_LAYER_ZSTD, 20),
+            layer('a', media_type::LAYER_GZIP, 10),
+            layer('b', media_type::LAYER_ZSTD, 20),
         ],
     )
     .unwrap();
@@ -116,7 +130,7 @@ fn image_without_base_is_canonical() {
 #[test]
 fn base_inheritance_and_docker_merge_rules() {
     let b = base();
-    let frag = obj(json!({
+    let frag = fragment(json!({
         "os": "linux", "architecture": "amd64",
         "env": ["LANG=C.UTF-8", "APP=1"],
         "entrypoint": ["/app"],
@@ -124,7 +138,7 @@ fn base_inheritance_and_docker_merge_rules() {
         "exposed_ports": ["8080/tcp"], "volumes": ["/data"],
         "created": "2024-05-01T12:00:00Z",
     }));
-    let a = assemble(frag, Some(&b), &[layer('c', spec::MT_LAYER_GZIP, 5)]).unwrap();
+    let a = assemble(&frag, Some(&b), &[layer('c', media_type::LAYER_GZIP, 5)]).unwrap();
     let c = parse(&a.config);
     let rc = &c["config"];
     assert_eq!(
@@ -156,7 +170,7 @@ fn base_inheritance_and_docker_merge_rules() {
     );
     let m = parse(&a.manifest);
     // A Docker-format base layer is listed with the equivalent OCI media type, same bytes.
-    assert_eq!(m["layers"][0]["mediaType"], json!(spec::MT_LAYER_GZIP));
+    assert_eq!(m["layers"][0]["mediaType"], json!(media_type::LAYER_GZIP));
     assert_eq!(m["layers"][0]["digest"], json!(d('2').to_string()));
     assert_eq!(m["layers"][0]["size"], json!(100));
     assert_eq!(m["layers"][1]["digest"], json!(d('c').to_string()));
@@ -164,7 +178,7 @@ fn base_inheritance_and_docker_merge_rules() {
 
     // cmd alone replaces cmd and keeps the entrypoint; entrypoint + cmd set both.
     let a = assemble(
-        obj(json!({"os": "linux", "architecture": "amd64", "cmd": ["x"]})),
+        &fragment(json!({"os": "linux", "architecture": "amd64", "cmd": ["x"]})),
         Some(&b),
         &[],
     )
@@ -175,7 +189,9 @@ fn base_inheritance_and_docker_merge_rules() {
         (json!(["/base-entry"]), json!(["x"]))
     );
     let a = assemble(
-        obj(json!({"os": "linux", "architecture": "amd64", "entrypoint": ["e"], "cmd": ["c"]})),
+        &fragment(
+            json!({"os": "linux", "architecture": "amd64", "entrypoint": ["e"], "cmd": ["c"]}),
+        ),
         Some(&b),
         &[],
     )
@@ -186,7 +202,7 @@ fn base_inheritance_and_docker_merge_rules() {
         (json!(["e"]), json!(["c"]))
     );
     // Nothing given: everything inherited, os/arch taken from the base.
-    let a = assemble(obj(json!({})), Some(&b), &[]).unwrap();
+    let a = assemble(&fragment(json!({})), Some(&b), &[]).unwrap();
     let rc = parse(&a.config)["config"].clone();
     assert_eq!(rc["Cmd"], json!(["base-cmd"]));
     assert_eq!(parse(&a.config)["os"], json!("linux"));
@@ -196,33 +212,24 @@ fn base_inheritance_and_docker_merge_rules() {
 fn platform_mismatch_and_bad_fragments_are_errors() {
     let b = base();
     let e = assemble(
-        obj(json!({"os": "linux", "architecture": "arm64"})),
+        &fragment(json!({"os": "linux", "architecture": "arm64"})),
         Some(&b),
         &[],
     )
     .unwrap_err()
     .to_string();
     assert!(e.contains("\"amd64\"") && e.contains("\"arm64\""), "{e}");
-    let e = assemble(obj(json!({"architecture": "amd64"})), None, &[])
+    let e = assemble(&fragment(json!({"architecture": "amd64"})), None, &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("os"), "{e}");
-    let e = assemble(
-        obj(json!({"os": "linux", "architecture": "amd64", "env": "A=1"})),
-        None,
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = bad_fragment(json!({"os": "linux", "architecture": "amd64", "env": "A=1"}));
     assert!(e.contains("env"), "{e}");
-    let e = assemble(
-        obj(json!({"os": "linux", "architecture": "amd64", "labels": {"a": 1}})),
-        None,
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = bad_fragment(json!({"os": "linux", "architecture": "amd64", "labels": {"a": 1}}));
     assert!(e.contains("labels"), "{e}");
+    // A misspelt field is an error, not silently ignored.
+    let e = bad_fragment(json!({"os": "linux", "architecture": "amd64", "entrypiont": ["x"]}));
+    assert!(e.contains("entrypiont"), "{e}");
 }
 
 #[test]
@@ -240,7 +247,7 @@ fn run_writes_all_outputs_and_validates_inputs() {
             r#"{{"diff_id":"{}","digest":"{}","media_type":"{}","size":7}}"#,
             d('e'),
             d('f'),
-            spec::MT_LAYER_GZIP
+            media_type::LAYER_GZIP
         ),
     )
     .unwrap();
@@ -294,7 +301,7 @@ fn run_writes_all_outputs_and_validates_inputs() {
     let m = parse(&a.manifest);
     assert_eq!(
         m["layers"][0],
-        json!({"mediaType": spec::MT_LAYER_GZIP, "digest": d('f').to_string(), "size": 7})
+        json!({"mediaType": media_type::LAYER_GZIP, "digest": d('f').to_string(), "size": 7})
     );
     assert_eq!(
         parse(&a.config)["rootfs"]["diff_ids"],

@@ -1,0 +1,65 @@
+use crate::import::{self, ImportOptions, foreign_layer::Normalize};
+use crate::io::compress::Compression;
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The image: an OCI image layout (a directory, or a tar of one: plain, gzip or zstd) or a
+    /// `docker save` tarball (Docker <= 24 `manifest.json` form, or Docker >= 25 OCI form).
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Repository directory to write (replaced atomically; see `repo_dir`), with the layer
+    /// blobs in blobs/sha256/.
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Rewrite layers (entry mtimes clamped to --source-date-epoch, recompressed) and write
+    /// the config, manifests and index anew, canonical and without build-host timestamps.
+    #[arg(long)]
+    pub normalize: bool,
+    /// With --normalize: seconds since the Unix epoch for mtimes and `created` timestamps.
+    #[arg(long, default_value_t = 0)]
+    pub source_date_epoch: u64,
+    /// With --normalize: compression of the rewritten layers.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: Compression,
+    /// With --normalize: gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
+    #[arg(long, allow_negative_numbers = true)]
+    pub compression_level: Option<i32>,
+    /// The image to import when the source holds several: an index.json
+    /// `org.opencontainers.image.ref.name` or `io.containerd.image.name` (or its tag part),
+    /// or a docker-save RepoTag (`repo:tag`; `repo` means `repo:latest`).
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// Import only this platform (os/arch[/variant]) of an index, as a single image; without
+    /// it every platform of an index is imported (attestations are skipped).
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let normalize = if self.normalize {
+            let level = self.compression.check_level(
+                self.compression_level
+                    .unwrap_or(self.compression.default_level()),
+            )?;
+            Some(Normalize {
+                source_date_epoch: self.source_date_epoch,
+                compression: self.compression,
+                level,
+            })
+        } else {
+            None
+        };
+        let top = import::run(&ImportOptions {
+            src: &self.src,
+            output_dir: &self.output_dir,
+            reference: self.reference.as_deref(),
+            platform: self.platform.as_deref(),
+            normalize,
+        })?;
+        println!("{top}");
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+use crate::build::manifest::{self, ManifestOptions};
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The config fragment `image_manifest` writes.
+    #[arg(long)]
+    pub config_fragment: PathBuf,
+    #[arg(long, requires = "base_config")]
+    pub base_manifest: Option<PathBuf>,
+    #[arg(long, requires = "base_manifest")]
+    pub base_config: Option<PathBuf>,
+    /// Layer metadata JSON, in layer order.
+    #[arg(long = "layer")]
+    pub layers: Vec<PathBuf>,
+    #[arg(long)]
+    pub output_manifest: PathBuf,
+    #[arg(long)]
+    pub output_config: PathBuf,
+    #[arg(long)]
+    pub output_digest: PathBuf,
+    #[arg(long)]
+    pub output_descriptor: PathBuf,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        manifest::run(&ManifestOptions {
+            config_fragment: self.config_fragment,
+            base_manifest: self.base_manifest,
+            base_config: self.base_config,
+            layers: self.layers,
+            output_manifest: self.output_manifest,
+            output_config: self.output_config,
+            output_digest: self.output_digest,
+            output_descriptor: self.output_descriptor,
+        })
+        .map(drop)
+    }
+}

@@ -1,0 +1,81 @@
+//! The command line: the contract with the Starlark rules. One file per command; each parses
+//! its arguments and calls one operation of the tool.
+
+mod fetch_blob;
+mod image_args;
+mod import;
+mod index;
+mod layer;
+mod layout;
+mod load;
+mod manifest;
+mod nix_layers;
+mod pull;
+mod push;
+mod resolve;
+mod tarball;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rules-image-tool",
+    version,
+    about = "Byte-level worker of rules_image"
+)]
+pub struct Cli {
+    /// Bazel label of the target being built; prefixes every error message.
+    #[arg(long, global = true)]
+    pub label: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build a deterministic layer blob and its metadata JSON.
+    Layer(layer::Args),
+    /// Assemble an image config and manifest.
+    Manifest(manifest::Args),
+    /// Assemble a multi-platform OCI image index from manifest descriptors.
+    Index(index::Args),
+    /// Write an OCI image layout directory.
+    Layout(layout::Args),
+    /// Write one tar that is an OCI layout and `docker load` input.
+    Tarball(tarball::Args),
+    /// Stream the image into `docker load` or `podman load`.
+    Load(load::Args),
+    /// Push the image to registries: blobs, then the manifest by digest, then tags.
+    Push(push::Args),
+    /// Fetch an image's manifest and config (by digest) from a registry.
+    Pull(pull::Args),
+    /// Download one blob, verified.
+    FetchBlob(fetch_blob::Args),
+    /// Print the digest a tag currently points to.
+    Resolve(resolve::Args),
+    /// Plan the layers of a Nix closure from `nix path-info -r --json`.
+    NixLayers(nix_layers::Args),
+    /// Import an image from an OCI image layout or a `docker save` tarball, verified, into a
+    /// repository directory (the shape `pull --all-platforms` writes), with the layer blobs.
+    Import(import::Args),
+}
+
+impl Command {
+    pub fn run(self) -> Result<()> {
+        match self {
+            Command::Layer(a) => a.run(),
+            Command::Manifest(a) => a.run(),
+            Command::Index(a) => a.run(),
+            Command::Layout(a) => a.run(),
+            Command::Tarball(a) => a.run(),
+            Command::Load(a) => a.run(),
+            Command::Push(a) => a.run(),
+            Command::Pull(a) => a.run(),
+            Command::FetchBlob(a) => a.run(),
+            Command::Resolve(a) => a.run(),
+            Command::NixLayers(a) => a.run(),
+            Command::Import(a) => a.run(),
+        }
+    }
+}

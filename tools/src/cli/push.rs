@@ -1,0 +1,95 @@
+use super::image_args::ImageArgs;
+use crate::oci::reference::Repo;
+use crate::registry::push::{self, PushOptions};
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The image; with --index the tags go on the index.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// `REGISTRY/REPOSITORY` (repeatable), used unless --registry/--repository is given.
+    #[arg(long = "default-destination")]
+    pub default_destinations: Vec<String>,
+    /// Tag templates used unless any --tag is given.
+    #[arg(long = "default-tag")]
+    pub default_tags: Vec<String>,
+    /// Replaces the default destinations (repository from the first default if not given).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Replaces the default destinations (registry from the first default if not given).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Tag templates replacing the default tags: `{KEY}` from the status files,
+    /// `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Bazel workspace status files (`KEY value` lines).
+    #[arg(long = "status-file")]
+    pub status_files: Vec<PathBuf>,
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Blobs uploaded at a time, across all destinations.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub chunk_size: u64,
+    /// Allow plain http to non-loopback registries.
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let resolver = self.image.resolver()?;
+        push::run(&PushOptions {
+            input: self.image.read(&resolver)?,
+            destinations: self.destinations()?,
+            tags: if self.tags.is_empty() {
+                self.default_tags.clone()
+            } else {
+                self.tags.clone()
+            },
+            status_files: self
+                .status_files
+                .iter()
+                .map(|p| resolver.resolve(p))
+                .collect::<Result<_>>()?,
+            summary_json: self.summary_json.map(|p| resolver.user_path(p)),
+            jobs: self.jobs,
+            chunk_size: self.chunk_size,
+            insecure_http: self.insecure_http,
+        })
+    }
+
+    /// The defaults, or the one destination --registry/--repository name (the missing half
+    /// from the first default).
+    fn destinations(&self) -> Result<Vec<Repo>> {
+        let defaults = self
+            .default_destinations
+            .iter()
+            .map(|d| Repo::parse(d))
+            .collect::<Result<Vec<_>>>()?;
+        if self.registry.is_none() && self.repository.is_none() {
+            return Ok(defaults);
+        }
+        let first = defaults.first();
+        let registry = match (&self.registry, first) {
+            (Some(r), _) => r.clone(),
+            (None, Some(f)) => f.registry.clone(),
+            (None, None) => {
+                bail!("--repository needs --registry (there is no default destination)")
+            }
+        };
+        let repository = match (&self.repository, first) {
+            (Some(r), _) => r.clone(),
+            (None, Some(f)) => f.repository.clone(),
+            (None, None) => {
+                bail!("--registry needs --repository (there is no default destination)")
+            }
+        };
+        Ok(vec![Repo::new(&registry, &repository)?])
+    }
+}
