@@ -1,8 +1,10 @@
-# End-to-end checks: real Bazel (./bazelw), a real Docker engine and independent validators.
-# Sourced by test_all.sh after lib.sh; each function is one `check`.
+# End-to-end checks of the tool and rules themselves, the example workspace, consumer
+# workspaces, bad input, the Bazel side of registries, and reproducibility: real Bazel
+# (./bazelw), a real Docker engine and independent validators. Sourced by run.sh after lib.sh;
+# each function is one `check`; the suites' tables are at the end.
 
 schema_dir=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema
-work=$(mktemp -d /tmp/rules_image_e2e.XXXXXX)
+bad_input_cases="$repo_root/e2e/bad_input/cases.tsv"
 
 # Builds the example image with all output groups and its load target.
 build_examples() {
@@ -158,9 +160,13 @@ EOM
 }
 bazel_output_base() { (cd "$1" && "$bazelw" info output_base 2>/dev/null); }
 
-# Bad input: each case fails with a message naming the target and the path, and leaves no output.
+# Bad input: each case of bad_input/cases.tsv fails with a message naming the target and the
+# path, and leaves no output.
 bad_input_case() {
-  local target=$1 expect=$2 output=$3
+  local target=$1 expect output _
+  IFS=$'\t' read -r _ expect output _ < <(grep -P "^$target\t" "$bad_input_cases") ||
+    { echo "no case $target in $bad_input_cases" >&2; return 1; }
+  [[ $output == - ]] && output=
   local ws="$work/bad"
   local err
   if err=$(cd "$ws" && "$bazelw" build "//:$target" 2>&1); then
@@ -252,7 +258,10 @@ pull_consumer_load_and_run() {
 # the pulled image still builds (its repository is not fetched again).
 pull_consumer_rebuild_offline() {
   registry_stop plain || return 1
-  (cd "$work/pull_consumer" && "$bazelw" shutdown && "$bazelw" build //:image)
+  local ok=0
+  (cd "$work/pull_consumer" && "$bazelw" shutdown && "$bazelw" build //:image) || ok=1
+  registry_start plain plain "$reg_port_plain" || return 1
+  return "$ok"
 }
 
 # Tags stamped from workspace status, and derived from the digest.
@@ -265,3 +274,46 @@ pull_consumer_stamped_tags() {
   echo "tags: $tags"
   [[ $tags == "sha256-${digest#sha256:} v1.2.3 " ]]
 }
+
+# ---------------------------------------------------------------------------------------------
+# Suites (see run.sh).
+
+tool_checks=("cargo test (tools/)|cargo_test")
+cargo_test() {
+  (cd "$repo_root/tools" && cargo test --locked --release 2>&1 | tail -40; exit "${PIPESTATUS[0]}")
+}
+
+rules_checks=("bazel test //... (rules: Starlark unit, analysis and docs tests)|bazel_test")
+bazel_test() { (cd "$repo_root" && "$bazelw" test //...); }
+
+example_checks=(
+  "build examples|build_examples"
+  "skopeo inspect oci layout|skopeo_inspect_layout"
+  "skopeo copy verifies every digest|skopeo_copy_layout"
+  "skopeo inspect tarball (docker-archive and oci-archive)|skopeo_inspect_tarball"
+  "umoci unpack: files, modes, runfiles, symlink|umoci_unpack"
+  "oci-image-tool validate|oci_image_tool_validate"
+  "image-spec JSON schemas|json_schemas"
+  "bazel run //app:load, docker run|load_and_run"
+  "bazel run //app:load_podman, podman image inspect|load_podman"
+  "consumer: build, load, run|consumer_workspace"
+  "prebuilt toolchain from a pinned lock file|prebuilt_toolchain"
+)
+while IFS=$'\t' read -r target _ _ what; do
+  [[ $target == \#* || -z $target ]] || example_checks+=("bad input: $what|bad_input_case $target")
+done <"$bad_input_cases"
+example_setup() { setup_bad_input_workspace; }
+example_shutdown() {
+  local ws
+  for ws in "$repo_root" "$repo_root/examples" "$work/consumer" "$work/bad" "$work/pull_consumer"; do
+    [[ -f $ws/MODULE.bazel ]] && (cd "$ws" && "$bazelw" shutdown >/dev/null 2>&1)
+  done
+  return 0
+}
+
+repro_checks=(
+  "identical digests from two checkouts, two umasks, two fresh output bases|reproducible_digests"
+  "tool rebuilt when (and only when) its sources change|tool_rebuilds_on_source_change"
+  "bazelw left no mounts on the host|no_rootfs_mounts"
+)
+repro_shutdown() { shutdown_repro_servers; }

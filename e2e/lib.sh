@@ -1,8 +1,10 @@
-# Shared helpers for the e2e scripts: machine setup, a Docker engine, and test bookkeeping.
-# Sourced, not executed.
+# Shared helpers for the e2e scripts: machine setup, a Docker engine, test bookkeeping and the
+# suite runner (see run.sh). Sourced, not executed.
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 bazelw="$repo_root/bazelw"
+# Everything a run makes goes here; removed at exit unless E2E_KEEP=1.
+work=$(mktemp -d /tmp/rules_image_e2e.XXXXXX)
 
 say() { printf '\n=== %s\n' "$*" >&2; }
 
@@ -67,6 +69,44 @@ check() {
   else
     failed=$((failed + 1)); failed_names+=("$name"); echo "FAIL $name"
   fi
+}
+
+# A suite is a table of checks, an array <suite>_checks of "description|function [args...]"
+# entries, with an optional <suite>_setup (run first; if it fails, that is one failed check and
+# the suite's checks are skipped) and <suite>_shutdown (run by e2e_cleanup at exit).
+# run_suite SUITE [FUNCTION...] runs the whole table, or the entries whose function is named.
+suites_started=()
+run_suite() {
+  local suite=$1; shift
+  local -n table="${suite}_checks"
+  suites_started+=("$suite")
+  if declare -F "${suite}_setup" >/dev/null; then
+    say "$suite: setup"
+    "${suite}_setup" || { check "$suite: setup" false; return 0; }
+  fi
+  local entry name fn w wanted
+  for entry in "${table[@]}"; do
+    name=${entry%%|*}; fn=${entry#*|}
+    if (($# > 0)); then
+      wanted=0
+      for w in "$@"; do [[ ${fn%% *} == "$w" ]] && wanted=1; done
+      ((wanted)) || continue
+    fi
+    say "$name"
+    # shellcheck disable=SC2086
+    check "$name" $fn
+  done
+}
+
+# Stops what the suites started, the registries and the Docker engine we started; removes $work.
+e2e_cleanup() {
+  local suite
+  for suite in "${suites_started[@]}"; do
+    declare -F "${suite}_shutdown" >/dev/null && "${suite}_shutdown"
+  done
+  declare -F registry_stop_all >/dev/null && registry_stop_all
+  stop_docker
+  if [[ ${E2E_KEEP:-} == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 
 summary() {

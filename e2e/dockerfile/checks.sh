@@ -1,6 +1,6 @@
 # End-to-end checks of image_import and dockerfile.build: real Docker engine, real Bazel,
 # skopeo, umoci, a real registry. Sourced after lib.sh and checks.sh (for $work); each
-# function is one `check` (see run_dockerfile_checks at the end for the list).
+# function is one `check` (the suite's table, dockerfile_checks, is at the end; see e2e/run.sh).
 # Starts its own plain registry ("df", e2e/registry/registries.sh) on port base + 10.
 
 df_ws="$work/dockerfile_ws"           # e2e/dockerfile/ws: image_import sources + reproducibility
@@ -9,7 +9,7 @@ df_registry_port=$((${REGISTRY_E2E_PORT_BASE:-5001} + 10))
 df_registry="127.0.0.1:$df_registry_port"
 df_tool="$repo_root/tools/target/release/rules-image-tool"
 
-df_setup() {
+dockerfile_setup() {
   [[ -n ${registry_root:-} ]] || registry_init "$work/registries"
   registry_start df plain "$df_registry_port" || return 1
   rm -rf "$df_ws" "$df_example"
@@ -21,7 +21,7 @@ df_setup() {
   (cd "$repo_root/tools" && cargo build --release --locked 2>&1 | tail -1; exit "${PIPESTATUS[0]}")
 }
 
-df_shutdown() {
+dockerfile_shutdown() {
   local ws
   for ws in "$df_ws" "$df_example"; do
     [[ -f $ws/MODULE.bazel ]] && (cd "$ws" && "$bazelw" shutdown >/dev/null 2>&1)
@@ -212,6 +212,32 @@ EOF
   skopeo copy -q --all --src-tls-verify=false "docker://$df_registry/e2e/imported-index:v1" "oci:$work/df-index-pulled:x"
 }
 
+# amd64 without a variant is amd64/v1 for import --platform, image_load's platform, base
+# selection (an index entry that says v1, for a target platform that says nothing) and push.
+df_platform_default_variant() {
+  rm -rf "$df_ws/multi_v1/blobs" "$df_ws/multi_v1/index.json" "$df_ws/multi_v1/oci-layout"
+  /usr/bin/python3 "$repo_root/e2e/dockerfile/make_index_layout.py" "$df_ws/layout" "$df_ws/multi_v1" v1 >/dev/null || return 1
+  docker rmi -f rules-image-e2e/multi-amd64-v1:latest >/dev/null 2>&1
+  (cd "$df_ws" && "$bazelw" build @multi_amd64_v1//:image //:on_multi_v1 &&
+    "$bazelw" run //:load_multi_amd64_v1 &&
+    "$bazelw" run //:push_multi_amd64_v1 -- --registry "$df_registry" &&
+    "$bazelw" run //:push_on_multi_v1 -- --registry "$df_registry") || return 1
+  docker run --rm --network none rules-image-e2e/multi-amd64-v1:latest | grep -q 'Hello, container!' || return 1
+  local multi multi_v1 imported on_v1 amd64
+  multi=$(df_repo_dir "$df_ws" multi) && multi_v1=$(df_repo_dir "$df_ws" multi_v1) &&
+    imported=$(df_repo_dir "$df_ws" multi_amd64_v1) || return 1
+  amd64=$(cat "$multi/imported/linux_amd64/digest")
+  # The imported single platform is the index's amd64 image, byte for byte.
+  [[ $(cat "$imported/imported/digest") == "$amd64" ]] || { echo "import --platform linux/amd64/v1 took another image" >&2; return 1; }
+  # The base is the v1 entry's image (same layers as the amd64 image).
+  jq -e --slurpfile base "$multi_v1/imported/linux_amd64_v1/manifest.json" '.layers[:-1] == $base[0].layers'     "$df_ws/bazel-bin/on_multi_v1.manifest.json" >/dev/null || { echo "on_multi_v1 is not built on the amd64/v1 image" >&2; return 1; }
+  on_v1=$(cat "$df_ws/bazel-bin/on_multi_v1.digest")
+  [[ "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$df_registry/e2e/imported-amd64-v1:v1" | sha256sum | cut -d' ' -f1)" == "$amd64" ]] &&
+    [[ "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$df_registry/e2e/on-multi-v1:v1" | sha256sum | cut -d' ' -f1)" == "$on_v1" ]] ||
+    { echo "the registry does not hold the pushed digests" >&2; return 1; }
+  echo "amd64 (no variant) = amd64/v1: imported $amd64, based on $on_v1"
+}
+
 # normalize = True rewrites the layers (zstd here); the image still runs.
 df_import_normalized() {
   docker rmi -f rules-image-e2e/imported-normalized:latest >/dev/null 2>&1
@@ -334,21 +360,21 @@ df_bad_builds() {
   echo "$log" | grep -m1 'A FROM image is missing'
 }
 
-run_dockerfile_checks() {
-  df_setup || { check "dockerfile: setup" false; return; }
-  check "dockerfile: example chain (Nix base -> docker build -> import -> Bazel layer) runs in Docker" df_example_chain
-  check "dockerfile: example layout validates; mtimes clamped, created fixed" df_example_validate
-  check "dockerfile: bazel run //app:push, registry serves the built digest" df_example_push
-  check "dockerfile: rebuilt when (and only when) the context changes" df_rebuild_on_change
-  check "image_import: docker save -> import -> load -> run, as a base" df_import_docker_save
-  check "image_import: OCI layout dir and tar, our tarball keep their digests" df_import_layouts
-  check "image_import: skopeo OCI layout -> import -> push" df_import_layout_push
-  check "image_import: index (amd64, arm64, attestation) -> 2 platforms, base, push" df_import_index
-  check "image_import: normalize rewrites layers (zstd), image runs" df_import_normalized
-  check "dockerfile: two --no-cache rebuilds: normalized equal, raw differ" df_rebuild_reproducible
-  check "dockerfile: normalized image runs, whiteout applied" df_norm_runs
-  check "dockerfile: one Dockerfile with docker-legacy, buildx, podman, buildah: same normalized layers" df_every_builder
-  check "image_import: hostile tarball corpus refused" df_hostile_corpus
-  check "image_import: hostile tarball through Bazel names the entry" df_hostile_bazel
-  check "dockerfile: a failing build, no Docker engine, a missing FROM image: clear errors" df_bad_builds
-}
+dockerfile_checks=(
+  "dockerfile: example chain (Nix base -> docker build -> import -> Bazel layer) runs in Docker|df_example_chain"
+  "dockerfile: example layout validates; mtimes clamped, created fixed|df_example_validate"
+  "dockerfile: bazel run //app:push, registry serves the built digest|df_example_push"
+  "dockerfile: rebuilt when (and only when) the context changes|df_rebuild_on_change"
+  "image_import: docker save -> import -> load -> run, as a base|df_import_docker_save"
+  "image_import: OCI layout dir and tar, our tarball keep their digests|df_import_layouts"
+  "image_import: skopeo OCI layout -> import -> push|df_import_layout_push"
+  "image_import: index (amd64, arm64, attestation) -> 2 platforms, base, push|df_import_index"
+  "image_import, image_load, base selection, push: amd64 without a variant is amd64/v1|df_platform_default_variant"
+  "image_import: normalize rewrites layers (zstd), image runs|df_import_normalized"
+  "dockerfile: two --no-cache rebuilds: normalized equal, raw differ|df_rebuild_reproducible"
+  "dockerfile: normalized image runs, whiteout applied|df_norm_runs"
+  "dockerfile: one Dockerfile with docker-legacy, buildx, podman, buildah: same normalized layers|df_every_builder"
+  "image_import: hostile tarball corpus refused|df_hostile_corpus"
+  "image_import: hostile tarball through Bazel names the entry|df_hostile_bazel"
+  "dockerfile: a failing build, no Docker engine, a missing FROM image: clear errors|df_bad_builds"
+)

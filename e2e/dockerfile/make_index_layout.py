@@ -5,7 +5,9 @@ The output layout's index.json points (ref "v1") to an image index with three en
 source image (linux/amd64), the same layers under an arm64 config (linux/arm64/v8), and an
 attestation manifest (platform unknown/unknown, in-toto layer) that refers to the amd64 image.
 
-    make_index_layout.py SRC_LAYOUT OUT_LAYOUT
+    make_index_layout.py SRC_LAYOUT OUT_LAYOUT [AMD64_VARIANT]
+
+With AMD64_VARIANT (e.g. v1) the amd64 entry names that variant; without, it has none.
 """
 
 import hashlib
@@ -51,7 +53,10 @@ def main():
 
     amd64 = json.loads(src.read(top["digest"]))
     config = json.loads(src.read(amd64["config"]["digest"]))
-    amd64_desc = dict(top, platform={"os": "linux", "architecture": "amd64"})
+    amd64_platform = {"os": "linux", "architecture": "amd64"}
+    if len(sys.argv) > 3:
+        amd64_platform["variant"] = sys.argv[3]
+    amd64_desc = dict(top, platform=amd64_platform)
     amd64_desc.pop("annotations", None)
 
     arm_config = dict(config, architecture="arm64", variant="v8")

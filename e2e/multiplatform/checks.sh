@@ -4,8 +4,8 @@
 # Sourced after e2e/lib.sh (and, for the registry checks, e2e/registry/registries.sh +
 # checks.sh with registry_e2e_setup done); each function is one `check`.
 #
-#   run_multiplatform_checks   runs them all (needs $work and the registries)
-#   multiplatform_shutdown     stops the Bazel servers the checks started
+# The suite (see run.sh): multiplatform_checks at the end, multiplatform_setup starts the
+# registries, multiplatform_shutdown stops the Bazel servers the checks started.
 
 mp_ws() { echo "$work/multiplatform"; }
 mp_bin() { echo "$(mp_ws)/bazel-bin/$1"; }
@@ -15,10 +15,11 @@ mp_reg() { echo "127.0.0.1:$reg_port_plain"; }
 mp_build() {
   local ws; ws=$(mp_ws)
   rm -rf "$ws"; cp -r "$repo_root/e2e/multiplatform" "$ws"
-  rm -f "$ws/checks.sh" "$ws/run.sh"
+  rm -f "$ws/checks.sh"
   sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$ws/MODULE.bazel"
   (cd "$ws" && "$bazelw" build //:index //:load //:push --output_groups=+oci_layout,+tarball) || return 1
   echo "index digest: $(cat "$(mp_bin index.digest)")"
+  cat "$(mp_bin index.digest)" >"$work/multiplatform-digest"
 }
 
 # sha256 of stdin as sha256:<hex>.
@@ -150,17 +151,18 @@ mp_index_base_missing_platform() {
   grep -m1 'Error in fail' <<<"$err" | cut -c1-300
 }
 
-run_multiplatform_checks() {
-  check "multiplatform: build image_index (amd64 + arm64), layout, tarball" mp_build
-  cat "$(mp_bin index.digest)" >"$work/multiplatform-digest" 2>/dev/null
-  check "multiplatform: skopeo inspect --raw: 2 manifests, amd64 then arm64, layers differ" mp_layout_index
-  check "multiplatform: skopeo copy --all verifies every digest" mp_skopeo_copy_all
-  check "multiplatform: bazel run push; skopeo copy --all back, same index digest" mp_push
-  check "multiplatform: bazel run load picks amd64; docker run" mp_load_and_run
-  check "multiplatform: same index digest from two fresh output bases" mp_reproducible
-  check "multiplatform: images.pull of the index as a base, per platform" mp_index_base
-  check "multiplatform: clear error for a platform the base index lacks" mp_index_base_missing_platform
-}
+multiplatform_checks=(
+  "multiplatform: build image_index (amd64 + arm64), layout, tarball|mp_build"
+  "multiplatform: skopeo inspect --raw: 2 manifests, amd64 then arm64, layers differ|mp_layout_index"
+  "multiplatform: skopeo copy --all verifies every digest|mp_skopeo_copy_all"
+  "multiplatform: bazel run push; skopeo copy --all back, same index digest|mp_push"
+  "multiplatform: bazel run load picks amd64; docker run|mp_load_and_run"
+  "multiplatform: same index digest from two fresh output bases|mp_reproducible"
+  "multiplatform: images.pull of the index as a base, per platform|mp_index_base"
+  "multiplatform: clear error for a platform the base index lacks|mp_index_base_missing_platform"
+)
+
+multiplatform_setup() { registry_up; }
 
 multiplatform_shutdown() {
   local ws i

@@ -1,6 +1,6 @@
 # End-to-end checks of nix.image: real Nix (in bazelw's rootfs), real Bazel, Docker, skopeo, umoci.
 # Sourced after lib.sh and checks.sh (for $work, copy_checkout); each function is one `check`.
-#   check "nix: diamond app runs" nix_diamond_load_and_run   ...   (see run.sh for the list)
+# The suite (see e2e/run.sh): nix_setup, the table nix_checks at the end, nix_shutdown.
 
 nix_ws="$work/nix"
 nix_rootfs=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs
@@ -25,7 +25,7 @@ nix_repo_dir() {
 }
 nix_bin() { ls -d "$1"/bazel-bin/external/rules_image*nix*"$2" 2>/dev/null | head -1; }
 
-nix_setup_workspace() {
+nix_setup() {
   rm -rf "$nix_ws"; cp -r "$repo_root/e2e/nix" "$nix_ws"
   sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$nix_ws/MODULE.bazel"
 }
@@ -212,20 +212,19 @@ nix_shutdown() {
   return 0
 }
 
-run_nix_checks() {
-  nix_setup_workspace || { check "nix: workspace setup" false; return; }
-  check "nix: diamond closure -> image -> bazel run load -> docker run" nix_diamond_load_and_run
-  check "nix: every closure path in exactly one layer" nix_diamond_plan
-  check "nix: skopeo copy, docker-archive, oci-image-tool, umoci unpack" nix_validate_layout
-  check "nix: Attic example (/bin/atticd, mounted config, env secret)" nix_attic_example
-  check "nix: 242-path closure with max_layers = 20" nix_many_max_layers
-  check "nix: groups share a layer" nix_groups
-  check "nix: an existing store_path" nix_store_path
-  check "nix: repository re-runs when (and only when) a Nix file changes" nix_rerun_on_change
-  check "nix: bad expression shows Nix's error" nix_bad_expression
-  check "nix: max_layers < 1" nix_bad_max_layers
-  check "nix: store_path that does not exist" nix_bad_store_path
-  check "nix: nix-build not installed" nix_not_installed
-  check "nix: same digests after clean --expunge and from another checkout" nix_reproducible
-  check "nix: layering figures (app v1 -> v2)" nix_layering_figures
-}
+nix_checks=(
+  "nix: diamond closure -> image -> bazel run load -> docker run|nix_diamond_load_and_run"
+  "nix: every closure path in exactly one layer|nix_diamond_plan"
+  "nix: skopeo copy, docker-archive, oci-image-tool, umoci unpack|nix_validate_layout"
+  "nix: Attic example (/bin/atticd, mounted config, env secret)|nix_attic_example"
+  "nix: 242-path closure with max_layers = 20|nix_many_max_layers"
+  "nix: groups share a layer|nix_groups"
+  "nix: an existing store_path|nix_store_path"
+  "nix: repository re-runs when (and only when) a Nix file changes|nix_rerun_on_change"
+  "nix: bad expression shows Nix's error|nix_bad_expression"
+  "nix: max_layers < 1|nix_bad_max_layers"
+  "nix: store_path that does not exist|nix_bad_store_path"
+  "nix: nix-build not installed|nix_not_installed"
+  "nix: same digests after clean --expunge and from another checkout|nix_reproducible"
+  "nix: layering figures (app v1 -> v2)|nix_layering_figures"
+)

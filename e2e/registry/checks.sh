@@ -3,7 +3,7 @@
 # skopeo (every digest) and a Docker engine. Sourced after e2e/lib.sh and registries.sh;
 # each function is one `check` and returns 0/1, saying why on failure.
 #
-# Call registry_e2e_setup WORK first (starts everything) and registry_stop_all at the end.
+# registry_up starts everything once per run; registry_stop_all (in e2e_cleanup) stops it.
 
 # Ports (loopback only); REGISTRY_E2E_PORT_BASE moves the whole block.
 reg_port_base=${REGISTRY_E2E_PORT_BASE:-5001}
@@ -78,7 +78,7 @@ EOF
   make_image a "exec$T/hello$T$src/hello" "file$T/message.txt$T$src/msg-a" "file$T/data/rand$T$src/rand-1m" || return 1
   make_image b "exec$T/hello$T$src/hello" "file$T/message.txt$T$src/msg-b" || return 1
   make_image many "exec$T/hello$T$src/hello" "file$T/s1$T$src/small-1" "file$T/s2$T$src/small-2" \
-    "file$T/s3$T$src/small-3" "file$T/s4$T$src/small-4" "file$T/s5$T$src/small-5" "file$T/s6$T$src/small-6" || return 1
+  "file$T/s3$T$src/small-3" "file$T/s4$T$src/small-4" "file$T/s5$T$src/small-5" "file$T/s6$T$src/small-6" || return 1
   make_image big "file$T/b1$T$src/big-1" "file$T/b2$T$src/big-2" "file$T/b3$T$src/big-3" "file$T/b4$T$src/big-4" || return 1
   for i in 1 2; do head -c 1572864 /dev/urandom >"$src/chunky-$i"; done
   make_image chunky "file$T/c1$T$src/chunky-1" "file$T/c2$T$src/chunky-2"
@@ -91,7 +91,7 @@ make_image() {
   rm -rf "$d"; mkdir -p "$d"
   for e in "$@"; do
     i=$((i + 1))
-    "$reg_tool" layer --output "$d/l$i.tar.gz" --metadata "$d/l$i.json" "$e" || return 1
+  "$reg_tool" layer --output "$d/l$i.tar.gz" --metadata "$d/l$i.json" "$e" || return 1
     layer_args+=(--layer "$d/l$i.json"); blob_args+=(--blob "$d/l$i.tar.gz")
   done
   echo '{"os":"linux","architecture":"amd64","entrypoint":["/hello"]}' >"$d/frag.json"
@@ -125,7 +125,7 @@ run_tool() {
   local tag=$1; shift
   mkdir -p "$rw/out"
   "${reg_wrap[@]}" env -u REGISTRY_AUTH_FILE -u SSL_CERT_FILE DOCKER_CONFIG="$rw/docker-empty" RULES_IMAGE_RETRY_BASE_MS=20 \
-    "${reg_env[@]}" timeout 180 "$reg_tool" "$@" >"$rw/out/$tag.out" 2>"$rw/out/$tag.err"
+  "${reg_env[@]}" timeout 180 "$reg_tool" "$@" >"$rw/out/$tag.out" 2>"$rw/out/$tag.err"
   local rc=$?
   ((rc == 0)) || { echo "rules-image-tool $1 exited $rc:" >&2; tail -8 "$rw/out/$tag.err" >&2; }
   return $rc
@@ -199,7 +199,7 @@ smoke_basic() {
     echo "push with a wrong password succeeded" >&2; return 1
   fi
   skopeo copy -q --dest-cert-dir "$certs" --dest-creds "$registry_user:$registry_password" \
-    "oci:$rw/img/a/layout:latest" "$ref" || return 1
+  "oci:$rw/img/a/layout:latest" "$ref" || return 1
   skopeo_verify "$ref" "$(img_digest a)" --src-cert-dir "$certs" --src-creds "$registry_user:$registry_password"
 }
 
@@ -229,7 +229,7 @@ smoke_token() {
   grep -qiE 'denied|unauthorized|authentication required' <<<"$err" || { echo "anonymous push: $err" >&2; return 1; }
   before=$(token_requests)
   skopeo copy -q --dest-tls-verify=false --dest-creds "$registry_user:$registry_password" \
-    "oci:$rw/img/a/layout:latest" "$ref" || return 1
+  "oci:$rw/img/a/layout:latest" "$ref" || return 1
   after=$(token_requests)
   ((after > before)) || { echo "no token request logged" >&2; return 1; }
   tail -n $((after - before)) "$registry_root/token-server/requests.jsonl" | grep -q '"account": "alice".*"actions": \[[^]]*"push"' ||
@@ -273,7 +273,7 @@ smoke_proxy() {
   local blob="$rw/src/rand-1m" dg
   dg=sha256:$(sha256sum "$blob" | cut -d' ' -f1)
   if curl -s -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$blob" \
-    "$loc$([[ $loc == *\?* ]] && echo '&' || echo '?')digest=$dg"; then
+  "$loc$([[ $loc == *\?* ]] && echo '&' || echo '?')digest=$dg"; then
     echo "upload through the dropping proxy did not fail" >&2; return 1
   fi
   [[ $(fault_proxy_stats proxy | jq '.by_kind["drop-upload"]') == 1 ]] || { echo "no drop counted" >&2; return 1; }
@@ -484,7 +484,7 @@ kill_and_resume() {
   mkdir -p "$rw/out"
   (env -u REGISTRY_AUTH_FILE -u SSL_CERT_FILE DOCKER_CONFIG="$rw/docker-empty" RULES_IMAGE_RETRY_BASE_MS=20 \
     timeout -s KILL 5 "$reg_tool" push --manifest "$rw/img/big/m.json" --config "$rw/img/big/c.json" \
-    "${_img_blob_args[@]}" --default-destination "$dest" --default-tag v1 --jobs 1 \
+  "${_img_blob_args[@]}" --default-destination "$dest" --default-tag v1 --jobs 1 \
     >"$rw/out/resume-killed.out" 2>"$rw/out/resume-killed.err"; exit $?) 2>/dev/null  # no "Killed" job notice
   rc=$?
   fault_proxy_config proxy '{}'
@@ -597,50 +597,57 @@ pull_skopeo_pushed() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Runs every check above (or only those whose function is named in the arguments).
-run_registry_checks() {
-  local all_checks entry name fn wanted w
-  all_checks=(
-    "skopeo smoke: plain registry|smoke_plain plain"
-    "skopeo smoke: second plain registry|smoke_plain plain2"
-    "skopeo smoke: basic auth (htpasswd over TLS)|smoke_basic"
-    "skopeo smoke: TLS with the test CA|smoke_tls"
-    "skopeo smoke: bearer token registry|smoke_token"
-    "skopeo smoke: fault proxy (forwarding, 503, 429, delay, drop, corrupt)|smoke_proxy"
-    "push: plain registry, skopeo + docker run verify|push_plain"
-    "push: re-push uploads zero bytes|repush_zero"
-    "push: two destinations in one call|multi_destination"
-    "push: basic auth with the right password|basic_auth_ok"
-    "push: basic auth with a wrong password fails, password not shown|basic_auth_wrong"
-    "push: TLS with SSL_CERT_FILE bundle|tls_ok"
-    "push: TLS without the test CA fails with a certificate error|tls_untrusted"
-    "push: TLS registry by loopback IP (https on 127.0.0.1)|tls_loopback_ip"
-    "push: bearer token registry, tokens reused|token_push"
-    "push: bearer token denied|token_denied"
-    "push through proxy: 503s|fault_503"
-    "push through proxy: 500s|fault_500"
-    "push through proxy: 429 Retry-After|fault_429"
-    "push through proxy: dropped uploads|fault_drop"
-    "push through proxy: slow responses|fault_slow"
-    "push through proxy: chunked uploads cut mid-PATCH|fault_drop_chunked"
-    "push through proxy: chunked uploads with 503s|fault_503_chunked"
-    "pull and fetch-blob through proxy: 503s and 429s|fault_pull"
-    "push killed half-way, rerun uploads only what is missing|kill_and_resume"
-    "fetch-blob of corrupted blobs fails, no output|fetch_blob_corrupt"
-    "push of a corrupted local blob fails, tag not moved|push_corrupt_source"
-    "bad input: --registry 'bad host'|bad_registry_name"
-    "bad input: unknown repository|unknown_repository"
-    "pull of a skopeo-pushed image, fetch-blob each layer|pull_skopeo_pushed"
-  )
-  for entry in "${all_checks[@]}"; do
-    name=${entry%%|*}; fn=${entry#*|}
-    if (($# > 0)); then
-      wanted=0
-      for w in "$@"; do [[ ${fn%% *} == "$w" ]] && wanted=1; done
-      ((wanted)) || continue
-    fi
-    say "$name"
-    # shellcheck disable=SC2086
-    check "$name" $fn
-  done
+# The registry suite (see run.sh): the tool against every registry, then the rules.
+registry_checks=(
+  "skopeo smoke: plain registry|smoke_plain plain"
+  "skopeo smoke: second plain registry|smoke_plain plain2"
+  "skopeo smoke: basic auth (htpasswd over TLS)|smoke_basic"
+  "skopeo smoke: TLS with the test CA|smoke_tls"
+  "skopeo smoke: bearer token registry|smoke_token"
+  "skopeo smoke: fault proxy (forwarding, 503, 429, delay, drop, corrupt)|smoke_proxy"
+  "push: plain registry, skopeo + docker run verify|push_plain"
+  "push: re-push uploads zero bytes|repush_zero"
+  "push: two destinations in one call|multi_destination"
+  "push: basic auth with the right password|basic_auth_ok"
+  "push: basic auth with a wrong password fails, password not shown|basic_auth_wrong"
+  "push: TLS with SSL_CERT_FILE bundle|tls_ok"
+  "push: TLS without the test CA fails with a certificate error|tls_untrusted"
+  "push: TLS registry by loopback IP (https on 127.0.0.1)|tls_loopback_ip"
+  "push: bearer token registry, tokens reused|token_push"
+  "push: bearer token denied|token_denied"
+  "push through proxy: 503s|fault_503"
+  "push through proxy: 500s|fault_500"
+  "push through proxy: 429 Retry-After|fault_429"
+  "push through proxy: dropped uploads|fault_drop"
+  "push through proxy: slow responses|fault_slow"
+  "push through proxy: chunked uploads cut mid-PATCH|fault_drop_chunked"
+  "push through proxy: chunked uploads with 503s|fault_503_chunked"
+  "pull and fetch-blob through proxy: 503s and 429s|fault_pull"
+  "push killed half-way, rerun uploads only what is missing|kill_and_resume"
+  "fetch-blob of corrupted blobs fails, no output|fetch_blob_corrupt"
+  "push of a corrupted local blob fails, tag not moved|push_corrupt_source"
+  "bad input: --registry 'bad host'|bad_registry_name"
+  "bad input: unknown repository|unknown_repository"
+  "pull of a skopeo-pushed image, fetch-blob each layer|pull_skopeo_pushed"
+  "bazel run //app:push, skopeo and docker pull verify|bazel_push_example"
+  "images.pull of a skopeo-pushed Docker schema 2 image; build on it, no layer downloaded|pull_consumer_setup"
+  "push to the base's registry mounts its layers|pull_consumer_push_same_registry"
+  "push to another registry copies them registry to registry|pull_consumer_push_other_registry"
+  "tags stamped from workspace status and the digest|pull_consumer_stamped_tags"
+  "load fetches the layers; docker run|pull_consumer_load_and_run"
+  "rebuild with the source registry down uses no network|pull_consumer_rebuild_offline"
+)
+
+# The tool (built with cargo), the registries and their test images, once per run; and the
+# example image the Bazel checks push and pull.
+registry_setup() {
+  registry_up && build_examples
+}
+
+registry_up() {
+  [[ -n $rw ]] && return 0
+  (cd "$repo_root/tools" && cargo build --release --locked 2>&1 | tail -1; exit "${PIPESTATUS[0]}") || return 1
+  registry_e2e_setup "$work/registry" || return 1
+  for n in "${registry_started[@]}"; do echo "  $n: ${registry_scheme[$n]:-http}://${registry_addr[$n]}"; done
+  registry_make_images
 }
