@@ -1,4 +1,19 @@
 //! rules-image-tool: the one binary behind rules_image's actions and `bazel run` targets.
+//!
+//! Where each concept lives (one home each):
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | `cli/` | the command line: one file per command, which parses and calls one operation |
+//! | `oci/` | digests, media types, descriptors, manifests, indexes (typed, canonical JSON), platforms and THE platform matcher, references, layout/docker-save formats |
+//! | `input/` | an image or index on disk, read and checked once (layout, tarball, load, push) |
+//! | `build/` | what build actions write: layers (plan + the one encode pipeline), manifests, indexes |
+//! | `write/` | layouts, tarballs, loading into an engine |
+//! | `repo_dir` | the directory pull and import write for repository rules |
+//! | `registry/` | the OCI distribution client: auth, push, pull |
+//! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
+//! | `nix/` | the layering of Nix closures |
+//! | `io/` | tar writing, compression, background output, atomic files, param files |
 
 mod build;
 mod cli;
