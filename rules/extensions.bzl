@@ -1,10 +1,10 @@
 """Module extensions of rules_image: `tool` (the tool binary), `images` (base images from registries),
 `nix` (images from Nix closures) and `dockerfile` (images built from Dockerfiles)."""
 
-load("//rules/private:dockerfile.bzl", _dockerfile = "dockerfile")
-load("//rules/private:nix.bzl", _nix = "nix")
-load("//rules/private:pull.bzl", _images = "images")
-load("//rules/private:tool_extension.bzl", _tool = "tool")
+load("//rules/private/extensions:dockerfile.bzl", _dockerfile = "dockerfile")
+load("//rules/private/extensions:images.bzl", _images = "images")
+load("//rules/private/extensions:nix.bzl", _nix = "nix")
+load("//rules/private/extensions:tool.bzl", _tool = "tool")
 
 tool = _tool
 images = _images

@@ -1,8 +1,10 @@
 """The one action that writes a layer, shared by image_layer and nix_layer."""
 
+load(":labels.bzl", "label_arg")
 load(":providers.bzl", "LayerInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "label_arg")
+
+visibility(["//rules/..."])
 
 MEDIA_TYPES = {
     "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",

@@ -1,5 +1,7 @@
 """OCI os/architecture/variant of the target platform, from Bazel platform constraints."""
 
+visibility(["//rules/..."])
+
 # constraint attribute name -> (OCI field, value, variant)
 _OS = {
     "_os_linux": "linux",

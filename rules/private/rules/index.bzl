@@ -1,9 +1,11 @@
 """image_index: a multi-platform OCI image (an image index over image_manifest targets)."""
 
-load(":launcher.bzl", "rlocation_path")
-load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "display_label", "label_arg")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:launcher.bzl", "rlocation_path")
+load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+
+visibility(["//rules/..."])
 
 _PLATFORMS = "//command_line_option:platforms"
 

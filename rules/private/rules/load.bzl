@@ -1,11 +1,13 @@
 """image_load: `bazel run` streams an image into a local Docker or Podman engine."""
 
-load(":launcher.bzl", "rlocation_path", "write_launcher")
-load(":manifest.bzl", "image_inputs")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
+load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 load(":index.bzl", "write_child_files")
-load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "display_label", "label_arg")
+load(":manifest.bzl", "image_inputs")
+
+visibility(["//rules/..."])
 
 def _image_load_impl(ctx):
     tool = image_tool(ctx)

@@ -1,10 +1,12 @@
 """image_push: `bazel run` pushes an image to one or more registries."""
 
-load(":launcher.bzl", "rlocation_path", "write_launcher")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
+load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 load(":index.bzl", "write_child_files")
-load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "display_label", "label_arg")
+
+visibility(["//rules/..."])
 
 def _destination(ctx, registry, repository):
     if not registry or not repository:

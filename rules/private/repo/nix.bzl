@@ -1,95 +1,17 @@
-"""Images from Nix closures: the `nix.image` module extension, its repository rule and `nix_layer`.
+"""The repository rule behind `nix.image`: a Nix closure as an image repository.
 
-The repository rule realises a Nix expression, file, flake or existing store path with the
-host's Nix, reads the closure (`nix path-info -r --json`) and lets the tool plan at most
-`max_layers` layers (`rules-image-tool nix-layers`). The generated BUILD file holds one
-`nix_layer` per planned layer and an `image_manifest` over them, so a Nix closure is an
-ordinary image Bazel can extend, load or push.
-
-The layer actions read `/nix/store` directly (store paths are not Bazel inputs), so they run
-locally and unsandboxed: `no-sandbox`, `no-remote`, `local`. Their action keys are the store
-paths themselves, which Nix derives from everything that built them.
+It realises a Nix expression, file, flake or existing store path with the host's Nix, reads
+the closure (`nix path-info -r --json`) and lets the tool plan at most `max_layers` layers
+(`rules-image-tool nix-layers`). The generated BUILD file holds one `nix_layer` per planned
+layer and an `image_manifest` over them, so a Nix closure is an ordinary image Bazel can
+extend, load or push. The layer actions read `/nix/store` directly; see `nix_layer`.
 """
 
-load(":layer_action.bzl", "layer_args", "run_layer_action")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE")
-load(":util.bzl", "display_label")
+load("//rules/private/rules:nix_layer.bzl", "NIX_STORE")
+load(":repo_names.bzl", "CLOSURE_JSON", "IMAGE_TARGET", "PLAN_JSON", "PUBLIC_DEFS", "apparent_name", "layer_target")
+load(":tool_repos.bzl", "host_tool")
 
-_HOST_TOOL = Label("@rules_image_toolchains//:host/rules-image-tool")
-
-_STORE_DIR = "/nix/store/"
-
-# The layer actions read the Nix store of the machine they run on.
-_LOCAL_ONLY = {"no-sandbox": "1", "no-remote": "1", "local": "1"}
-
-# ------------------------------------------------------------------------------ nix_layer
-
-def _check_store_path(ctx, path):
-    if not path.startswith(_STORE_DIR) or "/" in path[len(_STORE_DIR):] or "\t" in path or "\n" in path:
-        fail("%s: %r is not a Nix store path (/nix/store/<hash>-<name>)" % (display_label(ctx.label), path))
-
-def _nix_layer_impl(ctx):
-    if not ctx.attr.store_paths and not ctx.attr.root_paths:
-        fail("%s: nix_layer needs at least one entry in `store_paths` or `root_paths`" % display_label(ctx.label))
-    layer = layer_args(ctx, ctx.attr.compress)
-    args = layer.args
-    for path, owner in ctx.attr.owners.items():
-        args.add("--owner", "%s=%s" % (path, owner))
-    for path, mode in ctx.attr.modes.items():
-        args.add("--mode", "%s=%s" % (path, mode))
-    for path in ctx.attr.store_paths:
-        _check_store_path(ctx, path)
-        args.add("store\t" + path)
-    for path in ctx.attr.root_paths:
-        _check_store_path(ctx, path)
-        args.add("root\t" + path)
-
-    # No inputs: the store paths are named in the arguments, and a store path's content
-    # never changes, so the action key still covers what is read.
-    return run_layer_action(ctx, layer, depset(), "ImageNixLayer", "Writing Nix store layer %{label}", _LOCAL_ONLY)
-
-nix_layer = rule(
-    implementation = _nix_layer_impl,
-    doc = """A reproducible image layer holding Nix store paths, read from the local `/nix/store`.
-
-Written by `nix.image` into its repository, one per planned layer; usable by hand too:
-
-```starlark
-nix_layer(
-    name = "busybox",
-    store_paths = ["/nix/store/...-busybox-1.36.1"],   # at /nix/store/..., symlinks kept
-    root_paths = ["/nix/store/...-env"],               # its contents copied to /
-)
-```
-
-The store paths are not Bazel inputs: the action reads them from the machine it runs on, so
-it is tagged `no-sandbox`, `no-remote` and `local`, and the paths must be in that machine's
-store (keep a GC root, as `nix.image` does). A store path names its content, so the action
-key (the list of paths) is a sound cache key.
-""",
-    attrs = {
-        "store_paths": attr.string_list(
-            doc = "Store paths placed at their own path (/nix and /nix/store are added as directories).",
-        ),
-        "root_paths": attr.string_list(
-            doc = "Store paths whose contents are copied to `/` (like dockerTools' `copyToRoot`).",
-        ),
-        "owners": attr.string_dict(
-            doc = "Absolute path in the image -> \"UID:GID\" owning that entry (default 0:0).",
-        ),
-        "modes": attr.string_dict(
-            doc = "Absolute path in the image -> octal mode (e.g. \"0755\") overriding that entry's mode.",
-        ),
-        "compress": attr.string(
-            default = "gzip",
-            values = ["gzip", "zstd", "none"],
-            doc = "Compression of the layer blob.",
-        ),
-    },
-    toolchains = [TOOLCHAIN_TYPE],
-)
-
-# ------------------------------------------------------------------------------ repository rule
+visibility(["//rules/..."])
 
 _INSTALL_HINT = ("install Nix (Debian/Ubuntu: `apt-get install nix-bin`; elsewhere " +
                  "https://nixos.org/download) and make sure nix-build is on the PATH Bazel sees")
@@ -97,7 +19,7 @@ _INSTALL_HINT = ("install Nix (Debian/Ubuntu: `apt-get install nix-bin`; elsewhe
 _EXPERIMENTAL = ["--extra-experimental-features", "nix-command flakes"]
 
 def _err(rctx, message):
-    fail("nix.image(name = %r): %s" % (rctx.attr.original_name or rctx.attr.name, message))
+    fail("nix.image(name = %r): %s" % (apparent_name(rctx), message))
 
 def _run(rctx, what, cmd, working_directory = ""):
     result = rctx.execute(cmd, timeout = rctx.attr.timeout, working_directory = working_directory)
@@ -116,11 +38,48 @@ def _which(rctx, name):
         _err(rctx, "`%s` not found: %s" % (name, _INSTALL_HINT))
     return found
 
-def _out_paths(stdout):
-    return [line.strip() for line in stdout.splitlines() if line.strip().startswith(_STORE_DIR)]
+def out_paths(stdout):
+    """The store paths a Nix build printed, one a line.
 
-def _flake_base(flake):
-    return flake.split("#", 1)[0]
+    Args:
+        stdout: string.
+
+    Returns:
+        list of strings.
+    """
+    return [line.strip() for line in stdout.splitlines() if line.strip().startswith(NIX_STORE)]
+
+def flake_ref(flake, attribute):
+    """The flake reference to build: `attribute`, if any, replaces the reference's fragment.
+
+    Args:
+        flake: e.g. "path:./nix#app".
+        attribute: string or "".
+
+    Returns:
+        string.
+    """
+    if not attribute:
+        return flake
+    return flake.split("#", 1)[0] + "#" + attribute
+
+def attrs_error(attrs):
+    """What is wrong with a nix.image's attributes before anything runs, or None.
+
+    Args:
+        attrs: the attributes (rctx.attr, or a struct with the same fields).
+
+    Returns:
+        string or None.
+    """
+    sources = [s for s in [attrs.nix_file, attrs.expression, attrs.flake, attrs.store_path] if s]
+    if len(sources) != 1:
+        return "set exactly one of `nix_file`, `expression`, `flake` and `store_path`"
+    if attrs.max_layers < 1:
+        return "max_layers must be at least 1, got %d" % attrs.max_layers
+    if attrs.copy_to_root and attrs.max_layers < 2:
+        return "max_layers must be at least 2 with copy_to_root (one layer holds the copied roots)"
+    return None
 
 def _realise(rctx, nix_build, nix, attribute, link):
     """Builds `attribute` of the configured source; returns its output paths (a GC root at `link`)."""
@@ -128,20 +87,15 @@ def _realise(rctx, nix_build, nix, attribute, link):
     if rctx.attr.nix_file:
         nix_file = rctx.path(rctx.attr.nix_file)
         cmd = [nix_build, nix_file] + attr_args + ["--out-link", link]
-        return _out_paths(_run(rctx, "nix-build", cmd))
+        return out_paths(_run(rctx, "nix-build", cmd))
     if rctx.attr.expression:
         cmd = [nix_build, "-E", rctx.attr.expression] + attr_args + ["--out-link", link]
-        return _out_paths(_run(rctx, "nix-build -E", cmd, working_directory = str(rctx.workspace_root)))
-
-    # A flake: the attribute (if any) replaces the fragment of the reference.
-    ref = rctx.attr.flake
-    if attribute:
-        ref = _flake_base(ref) + "#" + attribute
-    cmd = [nix] + _EXPERIMENTAL + ["build", ref, "--out-link", link, "--print-out-paths"]
-    return _out_paths(_run(rctx, "nix build", cmd, working_directory = str(rctx.workspace_root)))
+        return out_paths(_run(rctx, "nix-build -E", cmd, working_directory = str(rctx.workspace_root)))
+    cmd = [nix] + _EXPERIMENTAL + ["build", flake_ref(rctx.attr.flake, attribute), "--out-link", link, "--print-out-paths"]
+    return out_paths(_run(rctx, "nix build", cmd, working_directory = str(rctx.workspace_root)))
 
 def _existing_store_path(rctx, nix_store, path, link):
-    if not path.startswith(_STORE_DIR) or not rctx.path(path).exists:
+    if not path.startswith(NIX_STORE) or not rctx.path(path).exists:
         _err(rctx, "store path %r does not exist on this machine (build or copy it into the store first)" % path)
 
     # Registers a GC root so that `nix-collect-garbage` keeps it while this repository exists.
@@ -157,14 +111,10 @@ def _resolve(rctx, nix_build, nix, nix_store, entry, link):
     return _realise(rctx, nix_build, nix, entry, link)
 
 def _nix_image_repo_impl(rctx):
-    sources = [s for s in [rctx.attr.nix_file, rctx.attr.expression, rctx.attr.flake, rctx.attr.store_path] if s]
-    if len(sources) != 1:
-        _err(rctx, "set exactly one of `nix_file`, `expression`, `flake` and `store_path`")
-    if rctx.attr.max_layers < 1:
-        _err(rctx, "max_layers must be at least 1, got %d" % rctx.attr.max_layers)
+    error = attrs_error(rctx.attr)
+    if error:
+        _err(rctx, error)
     reserved = 1 if rctx.attr.copy_to_root else 0
-    if rctx.attr.max_layers - reserved < 1:
-        _err(rctx, "max_layers must be at least 2 with copy_to_root (one layer holds the copied roots)")
 
     # Re-run when (and only when) the Nix files change: they are watched, nothing else is read.
     watched = ([rctx.attr.nix_file] if rctx.attr.nix_file else []) + rctx.attr.srcs
@@ -198,81 +148,94 @@ def _nix_image_repo_impl(rctx):
     # The closure of everything the image holds; copy_to_root contents usually point into it.
     all_roots = roots + [p for p in root_copies if p not in roots]
     closure = _run(rctx, "nix path-info", [nix] + _EXPERIMENTAL + ["path-info", "-r", "--json"] + all_roots)
-    rctx.file("closure.json", closure)
+    rctx.file(CLOSURE_JSON, closure)
 
     cmd = [
-        rctx.path(_HOST_TOOL),
+        host_tool(rctx),
         "nix-layers",
-        "--label=@" + (rctx.attr.original_name or rctx.attr.name),
+        "--label=@" + apparent_name(rctx),
         "--path-info",
-        "closure.json",
+        CLOSURE_JSON,
         "--max-layers",
         str(rctx.attr.max_layers - reserved),
         "--algorithm",
         rctx.attr.algorithm,
         "--output",
-        "plan.json",
+        PLAN_JSON,
     ]
     for root in all_roots:
         cmd += ["--root", root]
     for name, paths in groups:
         cmd += ["--group", "%s=%s" % (name, ",".join(paths))]
     _run(rctx, "rules-image-tool nix-layers", cmd)
-    plan = json.decode(rctx.read("plan.json"))
+    plan = json.decode(rctx.read(PLAN_JSON))
+    rctx.file("BUILD.bazel", nix_build_file(apparent_name(rctx), rctx.attr, plan, root_copies))
 
-    layers = []
-    for layer in plan["layers"]:
-        layers.append(struct(comment = "%s: %d paths, %d bytes" % (layer["name"], len(layer["paths"]), layer["size"]), store_paths = layer["paths"], root_paths = []))
+def nix_build_file(name, attrs, plan, root_copies):
+    """The BUILD file of a nix.image repository: one nix_layer per planned layer, then the image.
+
+    Args:
+        name: the repository's apparent name.
+        attrs: the nix.image attributes (compress, entrypoint, cmd, env, labels, working_dir,
+            user, algorithm).
+        plan: the decoded plan.json of `rules-image-tool nix-layers`.
+        root_copies: store paths whose contents the last layer copies to `/`.
+
+    Returns:
+        string.
+    """
+    layers = [
+        struct(
+            comment = "%s: %d paths, %d bytes" % (layer["name"], len(layer["paths"]), layer["size"]),
+            store_paths = layer["paths"],
+            root_paths = [],
+        )
+        for layer in plan["layers"]
+    ]
     if root_copies:
         layers.append(struct(comment = "copy_to_root", store_paths = [], root_paths = root_copies))
-
-    rctx.file("BUILD.bazel", _build_file(rctx, layers, plan))
-
-def _build_file(rctx, layers, plan):
     out = [
         "# Generated by rules_image's nix.image(name = %r): %d store paths, %d bytes, %d layers (%s)." % (
-            rctx.attr.original_name or rctx.attr.name,
+            name,
             plan.get("paths", 0),
             plan.get("bytes", 0),
             len(layers),
-            plan.get("algorithm", rctx.attr.algorithm),
+            plan.get("algorithm", attrs.algorithm),
         ),
-        'load("@rules_image//rules/private:nix.bzl", "nix_layer")',
-        'load("@rules_image//rules/private:manifest.bzl", "image_manifest")',
+        'load("%s", "image_manifest", "nix_layer")' % PUBLIC_DEFS,
         "",
         'package(default_visibility = ["//visibility:public"])',
         "",
-        'exports_files(["closure.json", "plan.json"])',
+        'exports_files(["%s", "%s"])' % (CLOSURE_JSON, PLAN_JSON),
         "",
     ]
     names = []
     for i, layer in enumerate(layers):
-        name = "layer_%d" % i
-        names.append(":" + name)
+        names.append(":" + layer_target(i))
         out.append("# " + layer.comment)
         out.append("nix_layer(")
-        out.append("    name = %r," % name)
+        out.append("    name = %r," % layer_target(i))
         if layer.store_paths:
             out.append("    store_paths = %s," % _list(layer.store_paths))
         if layer.root_paths:
             out.append("    root_paths = %s," % _list(layer.root_paths))
-        if rctx.attr.compress != "gzip":
-            out.append("    compress = %r," % rctx.attr.compress)
+        if attrs.compress != "gzip":
+            out.append("    compress = %r," % attrs.compress)
         out.append(")")
         out.append("")
     out.append("image_manifest(")
-    out.append('    name = "image",')
+    out.append("    name = %r," % IMAGE_TARGET)
     out.append("    layers = %s," % _list(names))
     for key in ["entrypoint", "cmd"]:
-        value = getattr(rctx.attr, key)
+        value = getattr(attrs, key)
         if value:
             out.append("    %s = %s," % (key, _list(value)))
     for key in ["env", "labels"]:
-        value = getattr(rctx.attr, key)
+        value = getattr(attrs, key)
         if value:
             out.append("    %s = %s," % (key, repr(value)))
     for key in ["working_dir", "user"]:
-        value = getattr(rctx.attr, key)
+        value = getattr(attrs, key)
         if value:
             out.append("    %s = %r," % (key, value))
     out.append(")")
@@ -283,7 +246,7 @@ def _list(items):
         return repr(items)
     return "[\n" + "".join(["        %r,\n" % i for i in items]) + "    ]"
 
-_COMMON_ATTRS = {
+NIX_IMAGE_ATTRS = {
     "nix_file": attr.label(
         allow_single_file = [".nix"],
         doc = "A .nix file to build with `nix-build` (its `attribute`, or the whole file). " +
@@ -347,44 +310,6 @@ _COMMON_ATTRS = {
 nix_image_repo = repository_rule(
     implementation = _nix_image_repo_impl,
     doc = "Builds a Nix closure and plans its layers; see `nix.image`.",
-    attrs = dict(_COMMON_ATTRS, original_name = attr.string(doc = "The name given to nix.image.")),
+    attrs = NIX_IMAGE_ATTRS,
     environ = ["NIX_PATH"],
-)
-
-# ------------------------------------------------------------------------------ extension
-
-def _nix_impl(mctx):
-    for mod in mctx.modules:
-        for tag in mod.tags.image:
-            kwargs = {key: getattr(tag, key) for key in _COMMON_ATTRS.keys()}
-            nix_image_repo(name = tag.name, original_name = tag.name, **kwargs)
-
-nix = module_extension(
-    implementation = _nix_impl,
-    doc = """Images from Nix closures, built with the Nix installed on the machine running Bazel.
-
-```starlark
-nix = use_extension("@rules_image//rules:extensions.bzl", "nix")
-nix.image(
-    name = "server_nix",
-    nix_file = "//nix:server.nix",      # or expression = "...", flake = "...", store_path = "/nix/store/..."
-    attribute = "server",
-    srcs = ["//nix:server.nix", "//nix:lib.nix"],   # re-built when these change
-    max_layers = 50,
-    copy_to_root = ["rootEnv"],         # its bin/... lands at /bin/...
-    entrypoint = ["/bin/server"],
-)
-use_repo(nix, "server_nix")
-```
-
-`@server_nix//:image` is an image (use it as a `base`, load or push it) and
-`@server_nix//:layer_<i>` its layers. The store paths are read from the local `/nix/store`
-by actions tagged `local`/`no-remote`; see docs/nix.md for remote execution.
-""",
-    tag_classes = {
-        "image": tag_class(
-            doc = "One image from a Nix closure; the repository `@<name>` has `//:image` and `//:layer_<i>`.",
-            attrs = dict(_COMMON_ATTRS, name = attr.string(mandatory = True, doc = "Repository name.")),
-        ),
-    },
 )

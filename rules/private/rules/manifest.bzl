@@ -1,9 +1,11 @@
 """image_manifest: an OCI image (config + manifest) from a base image and layers."""
 
-load(":platform.bzl", "PLATFORM_ATTRS", "oci_platform")
-load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
-load(":util.bzl", "display_label", "label_arg")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform")
+load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+
+visibility(["//rules/..."])
 
 def image_input_args(args, image):
     """Adds the arguments naming an image's manifest, config and layer blobs to `args`.

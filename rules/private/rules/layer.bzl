@@ -1,17 +1,14 @@
 """image_layer: a deterministic tar layer built from Bazel targets."""
 
-load(":layer_action.bzl", "layer_args", "run_layer_action")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE")
-load(":util.bzl", "display_label")
+load("//rules/private:labels.bzl", "display_label")
+load("//rules/private:launcher.bzl", "runfiles_path")
+load("//rules/private:layer_action.bzl", "layer_args", "run_layer_action")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
 
-def _runfiles_path(f):
-    """Path of a File inside a runfiles tree (bzlmod: the main repository is `_main`)."""
-    if f.short_path.startswith("../"):
-        return f.short_path[3:]
-    return "_main/" + f.short_path
+visibility(["//rules/..."])
 
 def _runfile_entry(f):
-    return _runfiles_path(f) + "\t" + f.path
+    return runfiles_path(f) + "\t" + f.path
 
 def _group_entry(f):
     return f.short_path + "\t" + f.path
