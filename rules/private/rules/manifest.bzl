@@ -1,7 +1,7 @@
 """image_manifest: an OCI image (config + manifest) from a base image and layers."""
 
 load("//rules/private:labels.bzl", "display_label", "label_arg")
-load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform")
+load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform", "platform_string", "select_platform")
 load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
@@ -29,15 +29,6 @@ def image_inputs(image):
     """
     return [image.manifest, image.config] + [layer.blob for layer in image.layers]
 
-# Variants that are implied when absent (as containerd's platform matching does).
-_DEFAULT_VARIANT = {"arm64": "v8", "amd64": "v1"}
-
-def _normalized(os, architecture, variant):
-    return (os, architecture, variant or _DEFAULT_VARIANT.get(architecture, ""))
-
-def _platform_string(os, architecture, variant):
-    return "/".join([os, architecture] + ([variant] if variant else []))
-
 def _base_image(ctx, platform):
     """The base's ImageManifestInfo; for an index base, its image for the target platform."""
     base = ctx.attr.base
@@ -46,16 +37,15 @@ def _base_image(ctx, platform):
     if ImageManifestInfo in base:
         return base[ImageManifestInfo]
     index = base[ImageIndexInfo]
-    want = _normalized(platform.os, platform.architecture, platform.variant)
-    for image in index.manifests:
-        if _normalized(image.os, image.architecture, image.variant) == want:
-            return image
-    fail("%s: base %s is an image index with no image for the target platform %s; it has: %s" % (
-        display_label(ctx.label),
-        display_label(base.label),
-        _platform_string(platform.os, platform.architecture, platform.variant),
-        ", ".join([_platform_string(i.os, i.architecture, i.variant) for i in index.manifests]) or "no images",
-    ))
+    chosen = select_platform(index.manifests, platform)
+    if chosen == None:
+        fail("%s: base %s is an image index with no image for the target platform %s; it has: %s" % (
+            display_label(ctx.label),
+            display_label(base.label),
+            platform_string(platform),
+            ", ".join([platform_string(image) for image in index.manifests]) or "no images",
+        ))
+    return index.manifests[chosen]
 
 def _image_manifest_impl(ctx):
     platform = oci_platform(ctx)
