@@ -1,11 +1,10 @@
 """image_load: `bazel run` streams an image into a local Docker or Podman engine."""
 
+load("//rules/private:image_args.bzl", "image_info", "is_index", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
-load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
+load("//rules/private:launcher.bzl", "write_launcher")
 load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":index.bzl", "write_child_files")
-load(":manifest.bzl", "image_inputs")
 
 visibility(["//rules/..."])
 
@@ -14,27 +13,18 @@ def _image_load_impl(ctx):
     args = [label_arg(ctx.label), "--daemon", ctx.attr.daemon]
     if ctx.attr.tag:
         args += ["--tag", ctx.attr.tag]
-    if ImageIndexInfo in ctx.attr.image:
-        # A multi-platform image: the tool loads the image for the host platform (or for
-        # `platform`); every platform's files are in the runfiles.
-        index = ctx.attr.image[ImageIndexInfo]
-        children = write_child_files(ctx, index, "load_children", rlocation = True, remote = False)
-        if ctx.attr.platform:
-            args += ["--platform", ctx.attr.platform]
-        args += ["--index", rlocation_path(ctx, index.index)]
-        for child in children.children:
-            args += ["--child", rlocation_path(ctx, child)]
-        files = [tool, index.index] + children.children + children.inputs
-    else:
-        if ctx.attr.platform:
+    image = image_info(ctx.attr.image)
+    if ctx.attr.platform:
+        if not is_index(image):
             fail("%s: `platform` picks an image of an index, but %s is a single image" %
                  (display_label(ctx.label), display_label(ctx.attr.image.label)))
-        image = ctx.attr.image[ImageManifestInfo]
-        args += ["--manifest", rlocation_path(ctx, image.manifest)]
-        args += ["--config", rlocation_path(ctx, image.config)]
-        for layer in image.layers:
-            args += ["--blob", rlocation_path(ctx, layer.blob)]
-        files = [tool] + image_inputs(image)
+        args += ["--platform", ctx.attr.platform]
+
+    # For an index, the tool loads the image for the host platform (or for `platform`);
+    # every platform's files are in the runfiles.
+    image_args = launcher_image_args(ctx, image, "load")
+    args += image_args.arguments
+    files = [tool] + image_args.files
     launcher = write_launcher(ctx, tool, "load", args)
     runfiles = ctx.runfiles(files = files)
     return [DefaultInfo(executable = launcher, runfiles = runfiles)]

@@ -1,33 +1,12 @@
 """image_manifest: an OCI image (config + manifest) from a base image and layers."""
 
+load("//rules/private:image_args.bzl", "write_image_outputs")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform", "platform_string", "select_platform")
 load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
-
-def image_input_args(args, image):
-    """Adds the arguments naming an image's manifest, config and layer blobs to `args`.
-
-    Args:
-        args: an Args object.
-        image: ImageManifestInfo.
-    """
-    args.add("--manifest", image.manifest)
-    args.add("--config", image.config)
-    args.add_all([layer.blob for layer in image.layers], before_each = "--blob")
-
-def image_inputs(image):
-    """All files the tool reads to write out a whole image.
-
-    Args:
-        image: ImageManifestInfo.
-
-    Returns:
-        list of File.
-    """
-    return [image.manifest, image.config] + [layer.blob for layer in image.layers]
 
 def _base_image(ctx, platform):
     """The base's ImageManifestInfo; for an index base, its image for the target platform."""
@@ -89,9 +68,8 @@ def _image_manifest_impl(ctx):
     args.add("--output-config", config)
     args.add("--output-digest", digest)
     args.add("--output-descriptor", descriptor)
-    tool = image_tool(ctx)
     ctx.actions.run(
-        executable = tool,
+        executable = image_tool(ctx),
         arguments = ["manifest", args],
         inputs = inputs,
         outputs = [manifest, config, digest, descriptor],
@@ -111,30 +89,15 @@ def _image_manifest_impl(ctx):
         variant = platform.variant,
     )
 
-    # The whole image as an OCI layout directory and as one docker-load/OCI tarball; built
-    # only on request (--output_groups=oci_layout / tarball), since they copy every blob.
-    layout = ctx.actions.declare_directory(ctx.label.name + ".oci_layout")
-    tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
-    for kind, output in [("layout", layout), ("tarball", tarball)]:
-        out_args = ctx.actions.args()
-        out_args.add(label_arg(ctx.label))
-        image_input_args(out_args, info)
-        out_args.add("--output", output.path if kind == "layout" else output)
-        ctx.actions.run(
-            executable = tool,
-            arguments = [kind, out_args],
-            inputs = image_inputs(info),
-            outputs = [output],
-            mnemonic = "ImageLayout" if kind == "layout" else "ImageTarball",
-            progress_message = "Writing image %s %%{label}" % kind,
-            toolchain = TOOLCHAIN_TYPE,
-        )
+    # The whole image as an OCI layout directory and as one tarball that `docker load`
+    # accepts and that is an OCI layout too; built only on request (output groups).
+    outputs = write_image_outputs(ctx, info)
 
     return [
         DefaultInfo(files = depset([manifest, config, digest])),
         OutputGroupInfo(
-            oci_layout = depset([layout]),
-            tarball = depset([tarball]),
+            oci_layout = depset([outputs.layout]),
+            tarball = depset([outputs.tarball]),
             descriptor = depset([descriptor]),
         ),
         info,

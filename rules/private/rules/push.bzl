@@ -1,10 +1,10 @@
 """image_push: `bazel run` pushes an image to one or more registries."""
 
+load("//rules/private:image_args.bzl", "image_info", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
 load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":index.bzl", "write_child_files")
 
 visibility(["//rules/..."])
 
@@ -31,29 +31,12 @@ def _image_push_impl(ctx):
         args += ["--default-destination", d]
     for t in tags:
         args += ["--default-tag", t]
-    if ImageIndexInfo in ctx.attr.image:
-        # A multi-platform image: the index and one child file per image. Shallow layers of
-        # pulled images are named `remote:` there, so their bytes are never needed.
-        index = ctx.attr.image[ImageIndexInfo]
-        children = write_child_files(ctx, index, "push_children", rlocation = True, remote = True)
-        args += ["--index", rlocation_path(ctx, index.index)]
-        for child in children.children:
-            args += ["--child", rlocation_path(ctx, child)]
-        files = [tool, index.index] + children.children + children.inputs
-    else:
-        image = ctx.attr.image[ImageManifestInfo]
-        args += ["--manifest", rlocation_path(ctx, image.manifest)]
-        args += ["--config", rlocation_path(ctx, image.config)]
 
-        files = [tool, image.manifest, image.config]
-        for layer in image.layers:
-            if layer.source:
-                # Shallow layer of a pulled image: the push mounts or copies it from its source
-                # registry, so its bytes are never downloaded here.
-                args += ["--blob", "remote:" + layer.source]
-            else:
-                args += ["--blob", rlocation_path(ctx, layer.blob)]
-                files.append(layer.blob)
+    # Shallow layers of pulled images are named `remote:`: the push mounts or copies them from
+    # their source registry, so their bytes are never downloaded here.
+    image = launcher_image_args(ctx, image_info(ctx.attr.image), "push", remote = True)
+    args += image.arguments
+    files = [tool] + image.files
 
     # Tags may name workspace status keys ({STABLE_GIT_COMMIT}, {BUILD_TIMESTAMP}, ...).
     if any(["{" in t for t in tags]):
