@@ -31,6 +31,18 @@ def image_info(target):
         return target[ImageIndexInfo]
     return target[ImageManifestInfo]
 
+def image_attr(doc, mandatory = True):
+    """An attribute naming an image or an index (read it with `image_info`).
+
+    Args:
+        doc: the attribute's doc.
+        mandatory: whether it must be set.
+
+    Returns:
+        attr.label.
+    """
+    return attr.label(mandatory = mandatory, providers = [[ImageManifestInfo], [ImageIndexInfo]], doc = doc)
+
 def is_index(image):
     """Whether an ImageManifestInfo or ImageIndexInfo is an index.
 

@@ -12,6 +12,17 @@ MEDIA_TYPES = {
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
 
+def compress_attr(doc):
+    """The `compress` attribute of everything that writes layers: "gzip" (default), "zstd" or "none".
+
+    Args:
+        doc: the attribute's doc.
+
+    Returns:
+        attr.string.
+    """
+    return attr.string(default = "gzip", values = MEDIA_TYPES.keys(), doc = doc)
+
 _EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
 
 def layer_args(ctx, compress, compression_level = -1):

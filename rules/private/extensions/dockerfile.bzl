@@ -1,13 +1,12 @@
 """The `dockerfile` module extension: images built from Dockerfiles (`dockerfile.build`)."""
 
 load("//rules/private/repo:dockerfile.bzl", "DOCKERFILE_ATTRS", "dockerfile_repo")
+load(":tags.bzl", "repos_from_tags")
 
 visibility(["//rules/..."])
 
 def _dockerfile_impl(mctx):
-    for mod in mctx.modules:
-        for build in mod.tags.build:
-            dockerfile_repo(name = build.name, **{key: getattr(build, key) for key in DOCKERFILE_ATTRS})
+    repos_from_tags(mctx, "build", dockerfile_repo, DOCKERFILE_ATTRS)
 
 dockerfile = module_extension(
     implementation = _dockerfile_impl,

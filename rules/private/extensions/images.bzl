@@ -1,13 +1,12 @@
 """The `images` module extension: base images from registries, pinned by digest (`images.pull`)."""
 
 load("//rules/private/repo:pull.bzl", "PULL_ATTRS", "pull_repo")
+load(":tags.bzl", "repos_from_tags")
 
 visibility(["//rules/..."])
 
 def _images_impl(mctx):
-    for mod in mctx.modules:
-        for pull in mod.tags.pull:
-            pull_repo(name = pull.name, **{key: getattr(pull, key) for key in PULL_ATTRS})
+    repos_from_tags(mctx, "pull", pull_repo, PULL_ATTRS)
 
 images = module_extension(
     implementation = _images_impl,

@@ -1,13 +1,12 @@
 """The `nix` module extension: images from Nix closures (`nix.image`)."""
 
 load("//rules/private/repo:nix.bzl", "NIX_IMAGE_ATTRS", "nix_image_repo")
+load(":tags.bzl", "repos_from_tags")
 
 visibility(["//rules/..."])
 
 def _nix_impl(mctx):
-    for mod in mctx.modules:
-        for tag in mod.tags.image:
-            nix_image_repo(name = tag.name, **{key: getattr(tag, key) for key in NIX_IMAGE_ATTRS})
+    repos_from_tags(mctx, "image", nix_image_repo, NIX_IMAGE_ATTRS)
 
 nix = module_extension(
     implementation = _nix_impl,

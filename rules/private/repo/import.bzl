@@ -7,6 +7,7 @@ repository; the generated BUILD file makes them an ordinary image target. `docke
 imports what its builder exported the same way (`import_image`).
 """
 
+load("//rules/private:layer_action.bzl", "compress_attr")
 load(":image_repo.bzl", "write_image_repo")
 load(":repo_names.bzl", "IMPORT_DIR", "apparent_name")
 load(":tool_repos.bzl", "host_tool")
@@ -103,11 +104,7 @@ IMPORT_ATTRS = {
         doc = "With `normalize`: seconds since 1970; later mtimes are clamped to it and " +
               "`created` is set to it.",
     ),
-    "compress": attr.string(
-        default = "gzip",
-        values = ["gzip", "zstd", "none"],
-        doc = "With `normalize`: the compression of the rewritten layers (as image_layer's).",
-    ),
+    "compress": compress_attr("With `normalize`: the compression of the rewritten layers (as image_layer's)."),
     "platform": attr.string(
         doc = "For an index: import only this platform (\"os/arch[/variant]\") as a single " +
               "image. By default every platform is imported (attestations are skipped).",

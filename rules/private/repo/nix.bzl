@@ -7,6 +7,8 @@ layer and an `image_manifest` over them, so a Nix closure is an ordinary image B
 extend, load or push. The layer actions read `/nix/store` directly; see `nix_layer`.
 """
 
+load("//rules/private:layer_action.bzl", "compress_attr")
+load("//rules/private/rules:manifest.bzl", "IMAGE_CONFIG_ATTRS")
 load("//rules/private/rules:nix_layer.bzl", "NIX_STORE")
 load(":repo_names.bzl", "CLOSURE_JSON", "IMAGE_TARGET", "PLAN_JSON", "PUBLIC_DEFS", "apparent_name", "layer_target")
 load(":tool_repos.bzl", "host_tool")
@@ -176,8 +178,7 @@ def nix_build_file(name, attrs, plan, root_copies):
 
     Args:
         name: the repository's apparent name.
-        attrs: the nix.image attributes (compress, entrypoint, cmd, env, labels, working_dir,
-            user, algorithm).
+        attrs: the nix.image attributes (compress, algorithm and IMAGE_CONFIG_ATTRS).
         plan: the decoded plan.json of `rules-image-tool nix-layers`.
         root_copies: store paths whose contents the last layer copies to `/`.
 
@@ -226,18 +227,10 @@ def nix_build_file(name, attrs, plan, root_copies):
     out.append("image_manifest(")
     out.append("    name = %r," % IMAGE_TARGET)
     out.append("    layers = %s," % _list(names))
-    for key in ["entrypoint", "cmd"]:
+    for key in IMAGE_CONFIG_ATTRS:
         value = getattr(attrs, key)
         if value:
-            out.append("    %s = %s," % (key, _list(value)))
-    for key in ["env", "labels"]:
-        value = getattr(attrs, key)
-        if value:
-            out.append("    %s = %s," % (key, repr(value)))
-    for key in ["working_dir", "user"]:
-        value = getattr(attrs, key)
-        if value:
-            out.append("    %s = %r," % (key, value))
+            out.append("    %s = %s," % (key, _list(value) if type(value) == "list" else repr(value)))
     out.append(")")
     return "\n".join(out) + "\n"
 
@@ -293,19 +286,12 @@ NIX_IMAGE_ATTRS = {
               "buildLayeredImage; `rules_image` (default) puts the application alone in the last " +
               "layer and places dependencies independently of it, so an update touches fewer layers.",
     ),
-    "compress": attr.string(
-        default = "gzip",
-        values = ["gzip", "zstd", "none"],
-        doc = "Compression of the layer blobs.",
-    ),
-    "entrypoint": attr.string_list(doc = "Entrypoint of the image."),
-    "cmd": attr.string_list(doc = "Default arguments (Cmd)."),
-    "env": attr.string_dict(doc = "Environment variables."),
-    "working_dir": attr.string(doc = "Working directory of the container process."),
-    "user": attr.string(doc = "User (and group) the process runs as, e.g. \"1000:1000\"."),
-    "labels": attr.string_dict(doc = "Config labels."),
+    "compress": compress_attr("Compression of the layer blobs."),
     "timeout": attr.int(default = 3600, doc = "Seconds each Nix command may take."),
 }
+
+# The image's config, as image_manifest's (a Nix image has no base to inherit from).
+NIX_IMAGE_ATTRS.update(IMAGE_CONFIG_ATTRS)
 
 nix_image_repo = repository_rule(
     implementation = _nix_image_repo_impl,

@@ -2,7 +2,7 @@
 
 load("//rules/private:labels.bzl", "display_label")
 load("//rules/private:launcher.bzl", "runfiles_path")
-load("//rules/private:layer_action.bzl", "layer_args", "run_layer_action")
+load("//rules/private:layer_action.bzl", "compress_attr", "layer_args", "run_layer_action")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
 
 visibility(["//rules/..."])
@@ -111,11 +111,7 @@ image_layer(
         "modes": attr.string_dict(
             doc = "Absolute path in the image -> octal mode (e.g. \"0700\") overriding the default mode of that entry.",
         ),
-        "compress": attr.string(
-            default = "gzip",
-            values = ["gzip", "zstd", "none"],
-            doc = "Compression of the layer blob.",
-        ),
+        "compress": compress_attr("Compression of the layer blob."),
         "compression_level": attr.int(
             default = -1,
             doc = "Compression level (gzip 0-9, default 6; zstd 1-22, default 3). -1 uses the default.",

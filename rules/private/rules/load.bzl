@@ -1,9 +1,8 @@
 """image_load: `bazel run` streams an image into a local Docker or Podman engine."""
 
-load("//rules/private:image_args.bzl", "image_info", "is_index", "launcher_image_args")
+load("//rules/private:image_args.bzl", "image_attr", "image_info", "is_index", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "write_launcher")
-load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
@@ -41,12 +40,10 @@ image_load(name = "load", image = ":image", tag = "example/app:latest")
 are passed to the tool, e.g. `-- --tag other:tag`.
 """,
     attrs = {
-        "image": attr.label(
-            mandatory = True,
-            providers = [[ImageManifestInfo], [ImageIndexInfo]],
-            doc = "The image to load: an image_manifest (or any target providing " +
-                  "ImageManifestInfo), or an image_index, of which the image for the host " +
-                  "platform (or for `platform`) is loaded.",
+        "image": image_attr(
+            "The image to load: an image_manifest (or any target providing " +
+            "ImageManifestInfo), or an image_index, of which the image for the host " +
+            "platform (or for `platform`) is loaded.",
         ),
         "platform": attr.string(
             doc = "For an image_index: the image to load, as \"os/arch[/variant]\" (e.g. " +

@@ -1,6 +1,6 @@
 """image_manifest: an OCI image (config + manifest) from a base image and layers."""
 
-load("//rules/private:image_args.bzl", "write_image_outputs")
+load("//rules/private:image_args.bzl", "image_attr", "write_image_outputs")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform", "platform_string", "select_platform")
 load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
@@ -103,31 +103,40 @@ def _image_manifest_impl(ctx):
         info,
     ]
 
-_ATTRS = {
-    "base": attr.label(
-        providers = [[ImageManifestInfo], [ImageIndexInfo]],
-        doc = "Image to build on: its layers come first and its config is the starting point. " +
-              "Any target providing ImageManifestInfo (e.g. another image_manifest), or an " +
-              "image index (ImageIndexInfo: an image_index, or `images.pull` of an index " +
-              "digest), of which the image for the target platform is used; the build fails " +
-              "if the index has none.",
-    ),
-    "layers": attr.label_list(
-        providers = [LayerInfo],
-        doc = "Layers to add on top of the base, in order (image_layer targets).",
-    ),
+# The config attributes, also those of `nix.image`, which passes them to its image_manifest.
+IMAGE_CONFIG_ATTRS = {
     "entrypoint": attr.string_list(doc = "Entrypoint. Setting it clears a `cmd` inherited from the base (as Docker does)."),
     "cmd": attr.string_list(doc = "Default arguments (Cmd)."),
     "env": attr.string_dict(doc = "Environment variables; they replace base variables of the same name."),
     "working_dir": attr.string(doc = "Working directory of the container process."),
     "user": attr.string(doc = "User (and group) the process runs as, e.g. \"1000:1000\" or \"nobody\"."),
     "labels": attr.string_dict(doc = "Config labels, merged over the base's."),
+}
+
+_ATTRS = dict(
+    {
+        "base": image_attr(
+            "Image to build on: its layers come first and its config is the starting point. " +
+            "Any target providing ImageManifestInfo (e.g. another image_manifest), or an " +
+            "image index (ImageIndexInfo: an image_index, or `images.pull` of an index " +
+            "digest), of which the image for the target platform is used (see " +
+            "docs/multiplatform.md for how it is chosen); the build fails if the index has none.",
+            mandatory = False,
+        ),
+        "layers": attr.label_list(
+            providers = [LayerInfo],
+            doc = "Layers to add on top of the base, in order (image_layer or nix_layer targets).",
+        ),
+    },
+    **IMAGE_CONFIG_ATTRS
+)
+_ATTRS.update({
     "annotations": attr.string_dict(doc = "Manifest annotations."),
     "exposed_ports": attr.string_list(doc = "Exposed ports, e.g. [\"8080/tcp\"]; merged with the base's."),
     "volumes": attr.string_list(doc = "Volume mount points; merged with the base's."),
     "stop_signal": attr.string(doc = "Signal that stops the container, e.g. \"SIGTERM\"."),
     "created": attr.string(doc = "RFC 3339 creation time; default 1970-01-01T00:00:00Z so builds are reproducible."),
-}
+})
 
 image_manifest = rule(
     implementation = _image_manifest_impl,

@@ -1,7 +1,7 @@
 """nix_layer: an image layer of Nix store paths, read from the local `/nix/store`."""
 
 load("//rules/private:labels.bzl", "display_label")
-load("//rules/private:layer_action.bzl", "layer_args", "run_layer_action")
+load("//rules/private:layer_action.bzl", "compress_attr", "layer_args", "run_layer_action")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
 
 visibility(["//rules/..."])
@@ -79,11 +79,7 @@ key (the list of paths) is a sound cache key.
         "modes": attr.string_dict(
             doc = "Absolute path in the image -> octal mode (e.g. \"0755\") overriding that entry's mode.",
         ),
-        "compress": attr.string(
-            default = "gzip",
-            values = ["gzip", "zstd", "none"],
-            doc = "Compression of the layer blob.",
-        ),
+        "compress": compress_attr("Compression of the layer blob."),
     },
     toolchains = [TOOLCHAIN_TYPE],
 )

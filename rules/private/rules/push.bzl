@@ -1,9 +1,8 @@
 """image_push: `bazel run` pushes an image to one or more registries."""
 
-load("//rules/private:image_args.bzl", "image_info", "launcher_image_args")
+load("//rules/private:image_args.bzl", "image_attr", "image_info", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
-load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
@@ -72,12 +71,10 @@ podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system 
 `SSL_CERT_FILE`; plain HTTP is used only for loopback registries unless `-- --insecure-http`.
 """,
     attrs = {
-        "image": attr.label(
-            mandatory = True,
-            providers = [[ImageManifestInfo], [ImageIndexInfo]],
-            doc = "The image to push: an image_manifest, or an image_index (pushed whole: " +
-                  "every platform's image, then the index by digest, then the tags, which " +
-                  "point at the index).",
+        "image": image_attr(
+            "The image to push: an image_manifest, or an image_index (pushed whole: " +
+            "every platform's image, then the index by digest, then the tags, which " +
+            "point at the index).",
         ),
         "registry": attr.string(doc = "Registry host[:port] of the main destination, e.g. \"ghcr.io\"."),
         "repository": attr.string(doc = "Repository of the main destination, e.g. \"example/app\"."),
