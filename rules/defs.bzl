@@ -1,8 +1,13 @@
-"""Public API of rules_image: build, load and publish OCI images with Bazel.
+"""Build rules of rules_image: layers, images, indexes, and `bazel run` targets that push and load them.
 
 ```starlark
 load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push")
 ```
+
+Images built by other means come in through the module extensions (`images.pull`,
+`nix.image`, `dockerfile.build`: see extensions.md) and `image_import` (repositories.md);
+each is an ordinary target that `image_manifest(base = ...)`, `image_push` and `image_load`
+take. The providers are public for rules that consume or produce images.
 """
 
 load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")

@@ -21,7 +21,8 @@ def compress_attr(doc):
     Returns:
         attr.string.
     """
-    return attr.string(default = "gzip", values = MEDIA_TYPES.keys(), doc = doc)
+    values = MEDIA_TYPES.keys()
+    return attr.string(default = "gzip", values = values, doc = doc + " One of %s." % ", ".join(["`%s`" % v for v in values]))
 
 _EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
 

@@ -24,6 +24,10 @@ images.pull(
 use_repo(images, "distroless_static")
 ```
 
+`docker.io` works as a registry; single-component repositories there get `library/`.
+Content is verified against the digest. Docker schema 2 layer media types become their OCI
+equivalents in images built on the base (the bytes are the same).
+
 Then `image_manifest(base = "@distroless_static//:image", ...)`. Only the manifest and config
 are downloaded when the repository is created; no network is used on later builds. Layers are
 fetched by build actions when one needs their bytes (`image_load`, the `tarball` and

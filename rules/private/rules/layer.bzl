@@ -96,6 +96,16 @@ image_layer(
     symlinks = {"/usr/bin/server": "/app/server"},
 )
 ```
+
+Outputs: `<name>.tar.gz` (or `.tar.zst`, `.tar`) and `<name>.layer.json` (`diff_id`, `digest`,
+`media_type`, `size`); provides `LayerInfo`. The tar is PAX, with mtime 0, uid/gid 0 and no
+user or group names, and gzip has a fixed header, so the same inputs give the same bytes under
+any checkout path, umask or user.
+
+The build fails, leaving no output, on: an image path that is not absolute or escapes the
+root with `..`; two sources for one image path (after normalising `//` and `.`); a file used
+as a directory; an invalid mode, or a mode for a path not in the layer; a missing source; an
+empty layer.
 """,
     attrs = {
         "srcs": attr.string_keyed_label_dict(

@@ -37,7 +37,9 @@ image_load(name = "load", image = ":image", tag = "example/app:latest")
 ```
 
 `bazel run //app:load` then `docker run --rm example/app:latest`. Extra arguments after `--`
-are passed to the tool, e.g. `-- --tag other:tag`.
+are passed to the tool, e.g. `-- --tag other:tag`. Docker engines without zstd support get
+zstd layers decompressed on the fly; the loaded image keeps its config, so its image ID is the
+config digest.
 """,
     attrs = {
         "image": image_attr(

@@ -105,12 +105,12 @@ def _image_manifest_impl(ctx):
 
 # The config attributes, also those of `nix.image`, which passes them to its image_manifest.
 IMAGE_CONFIG_ATTRS = {
-    "entrypoint": attr.string_list(doc = "Entrypoint. Setting it clears a `cmd` inherited from the base (as Docker does)."),
+    "entrypoint": attr.string_list(doc = "Entrypoint. Over a base image, setting it also clears the base's `cmd` (as Docker does)."),
     "cmd": attr.string_list(doc = "Default arguments (Cmd)."),
-    "env": attr.string_dict(doc = "Environment variables; they replace base variables of the same name."),
+    "env": attr.string_dict(doc = "Environment variables; over a base image, they replace its variables of the same name."),
     "working_dir": attr.string(doc = "Working directory of the container process."),
     "user": attr.string(doc = "User (and group) the process runs as, e.g. \"1000:1000\" or \"nobody\"."),
-    "labels": attr.string_dict(doc = "Config labels, merged over the base's."),
+    "labels": attr.string_dict(doc = "Config labels; over a base image, merged over its labels."),
 }
 
 _ATTRS = dict(
@@ -142,9 +142,16 @@ image_manifest = rule(
     implementation = _image_manifest_impl,
     doc = """A single-platform OCI image: a config and a manifest over base layers plus new layers.
 
-The os/architecture come from the target platform. Default outputs are small (manifest,
-config, digest). Output groups: `oci_layout` (an OCI image layout directory), `tarball` (one
-tar that `docker load` accepts and that is also an OCI layout) and `descriptor`.
+The os/architecture/variant come from the target platform (`@platforms//os:*`,
+`@platforms//cpu:*`). The config starts from the base's: `env` replaces base variables of the
+same name in place and appends new ones, `labels` are merged over the base's, `exposed_ports`
+and `volumes` are merged with the base's, `entrypoint`, `cmd`, `working_dir`, `user` and
+`stop_signal` replace the base's when set.
+
+Default outputs are small: `<name>.manifest.json`, `<name>.config.json`, `<name>.digest`.
+Output groups: `oci_layout` (`<name>.oci_layout/`, an OCI image layout with ref name
+`latest`), `tarball` (`<name>.tar`, which `docker load` accepts and which is also an OCI
+layout) and `descriptor`. Provides `ImageManifestInfo`.
 
 ```starlark
 image_manifest(

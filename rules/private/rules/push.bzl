@@ -62,9 +62,16 @@ image_push(
 ```
 
 `bazel run //app:push` pushes to every destination, reading each blob once and uploading only
-what a registry is missing (a re-push of an unchanged image uploads nothing). Override at run
-time: `bazel run //app:push -- --registry localhost:5000 --repository test/app --tag dev`
-(`--registry`/`--repository` replace all destinations, `--tag` replaces the tags).
+what a registry is missing: HEAD, then a cross-repository mount when the blob is in another
+repository of that registry, else an upload (one PUT up to 16 MiB, `--chunk-size`, chunked PATCHes
+above). A re-push of an unchanged image uploads nothing, and no tag moves unless every blob
+arrived. Layers of pulled base images are never downloaded: they are mounted (same registry)
+or streamed registry to registry, verified on the way.
+
+Override at run time: `bazel run //app:push -- --registry localhost:5000 --repository test/app --tag dev`
+(`--registry`/`--repository` replace all destinations, `--tag` replaces the tags); also
+`--summary-json FILE` (digest, references, bytes uploaded/skipped/mounted per destination),
+`--jobs N`, `--chunk-size BYTES`, `--insecure-http`.
 
 Credentials come from Docker's `config.json` (`auths`, `credsStore`, `credHelpers`) or
 podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system roots and
