@@ -1,17 +1,22 @@
-"""Public API of rules_image: build, load and publish OCI images with Bazel.
+"""Build rules of rules_image: layers, images, indexes, and `bazel run` targets that push and load them.
 
 ```starlark
 load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push")
 ```
+
+Images built by other means come in through the module extensions (`images.pull`,
+`nix.image`, `dockerfile.build`: see extensions.md) and `image_import` (repositories.md);
+each is an ordinary target that `image_manifest(base = ...)`, `image_push` and `image_load`
+take. The providers are public for rules that consume or produce images.
 """
 
-load("//rules/private:index.bzl", _image_index = "image_index")
-load("//rules/private:layer.bzl", _image_layer = "image_layer")
-load("//rules/private:load.bzl", _image_load = "image_load")
-load("//rules/private:manifest.bzl", _image_manifest = "image_manifest")
-load("//rules/private:nix.bzl", _nix_layer = "nix_layer")
-load("//rules/private:push.bzl", _image_push = "image_push")
 load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
+load("//rules/private/rules:index.bzl", _image_index = "image_index")
+load("//rules/private/rules:layer.bzl", _image_layer = "image_layer")
+load("//rules/private/rules:load.bzl", _image_load = "image_load")
+load("//rules/private/rules:manifest.bzl", _image_manifest = "image_manifest")
+load("//rules/private/rules:nix_layer.bzl", _nix_layer = "nix_layer")
+load("//rules/private/rules:push.bzl", _image_push = "image_push")
 
 image_index = _image_index
 image_layer = _image_layer

@@ -6,6 +6,6 @@ image_import(name = "vendor_app", src = "//third_party:vendor_app.tar")
 ```
 """
 
-load("//rules/private:import.bzl", _image_import = "image_import")
+load("//rules/private/repo:import.bzl", _image_import = "image_import")
 
 image_import = _image_import

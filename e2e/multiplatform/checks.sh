@@ -134,7 +134,7 @@ EOM
     [[ $(jq -r .architecture "$(mp_bin on_index/image.config.json)") == "$arch" ]] || return 1
     echo "$arch: on the index's $arch image: $got"
   done
-  # The generated repository names one pulled_image per platform.
+  # The generated repository names one repository_image per platform.
   (cd "$ws" && "$bazelw" query '@pushed_index//:all' 2>/dev/null) | sort
 }
 

@@ -1,18 +1,34 @@
-"""Launchers for `bazel run` targets: a small script that runs the tool from its runfiles."""
+"""Runfiles paths, and the launcher of `bazel run` targets: a small script that runs the tool from its runfiles."""
 
-def rlocation_path(ctx, f):
-    """The runfiles (rlocation) path of a File.
+visibility(["//rules/..."])
+
+def runfiles_path(file, workspace_name = "_main"):
+    """The path of a File in a runfiles tree, which is also its rlocation path.
+
+    One argument by default, so that `Args.add_all(map_each = runfiles_path)` can use it.
+
+    Args:
+        file: File (or anything with a `short_path`).
+        workspace_name: the main repository's directory in runfiles (`_main` with bzlmod).
+
+    Returns:
+        string: `<repo>/<path>`.
+    """
+    if file.short_path.startswith("../"):
+        return file.short_path[3:]
+    return workspace_name + "/" + file.short_path
+
+def rlocation_path(ctx, file):
+    """The rlocation path of a File, as the tool's `--rlocation` mode resolves it.
 
     Args:
         ctx: rule context.
-        f: File.
+        file: File.
 
     Returns:
         string.
     """
-    if f.short_path.startswith("../"):
-        return f.short_path[3:]
-    return ctx.workspace_name + "/" + f.short_path
+    return runfiles_path(file, ctx.workspace_name)
 
 def _shell_quote(s):
     return "'" + s.replace("'", "'\\''") + "'"

@@ -1,14 +1,28 @@
 """The one action that writes a layer, shared by image_layer and nix_layer."""
 
+load(":labels.bzl", "label_arg")
 load(":providers.bzl", "LayerInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "label_arg")
+
+visibility(["//rules/..."])
 
 MEDIA_TYPES = {
     "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
     "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
+
+def compress_attr(doc):
+    """The `compress` attribute of everything that writes layers: "gzip" (default), "zstd" or "none".
+
+    Args:
+        doc: the attribute's doc.
+
+    Returns:
+        attr.string.
+    """
+    values = MEDIA_TYPES.keys()
+    return attr.string(default = "gzip", values = values, doc = doc + " One of %s." % ", ".join(["`%s`" % v for v in values]))
 
 _EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
 

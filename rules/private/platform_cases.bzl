@@ -25,6 +25,8 @@ Each case: `candidates` (the index's platforms, `os/architecture[/variant]`), `w
 `pick`, the position the matcher must return (`null`: no image fits).
 """
 
+visibility(["//rules/..."])
+
 PLATFORM_CASES = json.decode("""
 [
   {"candidates": ["linux/amd64", "linux/arm64/v8"], "want": "linux/amd64", "pick": 0},

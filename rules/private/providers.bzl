@@ -1,5 +1,7 @@
 """Providers shared by the rules_image rules."""
 
+visibility(["//rules/..."])
+
 LayerInfo = provider(
     doc = "One image layer: its blob and a small metadata file describing it.",
     fields = {

@@ -2,6 +2,9 @@
 
 load(":providers.bzl", "ImageToolInfo")
 
+# Loaded by the BUILD file of the generated @rules_image_toolchains repository.
+visibility("public")
+
 TOOLCHAIN_TYPE = "@rules_image//rules:toolchain_type"
 
 def _image_toolchain_impl(ctx):

@@ -1,19 +1,34 @@
-"""Module extension choosing where the rules_image tool comes from."""
+"""The `tool` module extension: where the rules_image tool comes from."""
 
-load(":tool_repos.bzl", "PLATFORMS", "TOOL_NAME", "host_platform", "prebuilt_tool", "source_tool", "toolchains_repo")
+load("//rules/private/repo:repo_names.bzl", "SOURCE_TOOL_REPO", "TOOLCHAINS_REPO", "TOOL_NAME", "prebuilt_tool_repo")
+load("//rules/private/repo:tool_repos.bzl", "PLATFORMS", "host_platform", "prebuilt_tool", "source_tool", "toolchains_repo")
+
+visibility(["//rules/..."])
 
 _DEFAULT_LOCK = Label("//tools:prebuilt.lock.json")
 
-def _read_lock(mctx, lock):
-    path = mctx.path(lock)
-    data = json.decode(mctx.read(path))
-    binaries = data.get("binaries", {})
-    for platform, entry in binaries.items():
+def lock_error(data):
+    """What is wrong with a decoded lock file, or None.
+
+    Args:
+        data: the lock file's JSON, decoded.
+
+    Returns:
+        string or None.
+    """
+    for platform, entry in data.get("binaries", {}).items():
         if platform not in PLATFORMS:
-            fail("rules_image: %s: unknown platform %r (known: %s)" % (lock, platform, ", ".join(PLATFORMS.keys())))
+            return "unknown platform %r (known: %s)" % (platform, ", ".join(PLATFORMS.keys()))
         if not entry.get("sha256") or not entry.get("urls"):
-            fail("rules_image: %s: entry %r needs `urls` and `sha256`" % (lock, platform))
-    return binaries
+            return "entry %r needs `urls` and `sha256`" % platform
+    return None
+
+def _read_lock(mctx, lock):
+    data = json.decode(mctx.read(mctx.path(lock)))
+    error = lock_error(data)
+    if error:
+        fail("rules_image: %s: %s" % (lock, error))
+    return data.get("binaries", {})
 
 def _tool_impl(mctx):
     # The root module decides; rules_image's own defaults apply otherwise.
@@ -36,15 +51,15 @@ def _tool_impl(mctx):
 
     tools = {}
     if build_from_source:
-        source_tool(name = "rules_image_tool_source")
-        tools[host_platform(mctx)] = "@rules_image_tool_source//:" + TOOL_NAME
+        source_tool(name = SOURCE_TOOL_REPO)
+        tools[host_platform(mctx)] = "@%s//:%s" % (SOURCE_TOOL_REPO, TOOL_NAME)
     else:
         for platform, entry in binaries.items():
-            repo = "rules_image_tool_" + platform.replace("-", "_")
+            repo = prebuilt_tool_repo(platform)
             prebuilt_tool(name = repo, urls = entry["urls"], sha256 = entry["sha256"])
             tools[platform] = "@%s//:%s" % (repo, TOOL_NAME)
     toolchains_repo(
-        name = "rules_image_toolchains",
+        name = TOOLCHAINS_REPO,
         tools = tools,
         host_tool = tools.get(host_platform(mctx)),
     )

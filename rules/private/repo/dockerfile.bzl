@@ -1,14 +1,17 @@
-"""Images from Dockerfiles: the `dockerfile.build` module extension and its repository rule.
+"""The repository rule behind `dockerfile.build`: a Dockerfile built and imported as an image.
 
-The repository rule builds the Dockerfile with the builder found on the machine (Docker's
-legacy builder or BuildKit through buildx, Podman or Buildah), exports the result as a
-tarball and imports it like `image_import`. By default the import is normalized, so the same
-Dockerfile and context give the same digest on every rebuild whenever the RUN steps produce
-the same files. The repository is re-created when the Dockerfile, a file of the context or an
-attribute changes, and only then.
+It builds the Dockerfile with the builder found on the machine (Docker's legacy builder or
+BuildKit through buildx, Podman or Buildah), exports the result as a tarball and imports it
+like `image_import`. By default the import is normalized, so the same Dockerfile and context
+give the same digest on every rebuild whenever the RUN steps produce the same files. The
+repository is re-created when the Dockerfile, a file of the context or an attribute changes,
+and only then.
 """
 
 load(":import.bzl", "IMPORT_ATTRS", "import_image", "watch_source")
+load(":repo_names.bzl", "apparent_name")
+
+visibility(["//rules/..."])
 
 _BUILDERS = ["auto", "docker", "docker-legacy", "docker-buildx", "podman", "buildah"]
 
@@ -21,23 +24,35 @@ _MISSING_BASE = [
     "manifest unknown",
 ]
 
+_MISSING_BASE_HINT = ("\nA FROM image is missing: it must be in the builder's image store or in a " +
+                      "registry it can reach. For an image built by rules_image, `bazel run` its " +
+                      "image_load target first (with `daemon = \"podman\"` for Podman and Buildah).")
+
+def failure_hint(output):
+    """A hint to add to a failed build's output, or "".
+
+    Args:
+        output: what the builder printed.
+
+    Returns:
+        string.
+    """
+    if [m for m in _MISSING_BASE if m in output]:
+        return _MISSING_BASE_HINT
+    return ""
+
 def _run(rctx, what, cmd, env = {}, step = None):
     if step:
         rctx.report_progress(step)
     result = rctx.execute(cmd, environment = env, timeout = 7200, quiet = True)
     if result.return_code != 0:
         output = result.stdout[-4000:] + result.stderr[-8000:]
-        hint = ""
-        if [m for m in _MISSING_BASE if m in output]:
-            hint = ("\nA FROM image is missing: it must be in the builder's image store or in a " +
-                    "registry it can reach. For an image built by rules_image, `bazel run` its " +
-                    "image_load target first (with `daemon = \"podman\"` for Podman and Buildah).")
         fail("%s: `%s` failed (exit %d):\n%s%s" % (
             what,
             " ".join([str(c) for c in cmd]),
             result.return_code,
             output,
-            hint,
+            failure_hint(output),
         ))
     return result
 
@@ -73,42 +88,46 @@ def _detect_builder(rctx, what, wanted):
         fail("%s: builder %r is not on PATH" % (what, wanted))
     return (wanted, exe)
 
-def _build_flags(rctx, dockerfile, context):
+def build_flags(attrs, dockerfile, context):
+    """The builder's flags after `build`: Dockerfile, options, build arguments, context.
+
+    Args:
+        attrs: target, platform, network, no_cache, build_args, normalize, source_date_epoch.
+        dockerfile: the Dockerfile's path.
+        context: the context directory's path.
+
+    Returns:
+        list of strings.
+    """
     flags = ["-f", str(dockerfile)]
-    if rctx.attr.target:
-        flags += ["--target", rctx.attr.target]
-    if rctx.attr.platform:
-        flags += ["--platform", rctx.attr.platform]
-    if rctx.attr.network:
-        flags += ["--network", rctx.attr.network]
-    if rctx.attr.no_cache:
+    if attrs.target:
+        flags += ["--target", attrs.target]
+    if attrs.platform:
+        flags += ["--platform", attrs.platform]
+    if attrs.network:
+        flags += ["--network", attrs.network]
+    if attrs.no_cache:
         flags.append("--no-cache")
-    args = dict(rctx.attr.build_args)
-    if rctx.attr.normalize and "SOURCE_DATE_EPOCH" not in args:
-        args["SOURCE_DATE_EPOCH"] = str(rctx.attr.source_date_epoch)
+    args = dict(attrs.build_args)
+    if attrs.normalize and "SOURCE_DATE_EPOCH" not in args:
+        args["SOURCE_DATE_EPOCH"] = str(attrs.source_date_epoch)
     for key in sorted(args):
         flags += ["--build-arg", "%s=%s" % (key, args[key])]
     return flags + [str(context)]
 
-def _dockerfile_repo_impl(rctx):
-    what = "dockerfile.build(name = %r)" % rctx.attr.image_name
-    dockerfile = rctx.path(rctx.attr.dockerfile)
-    if not dockerfile.exists:
-        fail("%s: Dockerfile %s does not exist" % (what, rctx.attr.dockerfile))
-    context = rctx.path(rctx.attr.context) if rctx.attr.context else dockerfile.dirname
-    if not context.exists:
-        fail("%s: context %s does not exist" % (what, rctx.attr.context))
-    if not context.is_dir:
-        context = context.dirname
+def builder_commands(builder, exe, tag, archive):
+    """How `builder` builds, exports (to `archive`) and removes the image tagged `tag`.
 
-    # Re-run when (and only when) the Dockerfile or a file of the context changes.
-    watch_source(rctx, dockerfile)
-    watch_source(rctx, context)
+    Args:
+        builder: "docker-legacy", "docker-buildx", "podman" or "buildah".
+        exe: the builder's executable.
+        tag: the image's temporary tag.
+        archive: where the export goes.
 
-    builder, exe = _detect_builder(rctx, what, rctx.attr.builder)
-    tag = "localhost/rules_image_dockerfile/%s:build" % rctx.attr.image_name.lower()
-    archive = rctx.path("build.tar")
-    flags = _build_flags(rctx, dockerfile, context)
+    Returns:
+        struct(build = list, env = dict, export = list, remove = list); `build` takes the
+        flags of build_flags after `-t tag`.
+    """
     env = {}
     if builder.startswith("docker"):
         if builder == "docker-legacy":
@@ -126,9 +145,37 @@ def _dockerfile_repo_impl(rctx):
         build = [exe, "build", "--layers"]
         export = [exe, "push", tag, "oci-archive:%s" % archive]
         remove = [exe, "rmi", tag]
-    _run(rctx, what, build + ["-t", tag] + flags, env = env, step = "Building %s with %s" % (rctx.attr.dockerfile, builder))
-    _run(rctx, what, export)
-    rctx.execute(remove)
+    return struct(build = build, env = env, export = export, remove = remove)
+
+def _dockerfile_repo_impl(rctx):
+    name = apparent_name(rctx)
+    what = "dockerfile.build(name = %r)" % name
+    dockerfile = rctx.path(rctx.attr.dockerfile)
+    if not dockerfile.exists:
+        fail("%s: Dockerfile %s does not exist" % (what, rctx.attr.dockerfile))
+    context = rctx.path(rctx.attr.context) if rctx.attr.context else dockerfile.dirname
+    if not context.exists:
+        fail("%s: context %s does not exist" % (what, rctx.attr.context))
+    if not context.is_dir:
+        context = context.dirname
+
+    # Re-run when (and only when) the Dockerfile or a file of the context changes.
+    watch_source(rctx, dockerfile)
+    watch_source(rctx, context)
+
+    builder, exe = _detect_builder(rctx, what, rctx.attr.builder)
+    tag = "localhost/rules_image_dockerfile/%s:build" % name.lower()
+    archive = rctx.path("build.tar")
+    commands = builder_commands(builder, exe, tag, archive)
+    _run(
+        rctx,
+        what,
+        commands.build + ["-t", tag] + build_flags(rctx.attr, dockerfile, context),
+        env = commands.env,
+        step = "Building %s with %s" % (rctx.attr.dockerfile, builder),
+    )
+    _run(rctx, what, commands.export)
+    rctx.execute(commands.remove)
 
     import_image(rctx, what, archive)
     rctx.delete(archive)
@@ -163,68 +210,16 @@ _NORMALIZE = attr.bool(
           "removed. `SOURCE_DATE_EPOCH` is also passed as a build argument.",
 )
 
-dockerfile_repo = repository_rule(
-    implementation = _dockerfile_repo_impl,
-    doc = "Builds a Dockerfile and imports the result; see `dockerfile.build`.",
-    attrs = dict(
-        IMPORT_ATTRS,
-        image_name = attr.string(mandatory = True, doc = "The name given to dockerfile.build."),
-        normalize = _NORMALIZE,
-        **_BUILD_ATTRS
-    ),
-)
-
-def _dockerfile_impl(mctx):
-    for mod in mctx.modules:
-        for build in mod.tags.build:
-            dockerfile_repo(
-                name = build.name,
-                image_name = build.name,
-                dockerfile = build.dockerfile,
-                context = build.context,
-                target = build.target,
-                build_args = build.build_args,
-                platform = build.platform,
-                builder = build.builder,
-                network = build.network,
-                no_cache = build.no_cache,
-                normalize = build.normalize,
-                source_date_epoch = build.source_date_epoch,
-                compress = build.compress,
-            )
-
-_TAG_ATTRS = dict(
+# The attributes of a `dockerfile.build` tag (and of the repository rule, with IMPORT_ATTRS).
+DOCKERFILE_ATTRS = dict(
     _BUILD_ATTRS,
-    name = attr.string(mandatory = True, doc = "Repository name; the image is `@<name>//:image`."),
     normalize = _NORMALIZE,
     source_date_epoch = IMPORT_ATTRS["source_date_epoch"],
     compress = IMPORT_ATTRS["compress"],
 )
 
-dockerfile = module_extension(
-    implementation = _dockerfile_impl,
-    doc = """Images built from Dockerfiles, as Bazel targets.
-
-```starlark
-dockerfile = use_extension("@rules_image//rules:extensions.bzl", "dockerfile")
-dockerfile.build(
-    name = "web",
-    dockerfile = "//web:Dockerfile",
-    build_args = {"NODE_ENV": "production"},
-)
-use_repo(dockerfile, "web")
-```
-
-Then `@web//:image` is an image (ImageManifestInfo) that `image_manifest(base = ...)`,
-`image_push` and `image_load` take like any other. The build runs when the repository is
-created: again only when the Dockerfile, a file of the context or an attribute changes. The
-images named in `FROM` must be available to the builder (pulled, or loaded with a
-rules_image `image_load` target before the build).
-""",
-    tag_classes = {
-        "build": tag_class(
-            doc = "Builds one Dockerfile and imports the resulting image.",
-            attrs = _TAG_ATTRS,
-        ),
-    },
+dockerfile_repo = repository_rule(
+    implementation = _dockerfile_repo_impl,
+    doc = "Builds a Dockerfile and imports the result; see `dockerfile.build`.",
+    attrs = dict(IMPORT_ATTRS, **DOCKERFILE_ATTRS),
 )

@@ -1,6 +1,25 @@
-"""Repository rules that provide the rules_image tool: prebuilt (pinned) or built from source."""
+"""Repository rules that provide the rules_image tool: prebuilt (pinned) or built from source.
 
-TOOL_NAME = "rules-image-tool"
+They also give repository rules the tool binary for the machine Bazel runs on: `host_tool`.
+"""
+
+load(":repo_names.bzl", "HOST_TOOL_PATH", "TOOLCHAINS_REPO", "TOOLCHAIN_RULES", "TOOL_NAME")
+
+visibility(["//rules/..."])
+
+# The binary for this machine, in the toolchains repository (MODULE.bazel `use_repo`s it).
+_HOST_TOOL = Label("@%s//:%s" % (TOOLCHAINS_REPO, HOST_TOOL_PATH))
+
+def host_tool(rctx):
+    """The path of the rules-image-tool binary that runs on this machine, for repository rules.
+
+    Args:
+        rctx: repository_ctx.
+
+    Returns:
+        path.
+    """
+    return rctx.path(_HOST_TOOL)
 
 # Bazel platform constraints of each platform a prebuilt binary may exist for.
 PLATFORMS = {
@@ -126,12 +145,12 @@ toolchain(
 """
 
 def _toolchains_repo_impl(rctx):
-    content = ['load("@rules_image//rules/private:toolchain.bzl", "image_toolchain")\n']
+    content = ['load("%s", "image_toolchain")\n' % TOOLCHAIN_RULES]
 
     # The binary for this machine, for repository rules (e.g. pulling base images).
     if rctx.attr.host_tool:
-        rctx.symlink(rctx.path(rctx.attr.host_tool), "host/" + TOOL_NAME)
-        content.append('exports_files(["host/%s"], visibility = ["//visibility:public"])\n' % TOOL_NAME)
+        rctx.symlink(rctx.path(rctx.attr.host_tool), HOST_TOOL_PATH)
+        content.append('exports_files(["%s"], visibility = ["//visibility:public"])\n' % HOST_TOOL_PATH)
     for platform, tool in rctx.attr.tools.items():
         content.append(_TOOLCHAIN.format(
             name = platform,

@@ -1,10 +1,11 @@
 """image_push: `bazel run` pushes an image to one or more registries."""
 
-load(":launcher.bzl", "rlocation_path", "write_launcher")
-load(":index.bzl", "write_child_files")
-load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "display_label", "label_arg")
+load("//rules/private:image_args.bzl", "image_attr", "image_info", "launcher_image_args")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+
+visibility(["//rules/..."])
 
 def _destination(ctx, registry, repository):
     if not registry or not repository:
@@ -29,29 +30,12 @@ def _image_push_impl(ctx):
         args += ["--default-destination", d]
     for t in tags:
         args += ["--default-tag", t]
-    if ImageIndexInfo in ctx.attr.image:
-        # A multi-platform image: the index and one child file per image. Shallow layers of
-        # pulled images are named `remote:` there, so their bytes are never needed.
-        index = ctx.attr.image[ImageIndexInfo]
-        children = write_child_files(ctx, index, "push_children", rlocation = True, remote = True)
-        args += ["--index", rlocation_path(ctx, index.index)]
-        for child in children.children:
-            args += ["--child", rlocation_path(ctx, child)]
-        files = [tool, index.index] + children.children + children.inputs
-    else:
-        image = ctx.attr.image[ImageManifestInfo]
-        args += ["--manifest", rlocation_path(ctx, image.manifest)]
-        args += ["--config", rlocation_path(ctx, image.config)]
 
-        files = [tool, image.manifest, image.config]
-        for layer in image.layers:
-            if layer.source:
-                # Shallow layer of a pulled image: the push mounts or copies it from its source
-                # registry, so its bytes are never downloaded here.
-                args += ["--blob", "remote:" + layer.source]
-            else:
-                args += ["--blob", rlocation_path(ctx, layer.blob)]
-                files.append(layer.blob)
+    # Shallow layers of pulled images are named `remote:`: the push mounts or copies them from
+    # their source registry, so their bytes are never downloaded here.
+    image = launcher_image_args(ctx, image_info(ctx.attr.image), "push", remote = True)
+    args += image.arguments
+    files = [tool] + image.files
 
     # Tags may name workspace status keys ({STABLE_GIT_COMMIT}, {BUILD_TIMESTAMP}, ...).
     if any(["{" in t for t in tags]):
@@ -78,21 +62,26 @@ image_push(
 ```
 
 `bazel run //app:push` pushes to every destination, reading each blob once and uploading only
-what a registry is missing (a re-push of an unchanged image uploads nothing). Override at run
-time: `bazel run //app:push -- --registry localhost:5000 --repository test/app --tag dev`
-(`--registry`/`--repository` replace all destinations, `--tag` replaces the tags).
+what a registry is missing: HEAD, then a cross-repository mount when the blob is in another
+repository of that registry, else an upload (one PUT up to 16 MiB, `--chunk-size`, chunked PATCHes
+above). A re-push of an unchanged image uploads nothing, and no tag moves unless every blob
+arrived. Layers of pulled base images are never downloaded: they are mounted (same registry)
+or streamed registry to registry, verified on the way.
+
+Override at run time: `bazel run //app:push -- --registry localhost:5000 --repository test/app --tag dev`
+(`--registry`/`--repository` replace all destinations, `--tag` replaces the tags); also
+`--summary-json FILE` (digest, references, bytes uploaded/skipped/mounted per destination),
+`--jobs N`, `--chunk-size BYTES`, `--insecure-http`.
 
 Credentials come from Docker's `config.json` (`auths`, `credsStore`, `credHelpers`) or
 podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system roots and
 `SSL_CERT_FILE`; plain HTTP is used only for loopback registries unless `-- --insecure-http`.
 """,
     attrs = {
-        "image": attr.label(
-            mandatory = True,
-            providers = [[ImageManifestInfo], [ImageIndexInfo]],
-            doc = "The image to push: an image_manifest, or an image_index (pushed whole: " +
-                  "every platform's image, then the index by digest, then the tags, which " +
-                  "point at the index).",
+        "image": image_attr(
+            "The image to push: an image_manifest, or an image_index (pushed whole: " +
+            "every platform's image, then the index by digest, then the tags, which " +
+            "point at the index).",
         ),
         "registry": attr.string(doc = "Registry host[:port] of the main destination, e.g. \"ghcr.io\"."),
         "repository": attr.string(doc = "Repository of the main destination, e.g. \"example/app\"."),

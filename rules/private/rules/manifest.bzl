@@ -1,40 +1,12 @@
 """image_manifest: an OCI image (config + manifest) from a base image and layers."""
 
-load(":platform.bzl", "PLATFORM_ATTRS", "oci_platform")
-load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
-load(":util.bzl", "display_label", "label_arg")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+load("//rules/private:image_args.bzl", "image_attr", "write_image_outputs")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform", "platform_string", "select_platform")
+load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
-def image_input_args(args, image):
-    """Adds the arguments naming an image's manifest, config and layer blobs to `args`.
-
-    Args:
-        args: an Args object.
-        image: ImageManifestInfo.
-    """
-    args.add("--manifest", image.manifest)
-    args.add("--config", image.config)
-    args.add_all([layer.blob for layer in image.layers], before_each = "--blob")
-
-def image_inputs(image):
-    """All files the tool reads to write out a whole image.
-
-    Args:
-        image: ImageManifestInfo.
-
-    Returns:
-        list of File.
-    """
-    return [image.manifest, image.config] + [layer.blob for layer in image.layers]
-
-# Variants that are implied when absent (as containerd's platform matching does).
-_DEFAULT_VARIANT = {"arm64": "v8", "amd64": "v1"}
-
-def _normalized(os, architecture, variant):
-    return (os, architecture, variant or _DEFAULT_VARIANT.get(architecture, ""))
-
-def _platform_string(os, architecture, variant):
-    return "/".join([os, architecture] + ([variant] if variant else []))
+visibility(["//rules/..."])
 
 def _base_image(ctx, platform):
     """The base's ImageManifestInfo; for an index base, its image for the target platform."""
@@ -44,16 +16,15 @@ def _base_image(ctx, platform):
     if ImageManifestInfo in base:
         return base[ImageManifestInfo]
     index = base[ImageIndexInfo]
-    want = _normalized(platform.os, platform.architecture, platform.variant)
-    for image in index.manifests:
-        if _normalized(image.os, image.architecture, image.variant) == want:
-            return image
-    fail("%s: base %s is an image index with no image for the target platform %s; it has: %s" % (
-        display_label(ctx.label),
-        display_label(base.label),
-        _platform_string(platform.os, platform.architecture, platform.variant),
-        ", ".join([_platform_string(i.os, i.architecture, i.variant) for i in index.manifests]) or "no images",
-    ))
+    chosen = select_platform(index.manifests, platform)
+    if chosen == None:
+        fail("%s: base %s is an image index with no image for the target platform %s; it has: %s" % (
+            display_label(ctx.label),
+            display_label(base.label),
+            platform_string(platform),
+            ", ".join([platform_string(image) for image in index.manifests]) or "no images",
+        ))
+    return index.manifests[chosen]
 
 def _image_manifest_impl(ctx):
     platform = oci_platform(ctx)
@@ -97,9 +68,8 @@ def _image_manifest_impl(ctx):
     args.add("--output-config", config)
     args.add("--output-digest", digest)
     args.add("--output-descriptor", descriptor)
-    tool = image_tool(ctx)
     ctx.actions.run(
-        executable = tool,
+        executable = image_tool(ctx),
         arguments = ["manifest", args],
         inputs = inputs,
         outputs = [manifest, config, digest, descriptor],
@@ -119,68 +89,69 @@ def _image_manifest_impl(ctx):
         variant = platform.variant,
     )
 
-    # The whole image as an OCI layout directory and as one docker-load/OCI tarball; built
-    # only on request (--output_groups=oci_layout / tarball), since they copy every blob.
-    layout = ctx.actions.declare_directory(ctx.label.name + ".oci_layout")
-    tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
-    for kind, output in [("layout", layout), ("tarball", tarball)]:
-        out_args = ctx.actions.args()
-        out_args.add(label_arg(ctx.label))
-        image_input_args(out_args, info)
-        out_args.add("--output", output.path if kind == "layout" else output)
-        ctx.actions.run(
-            executable = tool,
-            arguments = [kind, out_args],
-            inputs = image_inputs(info),
-            outputs = [output],
-            mnemonic = "ImageLayout" if kind == "layout" else "ImageTarball",
-            progress_message = "Writing image %s %%{label}" % kind,
-            toolchain = TOOLCHAIN_TYPE,
-        )
+    # The whole image as an OCI layout directory and as one tarball that `docker load`
+    # accepts and that is an OCI layout too; built only on request (output groups).
+    outputs = write_image_outputs(ctx, info)
 
     return [
         DefaultInfo(files = depset([manifest, config, digest])),
         OutputGroupInfo(
-            oci_layout = depset([layout]),
-            tarball = depset([tarball]),
+            oci_layout = depset([outputs.layout]),
+            tarball = depset([outputs.tarball]),
             descriptor = depset([descriptor]),
         ),
         info,
     ]
 
-_ATTRS = {
-    "base": attr.label(
-        providers = [[ImageManifestInfo], [ImageIndexInfo]],
-        doc = "Image to build on: its layers come first and its config is the starting point. " +
-              "Any target providing ImageManifestInfo (e.g. another image_manifest), or an " +
-              "image index (ImageIndexInfo: an image_index, or `images.pull` of an index " +
-              "digest), of which the image for the target platform is used; the build fails " +
-              "if the index has none.",
-    ),
-    "layers": attr.label_list(
-        providers = [LayerInfo],
-        doc = "Layers to add on top of the base, in order (image_layer targets).",
-    ),
-    "entrypoint": attr.string_list(doc = "Entrypoint. Setting it clears a `cmd` inherited from the base (as Docker does)."),
+# The config attributes, also those of `nix.image`, which passes them to its image_manifest.
+IMAGE_CONFIG_ATTRS = {
+    "entrypoint": attr.string_list(doc = "Entrypoint. Over a base image, setting it also clears the base's `cmd` (as Docker does)."),
     "cmd": attr.string_list(doc = "Default arguments (Cmd)."),
-    "env": attr.string_dict(doc = "Environment variables; they replace base variables of the same name."),
+    "env": attr.string_dict(doc = "Environment variables; over a base image, they replace its variables of the same name."),
     "working_dir": attr.string(doc = "Working directory of the container process."),
     "user": attr.string(doc = "User (and group) the process runs as, e.g. \"1000:1000\" or \"nobody\"."),
-    "labels": attr.string_dict(doc = "Config labels, merged over the base's."),
+    "labels": attr.string_dict(doc = "Config labels; over a base image, merged over its labels."),
+}
+
+_ATTRS = dict(
+    {
+        "base": image_attr(
+            "Image to build on: its layers come first and its config is the starting point. " +
+            "Any target providing ImageManifestInfo (e.g. another image_manifest), or an " +
+            "image index (ImageIndexInfo: an image_index, or `images.pull` of an index " +
+            "digest), of which the image for the target platform is used (see " +
+            "docs/multiplatform.md for how it is chosen); the build fails if the index has none.",
+            mandatory = False,
+        ),
+        "layers": attr.label_list(
+            providers = [LayerInfo],
+            doc = "Layers to add on top of the base, in order (image_layer or nix_layer targets).",
+        ),
+    },
+    **IMAGE_CONFIG_ATTRS
+)
+_ATTRS.update({
     "annotations": attr.string_dict(doc = "Manifest annotations."),
     "exposed_ports": attr.string_list(doc = "Exposed ports, e.g. [\"8080/tcp\"]; merged with the base's."),
     "volumes": attr.string_list(doc = "Volume mount points; merged with the base's."),
     "stop_signal": attr.string(doc = "Signal that stops the container, e.g. \"SIGTERM\"."),
     "created": attr.string(doc = "RFC 3339 creation time; default 1970-01-01T00:00:00Z so builds are reproducible."),
-}
+})
 
 image_manifest = rule(
     implementation = _image_manifest_impl,
     doc = """A single-platform OCI image: a config and a manifest over base layers plus new layers.
 
-The os/architecture come from the target platform. Default outputs are small (manifest,
-config, digest). Output groups: `oci_layout` (an OCI image layout directory), `tarball` (one
-tar that `docker load` accepts and that is also an OCI layout) and `descriptor`.
+The os/architecture/variant come from the target platform (`@platforms//os:*`,
+`@platforms//cpu:*`). The config starts from the base's: `env` replaces base variables of the
+same name in place and appends new ones, `labels` are merged over the base's, `exposed_ports`
+and `volumes` are merged with the base's, `entrypoint`, `cmd`, `working_dir`, `user` and
+`stop_signal` replace the base's when set.
+
+Default outputs are small: `<name>.manifest.json`, `<name>.config.json`, `<name>.digest`.
+Output groups: `oci_layout` (`<name>.oci_layout/`, an OCI image layout with ref name
+`latest`), `tarball` (`<name>.tar`, which `docker load` accepts and which is also an OCI
+layout) and `descriptor`. Provides `ImageManifestInfo`.
 
 ```starlark
 image_manifest(

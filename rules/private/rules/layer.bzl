@@ -1,17 +1,14 @@
 """image_layer: a deterministic tar layer built from Bazel targets."""
 
-load(":layer_action.bzl", "layer_args", "run_layer_action")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE")
-load(":util.bzl", "display_label")
+load("//rules/private:labels.bzl", "display_label")
+load("//rules/private:launcher.bzl", "runfiles_path")
+load("//rules/private:layer_action.bzl", "compress_attr", "layer_args", "run_layer_action")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
 
-def _runfiles_path(f):
-    """Path of a File inside a runfiles tree (bzlmod: the main repository is `_main`)."""
-    if f.short_path.startswith("../"):
-        return f.short_path[3:]
-    return "_main/" + f.short_path
+visibility(["//rules/..."])
 
 def _runfile_entry(f):
-    return _runfiles_path(f) + "\t" + f.path
+    return runfiles_path(f) + "\t" + f.path
 
 def _group_entry(f):
     return f.short_path + "\t" + f.path
@@ -99,6 +96,16 @@ image_layer(
     symlinks = {"/usr/bin/server": "/app/server"},
 )
 ```
+
+Outputs: `<name>.tar.gz` (or `.tar.zst`, `.tar`) and `<name>.layer.json` (`diff_id`, `digest`,
+`media_type`, `size`); provides `LayerInfo`. The tar is PAX, with mtime 0, uid/gid 0 and no
+user or group names, and gzip has a fixed header, so the same inputs give the same bytes under
+any checkout path, umask or user.
+
+The build fails, leaving no output, on: an image path that is not absolute or escapes the
+root with `..`; two sources for one image path (after normalising `//` and `.`); a file used
+as a directory; an invalid mode, or a mode for a path not in the layer; a missing source; an
+empty layer.
 """,
     attrs = {
         "srcs": attr.string_keyed_label_dict(
@@ -114,11 +121,7 @@ image_layer(
         "modes": attr.string_dict(
             doc = "Absolute path in the image -> octal mode (e.g. \"0700\") overriding the default mode of that entry.",
         ),
-        "compress": attr.string(
-            default = "gzip",
-            values = ["gzip", "zstd", "none"],
-            doc = "Compression of the layer blob.",
-        ),
+        "compress": compress_attr("Compression of the layer blob."),
         "compression_level": attr.int(
             default = -1,
             doc = "Compression level (gzip 0-9, default 6; zstd 1-22, default 3). -1 uses the default.",

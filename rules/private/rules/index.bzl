@@ -1,9 +1,11 @@
 """image_index: a multi-platform OCI image (an image index over image_manifest targets)."""
 
-load(":launcher.bzl", "rlocation_path")
-load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
-load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
-load(":util.bzl", "display_label", "label_arg")
+load("//rules/private:image_args.bzl", "write_image_outputs")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
+
+visibility(["//rules/..."])
 
 _PLATFORMS = "//command_line_option:platforms"
 
@@ -22,59 +24,7 @@ _platforms_transition = transition(
     outputs = [_PLATFORMS],
 )
 
-def write_child_files(ctx, index, suffix, rlocation, remote):
-    """Writes one child file per image of an index, as the tool's `--child` reads it.
-
-    A child file is JSON `{"manifest": PATH, "config": PATH, "blobs": [PATH, ...]}` with the
-    blobs in manifest layer order.
-
-    Args:
-        ctx: rule context.
-        index: ImageIndexInfo.
-        suffix: distinguishes these child files from other variants written by the same target.
-        rlocation: write rlocation paths (for `bazel run` launchers) instead of exec paths.
-        remote: name shallow layers of pulled images as `remote:REGISTRY/REPOSITORY` (their
-            bytes are then not needed) instead of by their fetched blob.
-
-    Returns:
-        struct(children = list of File (the child files), inputs = list of File (everything
-        the child files name)).
-    """
-    path = (lambda f: rlocation_path(ctx, f)) if rlocation else (lambda f: f.path)
-    children = []
-    inputs = []
-    for i, image in enumerate(index.manifests):
-        # In runfiles, the images of one index built for different platforms would collide
-        # (same short paths from different configurations): each child's files are linked
-        # under a directory of their own.
-        own = (lambda f, name: _link(ctx, "%s.%s/%d/%s" % (ctx.label.name, suffix, i, name), f)) if rlocation else (lambda f, name: f)
-        blobs = []
-        for j, layer in enumerate(image.layers):
-            if remote and layer.source:
-                blobs.append("remote:" + layer.source)
-            else:
-                blob = own(layer.blob, "layer_%d_%s" % (j, layer.blob.basename))
-                blobs.append(path(blob))
-                inputs.append(blob)
-        manifest = own(image.manifest, "manifest.json")
-        config = own(image.config, "config.json")
-        child = ctx.actions.declare_file("%s.%s/child_%d.json" % (ctx.label.name, suffix, i))
-        ctx.actions.write(child, json.encode({
-            "manifest": path(manifest),
-            "config": path(config),
-            "blobs": blobs,
-        }))
-        children.append(child)
-        inputs += [manifest, config]
-    return struct(children = children, inputs = inputs)
-
-def _link(ctx, name, target):
-    link = ctx.actions.declare_file(name)
-    ctx.actions.symlink(output = link, target_file = target)
-    return link
-
 def _image_index_impl(ctx):
-    tool = image_tool(ctx)
     if ctx.attr.platforms:
         split = ctx.split_attr.manifests
         targets = []
@@ -103,7 +53,7 @@ def _image_index_impl(ctx):
     args.add("--output-index", index_file)
     args.add("--output-digest", digest)
     ctx.actions.run(
-        executable = tool,
+        executable = image_tool(ctx),
         arguments = ["index", args],
         inputs = [image.descriptor for image in manifests],
         outputs = [index_file, digest],
@@ -114,30 +64,13 @@ def _image_index_impl(ctx):
     info = ImageIndexInfo(index = index_file, digest = digest, manifests = manifests)
 
     # The whole index as an OCI layout directory and as one tarball, on request only.
-    children = write_child_files(ctx, info, "children", rlocation = False, remote = False)
-    layout = ctx.actions.declare_directory(ctx.label.name + ".oci_layout")
-    tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
-    for kind, output in [("layout", layout), ("tarball", tarball)]:
-        out_args = ctx.actions.args()
-        out_args.add(label_arg(ctx.label))
-        out_args.add("--index", index_file)
-        out_args.add_all(children.children, before_each = "--child")
-        out_args.add("--output", output.path if kind == "layout" else output)
-        ctx.actions.run(
-            executable = tool,
-            arguments = [kind, out_args],
-            inputs = [index_file] + children.children + children.inputs,
-            outputs = [output],
-            mnemonic = "ImageIndexLayout" if kind == "layout" else "ImageIndexTarball",
-            progress_message = "Writing image index %s %%{label}" % kind,
-            toolchain = TOOLCHAIN_TYPE,
-        )
+    outputs = write_image_outputs(ctx, info)
 
     return [
         DefaultInfo(files = depset([index_file, digest])),
         OutputGroupInfo(
-            oci_layout = depset([layout]),
-            tarball = depset([tarball]),
+            oci_layout = depset([outputs.layout]),
+            tarball = depset([outputs.tarball]),
             descriptors = depset([image.descriptor for image in manifests]),
         ),
         info,

@@ -1,4 +1,6 @@
-"""Small helpers shared by the rule implementations."""
+"""How rules name targets to people and to the tool: `display_label` and `label_arg`."""
+
+visibility(["//rules/..."])
 
 def display_label(label):
     """The label as users write it: `//pkg:name` in the main repository, `@repo//pkg:name` elsewhere.

@@ -1,0 +1,85 @@
+"""nix_layer: an image layer of Nix store paths, read from the local `/nix/store`."""
+
+load("//rules/private:labels.bzl", "display_label")
+load("//rules/private:layer_action.bzl", "compress_attr", "layer_args", "run_layer_action")
+load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
+
+visibility(["//rules/..."])
+
+NIX_STORE = "/nix/store/"
+
+# The layer actions read the Nix store of the machine they run on.
+_LOCAL_ONLY = {"no-sandbox": "1", "no-remote": "1", "local": "1"}
+
+def is_store_path(path):
+    """Whether `path` is a top-level Nix store path, `/nix/store/<hash>-<name>`.
+
+    Args:
+        path: string.
+
+    Returns:
+        bool.
+    """
+    name = path[len(NIX_STORE):]
+    return path.startswith(NIX_STORE) and name != "" and "/" not in name and "\t" not in path and "\n" not in path
+
+def _check_store_path(ctx, path):
+    if not is_store_path(path):
+        fail("%s: %r is not a Nix store path (/nix/store/<hash>-<name>)" % (display_label(ctx.label), path))
+
+def _nix_layer_impl(ctx):
+    if not ctx.attr.store_paths and not ctx.attr.root_paths:
+        fail("%s: nix_layer needs at least one entry in `store_paths` or `root_paths`" % display_label(ctx.label))
+    layer = layer_args(ctx, ctx.attr.compress)
+    args = layer.args
+    for path, owner in ctx.attr.owners.items():
+        args.add("--owner", "%s=%s" % (path, owner))
+    for path, mode in ctx.attr.modes.items():
+        args.add("--mode", "%s=%s" % (path, mode))
+    for path in ctx.attr.store_paths:
+        _check_store_path(ctx, path)
+        args.add("store\t" + path)
+    for path in ctx.attr.root_paths:
+        _check_store_path(ctx, path)
+        args.add("root\t" + path)
+
+    # No inputs: the store paths are named in the arguments, and a store path's content
+    # never changes, so the action key still covers what is read.
+    return run_layer_action(ctx, layer, depset(), "ImageNixLayer", "Writing Nix store layer %{label}", _LOCAL_ONLY)
+
+nix_layer = rule(
+    implementation = _nix_layer_impl,
+    doc = """A reproducible image layer holding Nix store paths, read from the local `/nix/store`.
+
+Written by `nix.image` into its repository, one per planned layer; usable by hand too:
+
+```starlark
+nix_layer(
+    name = "busybox",
+    store_paths = ["/nix/store/...-busybox-1.36.1"],   # at /nix/store/..., symlinks kept
+    root_paths = ["/nix/store/...-env"],               # its contents copied to /
+)
+```
+
+The store paths are not Bazel inputs: the action reads them from the machine it runs on, so
+it is tagged `no-sandbox`, `no-remote` and `local`, and the paths must be in that machine's
+store (keep a GC root, as `nix.image` does). A store path names its content, so the action
+key (the list of paths) is a sound cache key.
+""",
+    attrs = {
+        "store_paths": attr.string_list(
+            doc = "Store paths placed at their own path (/nix and /nix/store are added as directories).",
+        ),
+        "root_paths": attr.string_list(
+            doc = "Store paths whose contents are copied to `/` (like dockerTools' `copyToRoot`).",
+        ),
+        "owners": attr.string_dict(
+            doc = "Absolute path in the image -> \"UID:GID\" owning that entry (default 0:0).",
+        ),
+        "modes": attr.string_dict(
+            doc = "Absolute path in the image -> octal mode (e.g. \"0755\") overriding that entry's mode.",
+        ),
+        "compress": compress_attr("Compression of the layer blob."),
+    },
+    toolchains = [TOOLCHAIN_TYPE],
+)

@@ -1,0 +1,142 @@
+"""Analysis tests of the tool arguments the rules write: layout action argv, launchers, child files, fetches."""
+
+load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
+load("//rules:defs.bzl", "ImageManifestInfo")
+
+def _action(env, mnemonic):
+    actions = [a for a in analysistest.target_actions(env) if a.mnemonic == mnemonic]
+    asserts.equals(env, 1, len(actions), "actions with mnemonic " + mnemonic)
+    return actions[0] if actions else None
+
+def _written(env, basename):
+    """The content of the file the target under test writes with ctx.actions.write."""
+    for action in analysistest.target_actions(env):
+        if action.mnemonic == "FileWrite" and action.outputs.to_list()[0].basename == basename:
+            return action.content
+    asserts.true(env, False, "no FileWrite of " + basename)
+    return ""
+
+def _launcher_args(content):
+    """The quoted words of a launcher's `exec "$tool" ...` line, between the command and "$@"."""
+    exec_line = [line for line in content.splitlines() if line.startswith('exec "$tool" ')][0]
+    return exec_line[len('exec "$tool" '):-len(' "$@"')]
+
+def _runfiles(env):
+    return [f.short_path for f in analysistest.target_under_test(env)[DefaultInfo].default_runfiles.files.to_list()]
+
+# ---------------------------------------------------------------- layout and tarball actions
+
+def _layout_argv_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    image = analysistest.target_under_test(env)[ImageManifestInfo]
+    for mnemonic, kind, output in [("ImageLayout", "layout", "app.oci_layout"), ("ImageTarball", "tarball", "app.tar")]:
+        action = _action(env, mnemonic)
+        if not action:
+            continue
+        asserts.equals(env, [
+            kind,
+            "--label=//rules/tests:app",
+            "--manifest",
+            image.manifest.path,
+            "--config",
+            image.config.path,
+            "--blob",
+            image.layers[0].blob.path,  # the pulled base layer: its fetched blob
+            "--blob",
+            image.layers[1].blob.path,
+            "--output",
+            "%s/rules/tests/%s" % (analysistest.target_bin_dir_path(env), output),
+        ], action.argv[1:])
+        asserts.equals(
+            env,
+            sorted([image.manifest.path, image.config.path] + [layer.blob.path for layer in image.layers]),
+            sorted([f.path for f in action.inputs.to_list() if not f.basename.startswith("rules-image-tool")]),
+        )
+    return analysistest.end(env)
+
+layout_argv_test = analysistest.make(_layout_argv_test_impl)
+
+# ---------------------------------------------------------------- launchers
+
+def _push_launcher_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    asserts.equals(
+        env,
+        "push --rlocation '--label=//rules/tests:push_app' '--default-destination' 'registry.example/app' " +
+        "'--default-destination' 'mirror.example/app' '--default-tag' 'v1' " +
+        "'--manifest' '_main/rules/tests/app.manifest.json' '--config' '_main/rules/tests/app.config.json' " +
+        "'--blob' 'remote:registry.example/base' '--blob' '_main/rules/tests/file_layer.tar.gz'",
+        _launcher_args(_written(env, "push_app.sh")),
+    )
+    runfiles = _runfiles(env)
+    asserts.true(env, "rules/tests/file_layer.tar.gz" in runfiles, "the local layer is in the runfiles")
+    asserts.false(env, [f for f in runfiles if "/blobs/" in f], "a shallow layer's blob is not in the runfiles")
+    return analysistest.end(env)
+
+push_launcher_test = analysistest.make(_push_launcher_test_impl)
+
+def _load_launcher_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    asserts.equals(
+        env,
+        "load --rlocation '--label=//rules/tests:load_app' '--daemon' 'podman' '--tag' 'test/app:1' " +
+        "'--manifest' '_main/rules/tests/app.manifest.json' '--config' '_main/rules/tests/app.config.json' " +
+        "'--blob' '_main/rules/tests/pulled/blobs/%s' '--blob' '_main/rules/tests/file_layer.tar.gz'" % ("a" * 64),
+        _launcher_args(_written(env, "load_app.sh")),
+    )
+    asserts.true(env, "rules/tests/pulled/blobs/" + "a" * 64 in _runfiles(env), "load needs the fetched blob")
+    return analysistest.end(env)
+
+load_launcher_test = analysistest.make(_load_launcher_test_impl)
+
+def _push_index_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    asserts.equals(
+        env,
+        "push --rlocation '--label=//rules/tests:push_index' '--default-destination' 'registry.example/index' " +
+        "'--index' '_main/rules/tests/two_platforms.index.json' " +
+        "'--child' '_main/rules/tests/push_index.push_children/child_0.json' " +
+        "'--child' '_main/rules/tests/push_index.push_children/child_1.json'",
+        _launcher_args(_written(env, "push_index.sh")),
+    )
+    for i in [0, 1]:
+        own = "_main/rules/tests/push_index.push_children/%d/" % i
+        asserts.equals(
+            env,
+            {
+                "manifest": own + "manifest.json",
+                "config": own + "config.json",
+                "blobs": ["remote:registry.example/base", own + "layer_1_file_layer.tar.gz"],
+            },
+            json.decode(_written(env, "child_%d.json" % i)),
+        )
+    return analysistest.end(env)
+
+push_index_test = analysistest.make(_push_index_test_impl)
+
+# ---------------------------------------------------------------- repository_image
+
+def _shallow_fetch_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    image = analysistest.target_under_test(env)[ImageManifestInfo]
+    fetch = _action(env, "ImageFetchBlob")  # one action, though the layer is listed twice
+    if fetch:
+        asserts.equals(env, [
+            "fetch-blob",
+            "--label=//rules/tests:pulled_twice",
+            "--repository",
+            "registry.example/base",
+            "--digest",
+            "sha256:" + "a" * 64,
+            "--size",
+            "3",
+            "--output",
+            image.layers[0].blob.path,
+        ], fetch.argv[1:])
+    asserts.equals(env, 2, len(image.layers))
+    asserts.equals(env, image.layers[0].blob, image.layers[1].blob)
+    asserts.equals(env, ["registry.example/base", "registry.example/base"], [layer.source for layer in image.layers])
+    asserts.equals(env, ("linux", "amd64", ""), (image.os, image.architecture, image.variant))
+    return analysistest.end(env)
+
+shallow_fetch_test = analysistest.make(_shallow_fetch_test_impl)
