@@ -6,7 +6,7 @@ load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "runfiles_path")
 load("//rules/private/extensions:tool.bzl", "lock_error")
 load("//rules/private/repo:dockerfile.bzl", "build_flags", "builder_commands", "failure_hint")
-load("//rules/private/repo:image_repo.bzl", "image_repo_build_file", "index_platform")
+load("//rules/private/repo:image_repo.bzl", "image_repo_build_file")
 load("//rules/private/repo:import.bzl", "import_command")
 load("//rules/private/repo:nix.bzl", "attrs_error", "flake_ref", "nix_build_file", "out_paths")
 load("//rules/private/repo:pull.bzl", "digest_error")
@@ -105,8 +105,6 @@ def _image_repo_build_file_test_impl(ctx):
         asserts.true(env, line in imported.splitlines(), "missing %r in:\n%s" % (line, imported))
     asserts.false(env, "source =" in imported, imported)
 
-    asserts.equals(env, {"os": "linux", "architecture": "arm64", "variant": "v8"}, index_platform({"dir": "linux_arm64_v8", "os": "linux", "architecture": "arm64", "variant": "v8"}))
-    asserts.equals(env, {"os": "linux", "architecture": "amd64"}, index_platform({"dir": "linux_amd64", "os": "linux", "architecture": "amd64", "variant": ""}))
     return unittest.end(env)
 
 image_repo_build_file_test = unittest.make(_image_repo_build_file_test_impl)

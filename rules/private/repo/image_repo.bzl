@@ -1,9 +1,10 @@
 """The one BUILD generator of image repositories (images.pull, image_import, dockerfile.build).
 
-The tool writes an image directory (or an index directory of image directories; the files
-are listed in `repo_names.bzl`). This file adds each image's `digest` and `descriptor.json`
-and writes the BUILD file: one `repository_image` per image, named `image` or
-`image_<os>_<arch>[_<variant>]`, and for an index `image`, a `repository_index` over them.
+The tool writes an image directory (or an index directory of image directories), every file
+of it, digests and descriptors included: the contract is `tools/src/repo_dir.rs`, the file
+names are in `repo_names.bzl`. This file only reads it and writes the BUILD file: one
+`repository_image` per image, named `image` or `image_<os>_<arch>[_<variant>]`, and for an
+index `image`, a `repository_index` over them.
 """
 
 load(
@@ -11,7 +12,6 @@ load(
     "CONFIG_JSON",
     "DESCRIPTOR_JSON",
     "DIGEST_FILE",
-    "IMAGE_JSON",
     "IMAGE_TARGET",
     "INDEX_JSON",
     "LAYERS_JSON",
@@ -24,73 +24,41 @@ load(
 
 visibility(["//rules/..."])
 
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-def _write_image_files(rctx, prefix, platform):
-    """Writes `<prefix>digest` and `<prefix>descriptor.json` of the image the tool wrote under prefix.
-
-    The one place that computes them; the tool is to write them itself one day, and then this
-    only reads `layers.json` and the platform.
+def _read_image(rctx, prefix):
+    """What the BUILD file needs of the image the tool wrote under prefix.
 
     Args:
         rctx: the repository context.
         prefix: the image's directory in the repository, with a trailing slash (or "").
-        platform: {os, architecture, variant?} from the index; None reads it from the config.
 
     Returns:
-        struct(layers = the decoded layers.json, platform = the platform dict).
+        struct(layers = the decoded layers.json, platform = the descriptor's platform dict).
     """
-    layers = json.decode(rctx.read(prefix + LAYERS_JSON))
-    image = json.decode(rctx.read(prefix + IMAGE_JSON))
-    manifest = rctx.read(prefix + MANIFEST_JSON)
-    if platform == None:
-        config = json.decode(rctx.read(prefix + CONFIG_JSON))
-        platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
-    rctx.file(prefix + DIGEST_FILE, image["manifest_digest"])
-    rctx.file(prefix + DESCRIPTOR_JSON, json.encode({
-        "digest": image["manifest_digest"],
-        "mediaType": json.decode(manifest).get("mediaType", _OCI_MANIFEST),
-        "platform": platform,
-        "size": len(manifest),
-    }))
-    return struct(layers = layers, platform = platform)
+    return struct(
+        layers = json.decode(rctx.read(prefix + LAYERS_JSON)),
+        platform = json.decode(rctx.read(prefix + DESCRIPTOR_JSON))["platform"],
+    )
 
-def index_platform(entry):
-    """The platform dict of one platforms.json entry.
-
-    Args:
-        entry: {dir, os, architecture, variant?}.
-
-    Returns:
-        dict: {os, architecture, variant?}.
-    """
-    platform = {"os": entry["os"], "architecture": entry["architecture"]}
-    if entry.get("variant"):
-        platform["variant"] = entry["variant"]
-    return platform
-
-def write_image_repo(rctx, what, directory, index_digest, source = None):
-    """Completes the image (or index) the tool wrote into `directory` and writes BUILD.bazel.
+def write_image_repo(rctx, what, directory, source = None):
+    """Writes BUILD.bazel for the image (or index) the tool wrote into `directory`.
 
     Args:
         rctx: the repository context.
         what: how the BUILD file's header names the caller, e.g. `image_import(name = "x")`.
         directory: where the tool wrote, with a trailing slash ("" for the repository root).
-        index_digest: the index's digest, written to `<directory>digest` when it is an index.
         source: `registry/repository` of a pulled image, whose layers are then fetched on
             demand; None when the tool wrote every blob under `<directory>blobs/`.
     """
     index = None
     if rctx.path(directory + PLATFORMS_JSON).exists:
-        rctx.file(directory + DIGEST_FILE, index_digest)
         images = []
         for entry in json.decode(rctx.read(directory + PLATFORMS_JSON)):
             prefix = directory + entry["dir"] + "/"
-            files = _write_image_files(rctx, prefix, index_platform(entry))
+            files = _read_image(rctx, prefix)
             images.append(_image(platform_image_target(entry["dir"]), prefix, files, directory, source))
         index = struct(name = IMAGE_TARGET, prefix = directory)
     else:
-        images = [_image(IMAGE_TARGET, directory, _write_image_files(rctx, directory, None), directory, source)]
+        images = [_image(IMAGE_TARGET, directory, _read_image(rctx, directory), directory, source)]
     rctx.file("BUILD.bazel", image_repo_build_file(what, images, index))
 
 def _image(name, prefix, files, directory, source):

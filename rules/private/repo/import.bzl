@@ -52,7 +52,7 @@ def import_image(rctx, what, src):
         fail("%s: cannot import %s:\n%s" % (what, src, result.stderr))
 
     # For an index, the tool prints the digest of the index it wrote (attestations dropped).
-    write_image_repo(rctx, what, IMPORT_DIR, index_digest = result.stdout.strip())
+    write_image_repo(rctx, what, IMPORT_DIR)
 
 def source_path(rctx, label, what):
     """The path of `label`; a label naming a layout's index.json or oci-layout stands for its directory.

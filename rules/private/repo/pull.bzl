@@ -52,7 +52,7 @@ def _pull_repo_impl(rctx):
             result.stderr,
         ))
     source = rctx.attr.registry + "/" + rctx.attr.repository
-    write_image_repo(rctx, what, "", index_digest = rctx.attr.digest, source = source)
+    write_image_repo(rctx, what, "", source = source)
 
 pull_repo = repository_rule(
     implementation = _pull_repo_impl,

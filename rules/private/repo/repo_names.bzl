@@ -11,9 +11,9 @@ refer to what it wrote by name. Those names are defined here, once:
 | `:layer_<i>` (`layer_target`) | the i-th planned layer of a Nix image | nix | users; the Nix image's `layers` |
 | `rules_image_toolchains` (`TOOLCHAINS_REPO`) | toolchains of the tool, `host/rules-image-tool` (`HOST_TOOL_PATH`) for repository rules | the `tool` extension | MODULE.bazel (`use_repo`, `register_toolchains`), `host_tool()` |
 | `rules_image_tool_source`, `rules_image_tool_<triple>` | the tool built from source / a prebuilt binary | the `tool` extension | `rules_image_toolchains` |
-| `manifest.json`, `config.json`, `layers.json`, `image.json` | one image directory: manifest, config, `[{digest, diff_id, media_type, size}]`, `{manifest_digest}` | the tool (`pull`, `import`) | `image_repo.bzl` |
-| `index.json`, `platforms.json` | an index directory: the index, `[{dir, os, architecture, variant?}]` (one image directory `<dir>/` each) | the tool | `image_repo.bzl` |
-| `digest`, `descriptor.json` | `sha256:<hex>` and the OCI descriptor of the image (or index) of a directory | `image_repo.bzl` (the tool, later) | `repository_image`, `repository_index` |
+| `manifest.json`, `config.json`, `layers.json`, `image.json` | one image directory: manifest, config, `[{digest, diff_id, media_type, size}]`, `{manifest_digest, platform, origin, ...}` | the tool (`pull`, `import`; `tools/src/repo_dir.rs`) | `image_repo.bzl`, e2e checks |
+| `index.json`, `platforms.json` | an index directory: the index, `[{dir, os, architecture, variant?, digest}]` (one image directory `<dir>/` each) | the tool | `image_repo.bzl` |
+| `digest`, `descriptor.json` | `sha256:<hex>` of the image (or index) of a directory, and an image's OCI descriptor with its platform | the tool | `image_repo.bzl`, `repository_image`, `repository_index` |
 | `blobs/sha256/<hex>` (`blob_path`) | verified blobs of an imported image | the tool (`import`) | `repository_image.blobs` |
 | `imported/` (`IMPORT_DIR`) | where `import` writes; pull writes to the repository root | `import.bzl` | `image_repo.bzl` |
 | `closure.json`, `plan.json` | Nix closure (`nix path-info -r --json`) and the layer plan | nix | e2e checks, users (exported) |
