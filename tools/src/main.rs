@@ -1,51 +1,6 @@
-//! rules-image-tool: the one binary behind rules_image's actions and `bazel run` targets.
-//!
-//! Where each concept lives (one home each):
-//!
-//! | module | concept |
-//! | --- | --- |
-//! | `cli/` | the command line: one file per command, which parses and calls one operation |
-//! | `oci/` | digests, media types, descriptors, manifests, indexes (typed, canonical JSON), platforms and THE platform matcher, references, layout/docker-save formats |
-//! | `input/` | an image or index on disk, read and checked once (layout, tarball, load, push) |
-//! | `build/` | what build actions write: layers (plan + the one encode pipeline), manifests, indexes |
-//! | `write/` | layouts, tarballs, loading into an engine |
-//! | `repo_dir` | the directory pull and import write for repository rules |
-//! | `registry/` | the OCI distribution client: auth, push, pull |
-//! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
-//! | `nix/` | the layering of Nix closures |
-//! | `io/` | tar writing, compression, background output, atomic files, param files |
+//! rules-image-tool: the one binary behind rules_image's actions and `bazel run` targets. The
+//! code is the library (`lib.rs` has the map of its modules).
 
-mod build;
-mod cli;
-mod import;
-mod input;
-mod io;
-mod nix;
-mod oci;
-mod registry;
-mod repo_dir;
-mod write;
-
-use clap::Parser;
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let args = match io::argfile::expand(std::env::args_os()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let cli = cli::Cli::parse_from(args);
-    match cli.command.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            match cli.label {
-                Some(l) => eprintln!("error: {l}: {e:#}"),
-                None => eprintln!("error: {e:#}"),
-            }
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    rules_image_tool::main()
 }

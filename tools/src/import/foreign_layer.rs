@@ -16,6 +16,7 @@ use crate::build::layer::{LayerMetadata, write_layer};
 use crate::io::compress::Compression;
 use crate::io::output::{BUF_SIZE, parent_dir};
 use crate::io::tarfmt::TarWriter;
+use crate::io::untrusted::shown;
 use crate::oci::digest::{Digest, HashingReader};
 use anyhow::{Context, Result, anyhow, bail};
 use std::cell::Cell;
@@ -131,7 +132,7 @@ struct Layer {
 }
 
 fn entry_error(raw: &[u8], reason: impl fmt::Display) -> anyhow::Error {
-    anyhow!("entry \"{}\": {reason}", String::from_utf8_lossy(raw))
+    anyhow!("entry \"{}\": {reason}", shown(raw))
 }
 
 /// Normalizes an archive path to its relative form, or gives the reason it is refused.

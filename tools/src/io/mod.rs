@@ -1,8 +1,10 @@
 //! Byte plumbing shared by every command: the deterministic tar writer, compression,
-//! background output, atomic files and directories, and Bazel param files.
+//! background output, atomic files and directories, Bazel param files, and untrusted text
+//! made safe to print.
 
 pub mod argfile;
 pub mod compress;
 pub mod output;
 pub mod pipe;
 pub mod tarfmt;
+pub mod untrusted;

@@ -2,6 +2,7 @@
 //! `WWW-Authenticate` challenges, token caching, redirects and retries with backoff.
 
 use super::auth::{self, Credential, Secret, Secrets, query_escape};
+use crate::io::untrusted::shown_str;
 use crate::oci::reference::is_loopback;
 use anyhow::{Result, anyhow};
 use serde_json::Value;
@@ -608,7 +609,8 @@ pub fn status_error(resp: &mut Response<ureq::Body>) -> HttpError {
 }
 
 /// `404 NAME_UNKNOWN: repository name not known to registry` from the distribution error
-/// JSON, else the status line (plus a short plain-text body).
+/// JSON, else the status line (plus a short plain-text body). The registry's words are
+/// untrusted: control characters escaped, long ones cut.
 pub fn format_status(status: u16, reason: Option<&str>, body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body)
         && let Some(errs) = v.get("errors").and_then(Value::as_array)
@@ -620,9 +622,9 @@ pub fn format_status(status: u16, reason: Option<&str>, body: &[u8]) -> String {
                 let code = e.get("code").and_then(Value::as_str).unwrap_or("");
                 let msg = e.get("message").and_then(Value::as_str).unwrap_or("");
                 match (code.is_empty(), msg.is_empty()) {
-                    (false, false) => format!("{code}: {msg}"),
-                    (false, true) => code.to_string(),
-                    _ => msg.to_string(),
+                    (false, false) => format!("{}: {}", shown_str(code), shown_str(msg)),
+                    (false, true) => shown_str(code),
+                    _ => shown_str(msg),
                 }
             })
             .collect();
@@ -633,7 +635,7 @@ pub fn format_status(status: u16, reason: Option<&str>, body: &[u8]) -> String {
     let text = text.trim();
     if !text.is_empty() && text.len() <= 200 && !text.contains('\n') && !text.starts_with('<') {
         s.push_str(": ");
-        s.push_str(text);
+        s.push_str(&shown_str(text));
     }
     s.trim_end().to_string()
 }
@@ -780,6 +782,15 @@ mod tests {
         assert_eq!(
             format_status(502, Some("Bad Gateway"), b"<html>\n</html>"),
             "502 Bad Gateway"
+        );
+        // A hostile registry cannot forge lines or drive the terminal through its message.
+        assert_eq!(
+            format_status(
+                400,
+                Some("Bad Request"),
+                br#"{"errors":[{"code":"DENIED\u001b[2J","message":"no\nerror: fake line"}]}"#
+            ),
+            "400 DENIED\\x1b[2J: no\\nerror: fake line"
         );
     }
 

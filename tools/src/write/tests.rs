@@ -335,7 +335,10 @@ fn a_layer_only_in_a_registry_cannot_go_in_a_layout() {
         crate::oci::reference::Repo::parse("reg.example/base").unwrap(),
     );
     let img = Input::Image(Image::read(&files).unwrap());
-    let e = format!("{:#}", layout::run(&img, &[], &dir.path().join("out")).unwrap_err());
+    let e = format!(
+        "{:#}",
+        layout::run(&img, &[], &dir.path().join("out")).unwrap_err()
+    );
     assert!(e.contains("only in reg.example/base"), "{e}");
     assert!(!dir.path().join("out").exists());
 }
