@@ -175,9 +175,29 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Bazel stages each file of a tree artifact in a sandbox as an absolute symlink into
-/// `bazel-out`; those are the artifact's files, not symlinks its author made.
+/// `bazel-out` (`/…/execroot/_main/bazel-out/<config>/bin/<path>`); those are the artifact's
+/// files, not symlinks its author made. The target must be a plain path: a `..`
+/// anywhere (`/…/bazel-out/../secret`) would let a symlink in a tree artifact pull any host
+/// file into the layer, so such a link is kept as the symlink it is.
 fn is_bazel_staging_link(target: &Path) -> bool {
-    target.is_absolute() && target.components().any(|c| c.as_os_str() == "bazel-out")
+    use std::path::Component;
+    let mut parts = target.components();
+    if parts.next() != Some(Component::RootDir) {
+        return false;
+    }
+    let mut after_bazel_out = None;
+    for c in parts {
+        let Component::Normal(name) = c else {
+            return false;
+        };
+        match after_bazel_out.as_mut() {
+            Some(n) => *n += 1,
+            None if name == "bazel-out" => after_bazel_out = Some(0),
+            None => {}
+        }
+    }
+    // At least `<config>/bin/<file>` below `bazel-out`.
+    after_bazel_out.is_some_and(|n| n >= 3)
 }
 
 /// One file of a multi-file target: `/dest<TAB>package prefix<TAB>short_path<TAB>src`.

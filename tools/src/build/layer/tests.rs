@@ -278,6 +278,38 @@ fn tree_symlinks_are_kept_but_bazel_staging_links_are_followed() {
 }
 
 #[test]
+fn staging_links_that_climb_out_of_bazel_out_are_kept_as_symlinks() {
+    // `/…/bazel-out/../secret` has a `bazel-out` component but names a file outside it: the
+    // host file's bytes must not end up in the layer.
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("secret"), b"host secret", 0o600);
+    write(&d.path().join("bazel-out/k8/bin/x"), b"x", 0o644);
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let climbing = format!("{}/bazel-out/../secret", d.path().display());
+    let shallow = format!("{}/bazel-out/x", d.path().display());
+    for (name, target) in [("a", &climbing), ("c", &shallow)] {
+        std::os::unix::fs::symlink(target, tree.join(name)).unwrap();
+    }
+    let got = read_back(&tar_of(
+        &[entry(&["file", "/t", tree.to_str().unwrap()])],
+        &[],
+    ));
+    let by: Vec<(&str, u8, &str, usize)> = got
+        .iter()
+        .map(|e| (e.0.as_str(), e.1, e.4.as_str(), e.5.len()))
+        .collect();
+    assert_eq!(
+        by,
+        vec![
+            ("t/", b'5', "", 0),
+            ("t/a", b'2', climbing.as_str(), 0),
+            ("t/c", b'2', shallow.as_str(), 0),
+        ]
+    );
+}
+
+#[test]
 fn top_level_source_symlinks_are_followed() {
     let d = tempfile::tempdir().unwrap();
     write(&d.path().join("target"), b"content", 0o755);
