@@ -31,3 +31,37 @@ pub fn registry_headers(data: &[u8]) {
     let resolved = client::resolve_location(request, location);
     let _ = client::authority(&resolved);
 }
+
+/// A layer blob as `import` reads it: every entry checked (`scan_layer`), then rewritten
+/// (`normalize_layer`) when the scan accepts it.
+pub fn layer_tar(data: &[u8]) {
+    use crate::import::foreign_layer::{Normalize, normalize_layer, scan_layer};
+    use crate::io::compress::Compression;
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let blob = dir.path().join("layer");
+    std::fs::write(&blob, data).expect("the blob is written");
+    if scan_layer(&blob).is_ok() {
+        let n = Normalize {
+            source_date_epoch: 0,
+            compression: Compression::None,
+            level: 0,
+        };
+        let _ = normalize_layer(&blob, &n, &dir.path().join("out.tar"));
+    }
+}
+
+/// An `import --src` archive (OCI layout or docker save, as a tar, gzip or zstd): selection,
+/// every digest check, the layer scans and the repository directory it writes.
+pub fn import_archive(data: &[u8]) {
+    use crate::import::{ImportOptions, run};
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let src = dir.path().join("src.tar");
+    std::fs::write(&src, data).expect("the source is written");
+    let _ = run(&ImportOptions {
+        src: &src,
+        output_dir: &dir.path().join("out"),
+        reference: None,
+        platform: None,
+        normalize: None,
+    });
+}

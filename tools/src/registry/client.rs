@@ -660,8 +660,13 @@ pub fn resolve_location(request_url: &str, loc: &str) -> String {
     if loc.starts_with('/') {
         return format!("{origin}{loc}");
     }
-    // Relative to the request path's directory (rare, but legal).
-    let path = &request_url[origin.len()..];
+    // Relative to the request path's directory (rare, but legal). `authority` is a prefix of
+    // what follows the scheme, so this slice is always in bounds (the fuzzer found a request
+    // URL without a scheme, where slicing by `origin.len()` was not).
+    let after_scheme = request_url
+        .split_once("://")
+        .map_or(request_url, |(_, r)| r);
+    let path = &after_scheme[authority(request_url).len()..];
     let path = path.split(['?', '#']).next().unwrap_or("");
     let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
     format!("{origin}{dir}{loc}")
@@ -818,6 +823,8 @@ mod tests {
             "http://h/u?_state=x&digest=d"
         );
         assert_eq!(with_query("http://h/u", "digest=d"), "http://h/u?digest=d");
+        // Found by fuzz/registry_headers: a request URL without a scheme.
+        assert_eq!(resolve_location("/daa/", "%/:n=\""), "https:///daa/%/:n=\"");
         assert_eq!(
             authority("https://reg.example:5000/v2/"),
             "reg.example:5000"
