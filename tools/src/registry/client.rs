@@ -2,7 +2,7 @@
 //! `WWW-Authenticate` challenges, token caching, redirects and retries with backoff.
 
 use super::auth::{self, Credential, Secret, Secrets, query_escape};
-use crate::io::untrusted::shown_str;
+use crate::io::untrusted::{shown_str, terminal_safe};
 use crate::oci::reference::is_loopback;
 use anyhow::{Result, anyhow};
 use serde_json::Value;
@@ -459,7 +459,10 @@ impl Client {
                 Err(e) if e.retryable() && attempt + 1 < self.retry.attempts => {
                     let d = self.retry.delay(attempt, e.retry_after(), jitter());
                     attempt += 1;
-                    eprintln!("retrying in {:.1}s ({e}): {}", d.as_secs_f64(), what());
+                    // Printed as it happens, not through `main`'s last line of defence: one
+                    // line whatever the error quotes.
+                    let line = format!("retrying in {:.1}s ({e}): {}", d.as_secs_f64(), what());
+                    eprintln!("{}", terminal_safe(&line).replace('\n', "\\n"));
                     std::thread::sleep(d);
                 }
                 Err(e) => {
