@@ -63,6 +63,7 @@ pub fn layer_tar(data: &[u8]) {
             source_date_epoch: 0,
             compression: Compression::None,
             level: 0,
+            max_layer_size: 64 << 20,
         };
         let _ = normalize_layer(&blob, &n, &dir.path().join("out.tar"));
     }
