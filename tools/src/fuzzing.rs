@@ -19,7 +19,8 @@ pub fn reference(data: &[u8]) {
     let _ = Repo::parse(s);
 }
 
-/// `WWW-Authenticate` challenges and `Location` headers, as a registry sends them.
+/// `WWW-Authenticate` challenges and `Location` headers, as a registry sends them, and the
+/// credential rule applied to where they point.
 pub fn registry_headers(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
@@ -30,6 +31,23 @@ pub fn registry_headers(data: &[u8]) {
         .unwrap_or(("https://reg.example/v2/x", s));
     let resolved = client::resolve_location(request, location);
     let _ = client::authority(&resolved);
+    // Whatever the URL, an https registry never lets it go out in clear text.
+    if let Ok(creds) = client::credential_rule("https://reg.example", &resolved, false) {
+        assert!(
+            !resolved.to_ascii_lowercase().starts_with("http://"),
+            "{resolved}"
+        );
+        if creds {
+            let authority = client::authority(&resolved);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            assert_eq!(
+                host.to_ascii_lowercase()
+                    .trim_end_matches(":443")
+                    .trim_end_matches(':'),
+                "reg.example"
+            );
+        }
+    }
 }
 
 /// A layer blob as `import` reads it: every entry checked (`scan_layer`), then rewritten
@@ -45,6 +63,7 @@ pub fn layer_tar(data: &[u8]) {
             source_date_epoch: 0,
             compression: Compression::None,
             level: 0,
+            max_layer_size: 64 << 20,
         };
         let _ = normalize_layer(&blob, &n, &dir.path().join("out.tar"));
     }

@@ -15,7 +15,7 @@
 //! | `registry/` | the OCI distribution client: auth, push, pull |
 //! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
 //! | `nix/` | the layering of Nix closures |
-//! | `io/` | tar writing, compression, background output, atomic files, param files, untrusted text |
+//! | `io/` | tar writing, limits on untrusted tar header extensions (`tar_guard`), compression, background output, atomic files, param files, untrusted text |
 //! | `fuzzing` | the entry points of the fuzz targets |
 
 mod build;

@@ -1,6 +1,6 @@
 //! push / pull / fetch-blob / resolve against a tiny in-process registry that implements just
-//! enough of the distribution API, with optional Basic or Bearer auth and injected faults.
-//! Real registries are exercised by the e2e suite.
+//! enough of the distribution API, with optional Basic or Bearer auth, optional TLS and
+//! injected faults. Real registries are exercised by the e2e suite.
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 fn sha(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
@@ -35,26 +36,94 @@ struct State {
     bearer: bool,
     tokens_issued: usize,
     reject_blob: Option<String>,
+    /// The message of the `fail_next` errors (default "try again").
+    fail_message: Option<String>,
+    /// A TLS fake's requests that arrived in clear text: (`METHOD /path?query`, whether they
+    /// carried `Authorization`).
+    clear: Vec<(String, bool)>,
+    /// Over TLS, blob GETs answer `307` to the same URL over plain http.
+    redirect_blob_to_http: bool,
+    /// Over TLS, uploads start with a plain-http `Location`.
+    upload_location_http: bool,
+    /// Blob HEADs answer `307` to `/redirected/v2/...`, which answers as the blob URL would.
+    head_redirect: bool,
+    /// The next N PATCHes keep only the first half of their body (and say so in `Range`).
+    partial_patch: usize,
+    /// Blob GETs send their body one byte per this interval (for at most 8 s).
+    drip: Option<Duration>,
+    /// Manifest requests wait this long before answering.
+    silent: Option<Duration>,
 }
 
 struct Fake {
     addr: String,
     state: Arc<Mutex<State>>,
+    /// The CA a TLS fake's certificate is signed by, as a PEM file (for `SSL_CERT_FILE`).
+    ca: Option<(tempfile::TempDir, PathBuf)>,
 }
 
 impl Fake {
+    /// Plain HTTP on `127.0.0.1:PORT`.
     fn start() -> Fake {
+        Fake::start_with(None)
+    }
+
+    /// `localhost:PORT` with a certificate for `localhost` from a fresh CA (`ca_file`). The
+    /// port also answers plain HTTP (told apart by the first byte: 0x16 opens a TLS
+    /// handshake), so a test sees what a client sends in clear text (`State::clear`).
+    fn start_tls() -> Fake {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let mut f = Fake::start_with(Some(Arc::new(config)));
+        f.ca = Some((dir, ca_file));
+        f
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Fake {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let port = l.local_addr().unwrap().port();
+        let addr = match tls {
+            Some(_) => format!("localhost:{port}"),
+            None => format!("127.0.0.1:{port}"),
+        };
         let state = Arc::new(Mutex::new(State::default()));
         let (st, a) = (state.clone(), addr.clone());
         std::thread::spawn(move || {
             for conn in l.incoming().flatten() {
-                let (st, a) = (st.clone(), a.clone());
-                std::thread::spawn(move || handle(conn, &st, &a));
+                let (st, a, tls) = (st.clone(), a.clone(), tls.clone());
+                std::thread::spawn(move || serve(conn, &st, &a, tls));
             }
         });
-        Fake { addr, state }
+        Fake {
+            addr,
+            state,
+            ca: None,
+        }
+    }
+
+    fn ca_file(&self) -> String {
+        path(&self.ca.as_ref().expect("a TLS fake").1)
     }
 
     fn st(&self) -> std::sync::MutexGuard<'_, State> {
@@ -70,6 +139,10 @@ struct Resp {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Wait this long before answering.
+    delay: Option<Duration>,
+    /// Send the body a byte at a time, one per interval.
+    drip: Option<Duration>,
 }
 
 fn resp(status: u16) -> Resp {
@@ -77,6 +150,8 @@ fn resp(status: u16) -> Resp {
         status,
         headers: vec![],
         body: vec![],
+        delay: None,
+        drip: None,
     }
 }
 
@@ -97,8 +172,65 @@ impl Resp {
     }
 }
 
-fn handle(conn: TcpStream, st: &Mutex<State>, addr: &str) {
-    let mut r = BufReader::new(conn.try_clone().unwrap());
+/// How a request reached the fake.
+#[derive(Clone, Copy)]
+struct Via {
+    /// The fake serves TLS (and plain HTTP only to catch what a client sends in clear).
+    tls_fake: bool,
+    /// This request came over TLS.
+    tls: bool,
+}
+
+fn serve(tcp: TcpStream, st: &Mutex<State>, addr: &str, tls: Option<Arc<rustls::ServerConfig>>) {
+    let Some(config) = tls else {
+        let mut tcp = tcp;
+        handle(
+            &mut tcp,
+            st,
+            addr,
+            Via {
+                tls_fake: false,
+                tls: false,
+            },
+        );
+        return;
+    };
+    let mut first = [0u8; 1];
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    match tcp.peek(&mut first) {
+        Ok(1) if first[0] == 0x16 => {
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            handle(
+                &mut s,
+                st,
+                addr,
+                Via {
+                    tls_fake: true,
+                    tls: true,
+                },
+            );
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        Ok(1) => {
+            let mut tcp = tcp;
+            handle(
+                &mut tcp,
+                st,
+                addr,
+                Via {
+                    tls_fake: true,
+                    tls: false,
+                },
+            );
+        }
+        _ => {}
+    }
+}
+
+fn handle<S: Read + Write>(conn: &mut S, st: &Mutex<State>, addr: &str, via: Via) {
+    let mut r = BufReader::new(&mut *conn);
     let mut line = String::new();
     if r.read_line(&mut line).unwrap_or(0) == 0 {
         return;
@@ -132,7 +264,7 @@ fn handle(conn: TcpStream, st: &Mutex<State>, addr: &str) {
             drop(s);
             let mut half = vec![0u8; len / 2];
             let _ = r.read_exact(&mut half);
-            let _ = conn.shutdown(std::net::Shutdown::Both);
+            // Dropping the connection unanswered closes it.
             return;
         }
     }
@@ -140,8 +272,12 @@ fn handle(conn: TcpStream, st: &Mutex<State>, addr: &str) {
     if r.read_exact(&mut body).is_err() {
         return;
     }
-    let res = route(&method, &target, &headers, body, st, addr);
-    let mut out = conn;
+    drop(r);
+    let res = route(&method, &target, &headers, body, st, addr, via);
+    if let Some(d) = res.delay {
+        std::thread::sleep(d);
+    }
+    let out = conn;
     let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", res.status);
     let mut has_len = false;
     for (k, v) in &res.headers {
@@ -153,8 +289,25 @@ fn handle(conn: TcpStream, st: &Mutex<State>, addr: &str) {
     }
     head.push_str("\r\n");
     let _ = out.write_all(head.as_bytes());
-    if method != "HEAD" {
-        let _ = out.write_all(&res.body);
+    let _ = out.flush();
+    if method == "HEAD" {
+        return;
+    }
+    match res.drip {
+        None => {
+            let _ = out.write_all(&res.body);
+        }
+        Some(every) => {
+            let start = Instant::now();
+            for b in &res.body {
+                if start.elapsed() > Duration::from_secs(8)
+                    || out.write_all(&[*b]).and_then(|_| out.flush()).is_err()
+                {
+                    return;
+                }
+                std::thread::sleep(every);
+            }
+        }
     }
 }
 
@@ -165,15 +318,21 @@ fn route(
     body: Vec<u8>,
     st: &Mutex<State>,
     addr: &str,
+    via: Via,
 ) -> Resp {
     let mut s = st.lock().unwrap();
     s.log.push(format!("{method} {target}"));
+    let auth = headers.get("authorization").cloned().unwrap_or_default();
+    if via.tls_fake && !via.tls {
+        s.clear
+            .push((format!("{method} {target}"), !auth.is_empty()));
+    }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = path.strip_prefix("/redirected").unwrap_or(path);
     let q: HashMap<&str, &str> = query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .collect();
-    let auth = headers.get("authorization").cloned().unwrap_or_default();
     if path == "/token" {
         if let Some(b) = &s.basic
             && &auth != b
@@ -212,7 +371,7 @@ fn route(
     if s.bearer && auth != "Bearer tok" {
         return err(401, "UNAUTHORIZED", "authentication required").h(
             "WWW-Authenticate",
-            format!(r#"Bearer realm="http://{addr}/token",service="fake",scope="repository:{repo}:pull,push""#),
+            format!(r#"Bearer realm="{}://{addr}/token",service="fake",scope="repository:{repo}:pull,push""#, if via.tls_fake { "https" } else { "http" }),
         );
     }
     if !s.bearer
@@ -225,17 +384,26 @@ fn route(
     if s.fail_next > 0 {
         s.fail_next -= 1;
         let st = s.fail_status;
-        let r = err(st, "UNAVAILABLE", "try again");
+        let msg = s.fail_message.clone().unwrap_or_else(|| "try again".into());
+        let r = err(st, "UNAVAILABLE", &msg);
         return if st == 429 {
             r.h("Retry-After", "1")
         } else {
             r
         };
     }
+    let redirected = target.starts_with("/redirected/");
+    if method == "HEAD" && kind == "blobs" && s.head_redirect && !redirected {
+        return resp(307).h("Location", format!("/redirected{path}"));
+    }
+    if method == "GET" && kind == "blobs" && s.redirect_blob_to_http && via.tls {
+        return resp(307).h("Location", format!("http://{addr}{target}"));
+    }
     match (method, kind) {
         ("HEAD" | "GET", "blobs") => match s.blobs.get(&repo).and_then(|b| b.get(&reference)) {
             Some(b) => Resp {
                 body: b.clone(),
+                drip: s.drip,
                 ..resp(200)
             }
             .h("Docker-Content-Digest", reference.clone()),
@@ -255,13 +423,22 @@ fn route(
             s.next_upload += 1;
             let id = s.next_upload;
             s.uploads.insert(id, vec![]);
+            let origin = if s.upload_location_http && via.tls {
+                format!("http://{addr}")
+            } else {
+                String::new()
+            };
             resp(202).h(
                 "Location",
-                format!("/v2/{repo}/blobs/uploads/{id}?_state=s{id}"),
+                format!("{origin}/v2/{repo}/blobs/uploads/{id}?_state=s{id}"),
             )
         }
         ("PATCH" | "PUT", "uploads") => {
             let id: u64 = reference.parse().unwrap_or(0);
+            let partial = method == "PATCH" && s.partial_patch > 0;
+            if partial {
+                s.partial_patch -= 1;
+            }
             let Some(up) = s.uploads.get_mut(&id) else {
                 return err(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown");
             };
@@ -271,7 +448,8 @@ fn route(
             {
                 return err(416, "BLOB_UPLOAD_INVALID", "bad range");
             }
-            up.extend_from_slice(&body);
+            let keep = if partial { body.len() / 2 } else { body.len() };
+            up.extend_from_slice(&body[..keep]);
             let n = up.len();
             if method == "PATCH" {
                 return resp(202)
@@ -312,6 +490,7 @@ fn route(
         ("HEAD" | "GET", "manifests") => match s.manifests.get(&(repo, reference)) {
             Some((ct, b)) => Resp {
                 body: b.clone(),
+                delay: s.silent,
                 ..resp(200)
             }
             .h("Content-Type", ct.clone())
@@ -1334,4 +1513,343 @@ fn pull_all_platforms_of_an_index() {
             "manifest.json"
         ]
     );
+}
+
+/// A TLS fake with Basic credentials `me:s3cret`, an image pushed to `REG/app` over TLS, and
+/// the environment that trusts the fake and finds the credentials.
+struct Secured {
+    reg: Fake,
+    img: Image,
+    _auth_dir: tempfile::TempDir,
+    auth_file: String,
+}
+
+impl Secured {
+    fn new(bearer: bool) -> Secured {
+        let reg = Fake::start_tls();
+        {
+            let mut s = reg.st();
+            s.basic = Some(basic("me", "s3cret"));
+            s.bearer = bearer;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let auth_file = path(&auth_file(dir.path(), &reg.addr, "me", "s3cret"));
+        let s = Secured {
+            img: image(vec![bytes(1000, 1)]),
+            reg,
+            _auth_dir: dir,
+            auth_file,
+        };
+        let env = s.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let o = push(&s.img, &["--default-destination", &s.dest()], &env);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(s.reg.st().clear.is_empty(), "{:?}", s.reg.st().clear);
+        assert!(!s.reg.st().manifests.is_empty());
+        s
+    }
+
+    fn dest(&self) -> String {
+        format!("{}/app", self.reg.addr)
+    }
+
+    fn env(&self) -> [(&str, String); 2] {
+        [
+            ("REGISTRY_AUTH_FILE", self.auth_file.clone()),
+            ("SSL_CERT_FILE", self.reg.ca_file()),
+        ]
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        tool(args, &env)
+    }
+
+    /// What reached the fake in clear text carrying `Authorization`.
+    fn leaked(&self) -> Vec<String> {
+        let s = self.reg.st();
+        s.clear
+            .iter()
+            .filter(|(_, auth)| *auth)
+            .map(|(l, _)| l.clone())
+            .collect()
+    }
+}
+
+#[test]
+fn a_blob_redirect_to_plain_http_is_refused_and_no_credentials_go_in_clear_text() {
+    // Basic credentials, fetch-blob.
+    let s = Secured::new(false);
+    s.reg.st().redirect_blob_to_http = true;
+    let d = sha(&s.img.layers[0]);
+    let out = tempfile::tempdir().unwrap();
+    let o = s.run(&[
+        "fetch-blob",
+        "--repository",
+        &s.dest(),
+        "--digest",
+        &d,
+        "--size",
+        "1000",
+        "--output",
+        &path(&out.path().join("blob")),
+    ]);
+    assert_eq!(s.leaked(), Vec::<String>::new());
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "{}: refusing GET http://{}/v2/app/blobs/{d}: plain http",
+            s.reg.addr, s.reg.addr
+        )),
+        "{e}"
+    );
+    assert!(
+        !e.contains("gave up after"),
+        "refusals are not retried: {e}"
+    );
+
+    // A bearer token, pull (the config blob is redirected).
+    let s = Secured::new(true);
+    s.reg.st().redirect_blob_to_http = true;
+    let o = s.run(&[
+        "pull",
+        "--image",
+        &format!("{}@{}", s.dest(), s.img.digest),
+        "--output-dir",
+        &path(&out.path().join("pulled")),
+    ]);
+    assert_eq!(s.leaked(), Vec::<String>::new());
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "{}: refusing GET http://{}/v2/app/blobs/",
+            s.reg.addr, s.reg.addr
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("tok"), "{e}");
+}
+
+#[test]
+fn an_upload_location_on_plain_http_is_refused_and_nothing_is_tagged() {
+    let s = Secured::new(false);
+    s.reg.st().upload_location_http = true;
+    let manifests_before = s.reg.st().manifests.len();
+    let img = image(vec![bytes(700, 4)]);
+    let env = s.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = push(
+        &img,
+        &["--default-destination", &s.dest(), "--default-tag", "v2"],
+        &env,
+    );
+    assert_eq!(s.leaked(), Vec::<String>::new());
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "{}: refusing PUT http://{}/v2/app/blobs/uploads/",
+            s.reg.addr, s.reg.addr
+        )) && e.contains("plain http"),
+        "{e}"
+    );
+    assert!(e.contains("no manifest or tag was pushed"), "{e}");
+    assert_eq!(s.reg.st().manifests.len(), manifests_before);
+    assert!(s.reg.st().clear.is_empty(), "{:?}", s.reg.st().clear);
+}
+
+#[test]
+fn a_silent_or_dripping_registry_fails_within_the_configured_limits() {
+    let reg = Fake::start();
+    let img = image(vec![bytes(1000, 1)]);
+    let repo = format!("{}/app", reg.addr);
+    let limits = [
+        ("RULES_IMAGE_HTTP_HEADER_TIMEOUT", "0.5"),
+        ("RULES_IMAGE_HTTP_BODY_TIMEOUT", "0.2"),
+        ("RULES_IMAGE_HTTP_MIN_RATE", "2000"),
+        ("RULES_IMAGE_HTTP_GLOBAL_TIMEOUT", "5"),
+    ];
+    // A normal push and pull work under small limits.
+    let o = push(&img, &["--default-destination", &repo], &limits);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tempfile::tempdir().unwrap();
+    let pull = |dir: &str| {
+        tool(
+            &[
+                "pull",
+                "--image",
+                &format!("{repo}@{}", img.digest),
+                "--output-dir",
+                &path(&out.path().join(dir)),
+            ],
+            &limits,
+        )
+    };
+    let o = pull("ok");
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // 1 byte every 200 ms: 1000 bytes would take 200 s; the budget is 0.2 s + 1000 / 2000.
+    reg.st().drip = Some(Duration::from_millis(200));
+    let d = sha(&img.layers[0]);
+    let t = Instant::now();
+    let o = tool(
+        &[
+            "fetch-blob",
+            "--repository",
+            &repo,
+            "--digest",
+            &d,
+            "--size",
+            "1000",
+            "--output",
+            &path(&out.path().join("blob")),
+        ],
+        &limits,
+    );
+    assert!(!o.status.success());
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("cannot fetch blob {repo}@{d}"))
+            && e.contains(&format!("GET http://{}/v2/app/blobs/{d}: a body of 1000 bytes not received within 0.7s (0.2s + 1000 bytes at 2000 bytes/s: RULES_IMAGE_HTTP_BODY_TIMEOUT, RULES_IMAGE_HTTP_MIN_RATE)", reg.addr))
+            && e.contains("gave up after 6 attempts"),
+        "{e}"
+    );
+
+    // No answer at all to a manifest request.
+    reg.st().drip = None;
+    reg.st().silent = Some(Duration::from_secs(15));
+    let t = Instant::now();
+    let o = pull("silent");
+    assert!(!o.status.success());
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("GET http://{}/v2/app/manifests/{}: no response headers within 0.5s (RULES_IMAGE_HTTP_HEADER_TIMEOUT)", reg.addr, img.digest)),
+        "{e}"
+    );
+
+    // A malformed limit is an error before any request.
+    let o = tool(
+        &["resolve", &format!("{repo}:latest")],
+        &[("RULES_IMAGE_HTTP_MIN_RATE", "fast")],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("RULES_IMAGE_HTTP_MIN_RATE=fast is not a positive number"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_hostile_error_message_cannot_drive_the_terminal_or_forge_lines() {
+    let reg = Fake::start();
+    {
+        let mut s = reg.st();
+        s.fail_next = 100;
+        s.fail_status = 503;
+        s.fail_message = Some("\u{1b}]0;x\u{7}\nerror: fake".into());
+    }
+    // A GET, whose error has a body (a HEAD's has none).
+    let out = tempfile::tempdir().unwrap();
+    let o = tool(
+        &[
+            "fetch-blob",
+            "--repository",
+            &format!("{}/app", reg.addr),
+            "--digest",
+            &sha(b"x"),
+            "--size",
+            "1",
+            "--output",
+            &path(&out.path().join("blob")),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(!o.stderr.contains(&0x1b), "{:?}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("retrying in"), "{e}");
+    assert!(e.contains("\\x1b]0;x\\x07\\nerror: fake"), "{e}");
+    assert!(!e.lines().any(|l| l.starts_with("error: fake")), "{e}");
+}
+
+#[test]
+fn fetch_blob_refuses_an_impossible_size_before_any_request() {
+    let reg = Fake::start();
+    let out = tempfile::tempdir().unwrap();
+    let o = tool(
+        &[
+            "fetch-blob",
+            "--repository",
+            &format!("{}/app", reg.addr),
+            "--digest",
+            &sha(b"x"),
+            "--size",
+            "18446744073709551615",
+            "--output",
+            &path(&out.path().join("blob")),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("--size") && e.contains("18446744073709551615"),
+        "{e}"
+    );
+    assert!(!e.contains("retrying"), "{e}");
+    assert_eq!(reg.log(), Vec::<String>::new());
+}
+
+#[test]
+fn a_chunked_upload_resumes_where_the_registry_says_it_stopped() {
+    let reg = Fake::start();
+    let img = image(vec![bytes(5000, 3)]);
+    reg.st().partial_patch = 2;
+    let dest = format!("{}/app", reg.addr);
+    let o = push(
+        &img,
+        &["--default-destination", &dest, "--chunk-size", "1024"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(reg.st().blobs["app"][&sha(&img.layers[0])], img.layers[0]);
+    let log = reg.log();
+    // Two POSTs at most (config, layer): one upload session, resumed, not restarted.
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("POST")).count(),
+        2,
+        "{log:#?}"
+    );
+    // 0-1023 sent, 0-511 kept; 512-1535 sent, 512-1023 kept; then 4 chunks from 1024.
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("PATCH")).count(),
+        6,
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn a_redirected_blob_head_is_followed_and_only_a_final_200_means_present() {
+    let reg = Fake::start();
+    reg.st().head_redirect = true;
+    let img = image(vec![bytes(300, 1)]);
+    let dest = format!("{}/app", reg.addr);
+    let o = push(&img, &["--default-destination", &dest], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(reg.st().blobs["app"][&sha(&img.layers[0])], img.layers[0]);
+    assert!(
+        reg.log()
+            .iter()
+            .any(|l| l.starts_with("HEAD /redirected/v2/app/blobs/"))
+    );
+    // Again: now present behind the redirect, nothing is uploaded.
+    let o = push(&img, &["--default-destination", &dest], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("exists "), "{}", stderr(&o));
 }

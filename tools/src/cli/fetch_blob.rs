@@ -9,7 +9,8 @@ pub struct Args {
     pub repository: String,
     #[arg(long)]
     pub digest: String,
-    #[arg(long)]
+    /// The blob's size in bytes, at most 1 TiB.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(..=pull::MAX_BLOB))]
     pub size: u64,
     #[arg(long)]
     pub output: PathBuf,

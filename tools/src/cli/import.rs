@@ -26,6 +26,10 @@ pub struct Args {
     /// With --normalize: gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
     #[arg(long, allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
+    /// With --normalize: the most bytes a compressed layer may decompress to (it is spooled
+    /// to disk while it is rewritten); a larger one is refused.
+    #[arg(long, default_value_t = import::foreign_layer::DEFAULT_MAX_LAYER_SIZE)]
+    pub max_layer_size: u64,
     /// The image to import when the source holds several: an index.json
     /// `org.opencontainers.image.ref.name` or `io.containerd.image.name` (or its tag part),
     /// or a docker-save RepoTag (`repo:tag`; `repo` means `repo:latest`).
@@ -48,6 +52,7 @@ impl Args {
                 source_date_epoch: self.source_date_epoch,
                 compression: self.compression,
                 level,
+                max_layer_size: self.max_layer_size,
             })
         } else {
             None

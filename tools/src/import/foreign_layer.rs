@@ -15,6 +15,7 @@
 use crate::build::layer::{LayerMetadata, write_layer};
 use crate::io::compress::Compression;
 use crate::io::output::{BUF_SIZE, parent_dir};
+use crate::io::tar_guard::{Guard, LimitError, MAX_PATH, MAX_XATTR_NAME, MAX_XATTR_VALUE};
 use crate::io::tarfmt::TarWriter;
 use crate::io::untrusted::shown;
 use crate::oci::digest::{Digest, HashingReader};
@@ -38,11 +39,17 @@ pub struct Normalize {
     pub source_date_epoch: u64,
     pub compression: Compression,
     pub level: i32,
+    /// Largest decompressed layer spooled to disk while it is rewritten (a zstd layer of
+    /// 33 KB can decompress to a terabyte).
+    pub max_layer_size: u64,
 }
+
+/// The default of `Normalize::max_layer_size` (`import --max-layer-size`).
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
 
 /// Reads a layer blob, checks every entry, and returns its diff_id.
 pub fn scan_layer(blob: &Path) -> Result<Digest> {
-    let (diff_id, _) = read_layer(blob, None)?;
+    let (diff_id, _) = read_layer(blob, None, u64::MAX)?;
     Ok(diff_id)
 }
 
@@ -66,7 +73,7 @@ pub fn normalize_layer(
             )
         })?)
     };
-    let (diff_id, layer) = read_layer(blob, spool.as_ref())?;
+    let (diff_id, layer) = read_layer(blob, spool.as_ref(), n.max_layer_size)?;
     let spool = match spool {
         Some(f) => f,
         None => File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?,
@@ -246,6 +253,9 @@ impl Read for Decoder {
 struct Stream<'a> {
     inner: HashingReader<Decoder>,
     spool: Option<BufWriter<&'a File>>,
+    /// Bytes of the spool left before the limit.
+    spool_left: u64,
+    spool_limit: u64,
     eof: Rc<Cell<bool>>,
 }
 
@@ -256,6 +266,12 @@ impl Read for Stream<'_> {
             self.eof.set(true);
         }
         if let Some(s) = &mut self.spool {
+            self.spool_left = self.spool_left.checked_sub(n as u64).ok_or_else(|| {
+                io::Error::other(StreamError(format!(
+                    "the layer decompresses to more than {} bytes, the most --normalize spools to disk (--max-layer-size)",
+                    self.spool_limit
+                )))
+            })?;
             s.write_all(&buf[..n]).map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -288,6 +304,9 @@ fn read_error(e: io::Error, eof: bool) -> anyhow::Error {
     if let Some(d) = e.get_ref().and_then(|i| i.downcast_ref::<StreamError>()) {
         return anyhow!("{d}");
     }
+    if let Some(l) = LimitError::of(&e) {
+        return anyhow!("{l}");
+    }
     if eof {
         anyhow!("truncated tar archive: {e}")
     } else {
@@ -296,15 +315,19 @@ fn read_error(e: io::Error, eof: bool) -> anyhow::Error {
 }
 
 /// Parses and checks the whole layer; returns its diff_id and entries. With a spool, the
-/// decompressed stream is also copied there (offsets in `Kind::File` index into it).
-fn read_layer(blob: &Path, spool: Option<&File>) -> Result<(Digest, Layer)> {
+/// decompressed stream is also copied there (offsets in `Kind::File` index into it), at most
+/// `spool_limit` bytes of it.
+fn read_layer(blob: &Path, spool: Option<&File>, spool_limit: u64) -> Result<(Digest, Layer)> {
     let eof = Rc::new(Cell::new(false));
     let stream = Stream {
         inner: HashingReader::new(open_decoder(blob)?),
         spool: spool.map(|f| BufWriter::with_capacity(BUF_SIZE, f)),
+        spool_left: spool_limit,
+        spool_limit,
         eof: eof.clone(),
     };
-    let mut archive = tar::Archive::new(stream);
+    // The guard refuses oversized header extensions before the tar crate reads them.
+    let mut archive = tar::Archive::new(Guard::new(stream));
     let mut layer = Layer::default();
     let io_err = |e: io::Error| read_error(e, eof.get());
     for (index, entry) in archive.entries().map_err(io_err)?.enumerate() {
@@ -320,12 +343,12 @@ fn read_layer(blob: &Path, spool: Option<&File>) -> Result<(Digest, Layer)> {
     // The parser stops at the first zero block or at the end of the stream: like Go's
     // archive/tar (and so container runtimes) we accept a layer without end-of-archive
     // blocks; a stream that ends inside a header or an entry's data is an error above.
-    let mut stream = archive.into_inner();
+    let mut guard = archive.into_inner();
     // Everything after the end-of-archive block is part of the stream (and of the diff_id),
     // but must be zero padding: other extractors may skip zero blocks and read on.
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = stream.read(&mut buf).map_err(io_err)?;
+        let n = guard.read(&mut buf).map_err(io_err)?;
         if n == 0 {
             break;
         }
@@ -333,6 +356,7 @@ fn read_layer(blob: &Path, spool: Option<&File>) -> Result<(Digest, Layer)> {
             bail!("invalid tar archive: non-zero data after the end-of-archive marker");
         }
     }
+    let stream = guard.into_inner();
     if let Some(s) = stream.spool {
         s.into_inner()
             .map_err(|e| e.into_error())
@@ -355,7 +379,23 @@ impl Layer {
         }
         let raw = entry.path_bytes().into_owned();
         let fail = |reason: &dyn fmt::Display| entry_error(&raw, reason);
+        if raw.len() > MAX_PATH {
+            return Err(fail(&format!(
+                "path of {} bytes, longer than the {MAX_PATH} bytes a path may have",
+                raw.len()
+            )));
+        }
         let key = normalize_path(&raw).map_err(|r| fail(&r))?;
+        let link_name = || -> Result<Vec<u8>> {
+            let t = entry.link_name_bytes().unwrap_or_default().into_owned();
+            if t.len() > MAX_PATH {
+                return Err(fail(&format!(
+                    "link target of {} bytes, longer than the {MAX_PATH} bytes a path may have",
+                    t.len()
+                )));
+            }
+            Ok(t)
+        };
 
         let kind = match flag {
             b'0' | b'\0' | b'7' => {
@@ -372,8 +412,8 @@ impl Layer {
             b'5' => Kind::Dir,
             b'6' => Kind::Fifo,
             b'1' => {
-                let t = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let shown = String::from_utf8_lossy(&t).into_owned();
+                let t = link_name()?;
+                let shown = shown(&t);
                 let target = match normalize_path(&t) {
                     Ok(k) if k.is_empty() => {
                         return Err(fail(&format!("hard link to \"{shown}\" names a directory")));
@@ -388,7 +428,7 @@ impl Layer {
                 Kind::HardLink { target, raw: t }
             }
             b'2' => {
-                let t = entry.link_name_bytes().unwrap_or_default().into_owned();
+                let t = link_name()?;
                 if t.contains(&0) {
                     return Err(fail(&"symbolic link target contains a NUL byte"));
                 }
@@ -396,7 +436,7 @@ impl Layer {
                 if !t.starts_with(b"/") && escapes_root(parent_of(&key), &t) {
                     return Err(fail(&format!(
                         "symbolic link to \"{}\" leads outside the root",
-                        String::from_utf8_lossy(&t)
+                        shown(&t)
                     )));
                 }
                 Kind::Symlink(t)
@@ -439,6 +479,15 @@ impl Layer {
                 let rec = rec?;
                 let k = rec.key_bytes();
                 if let Some(name) = k.strip_prefix(XATTR_PREFIX) {
+                    let v = rec.value_bytes();
+                    if name.len() > MAX_XATTR_NAME || v.len() > MAX_XATTR_VALUE {
+                        return Err(fail(&format!(
+                            "extended attribute \"{}\" ({} bytes of name, {} of value) is larger than Linux allows ({MAX_XATTR_NAME}, {MAX_XATTR_VALUE})",
+                            shown(name),
+                            name.len(),
+                            v.len()
+                        )));
+                    }
                     xattrs.push((name.to_vec(), rec.value_bytes().to_vec()));
                 } else if k.starts_with(b"GNU.sparse.") {
                     // pax sparse files: the data is a sparse map the tar crate does not expand.
@@ -446,8 +495,8 @@ impl Layer {
                 } else if k == b"mtime" {
                     mtime = parse_pax_time(rec.value_bytes()).ok_or_else(|| {
                         fail(&format!(
-                            "invalid pax mtime {:?}",
-                            String::from_utf8_lossy(rec.value_bytes())
+                            "invalid pax mtime \"{}\"",
+                            shown(rec.value_bytes())
                         ))
                     })?;
                 }
@@ -475,7 +524,7 @@ impl Layer {
             let Kind::HardLink { target, raw } = &item.kind else {
                 continue;
             };
-            let shown = String::from_utf8_lossy(raw);
+            let shown = shown(raw);
             if let Some(t) = self.items.get(target) {
                 if t.index >= item.index {
                     // An extractor would link to a lower layer's file (or fail) instead.
@@ -524,7 +573,7 @@ impl Layer {
                     &item.raw,
                     format!(
                         "hard link to \"{}\" goes through the symbolic link \"{link}\"",
-                        String::from_utf8_lossy(raw)
+                        shown(raw)
                     )
                 ));
             }
@@ -542,8 +591,7 @@ impl Layer {
                 Some(Resolved::Lower(_)) => return None,
                 None => item,
             };
-            matches!(node.kind, Kind::Symlink(_))
-                .then(|| String::from_utf8_lossy(&item.raw).into_owned())
+            matches!(node.kind, Kind::Symlink(_)).then(|| shown(&item.raw))
         })
     }
 
@@ -591,7 +639,7 @@ impl Layer {
             let ctx = || {
                 format!(
                     "entry \"{}\": cannot copy its data from the temporary copy",
-                    String::from_utf8_lossy(&item.raw)
+                    shown(&item.raw)
                 )
             };
             match &node.kind {

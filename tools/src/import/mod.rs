@@ -7,6 +7,12 @@
 //! scanned (`foreign_layer::scan_layer`) and its diff_id checked against the config. With
 //! `--normalize` the layers are rewritten deterministically and the config, manifests and
 //! index are written anew (canonical JSON, timestamps from `--source-date-epoch`).
+//!
+//! All scratch space (a tar source's extracted files, the output being built) is in one
+//! directory with a fixed name next to the output (`Work`): removed at the start of every
+//! run, so what a killed run left behind goes with the next one, and removed at the end.
+//! Blobs of a directory source are copied (the copy is what is hashed and scanned), never
+//! hard-linked: a later change to the source cannot change a verified blob.
 
 pub mod foreign_layer;
 mod select;
@@ -17,15 +23,15 @@ use self::select::{ImageSrc, Selected};
 use self::source::Source;
 use crate::build::layer::LayerMetadata;
 use crate::io::output::{AtomicDir, BUF_SIZE, parent_dir};
-use crate::oci::digest::{HashingReader, HashingWriter};
+use crate::oci::digest::HashingReader;
 use crate::oci::media_type::{self, LAYER_GZIP, LAYER_TAR, LAYER_ZSTD};
 use crate::oci::{Descriptor, Digest, ImageIndex, ImageManifest, Platform, json};
 use crate::repo_dir::{self, ImageDir, Origin};
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub struct ImportOptions<'a> {
@@ -43,19 +49,24 @@ pub struct ImportOptions<'a> {
 /// or the index.
 pub fn run(o: &ImportOptions) -> Result<Digest> {
     let platform = o.platform.map(Platform::parse).transpose()?;
-    let mut src = Source::open(o.src, parent_dir(o.output_dir))?;
+    let work = Work::create(o.output_dir)?;
+    let mut src = Source::open(o.src, &work.scratch)?;
     let (format, selected) = select::select(&src, o.reference, platform.as_ref())?;
     let images: Vec<&ImageSrc> = match &selected {
         Selected::Image(i) => vec![i],
         Selected::Index(x) => x.children.iter().map(|c| &c.image).collect(),
     };
-    let needed: BTreeSet<String> = images
+    let needed: BTreeMap<String, Option<u64>> = images
         .iter()
-        .flat_map(|i| i.layers.iter().map(|l| l.rel.clone()))
+        .flat_map(|i| {
+            i.layers
+                .iter()
+                .map(|l| (l.rel.clone(), l.desc.as_ref().map(|d| d.size)))
+        })
         .collect();
     src.ensure(&needed)?;
 
-    let out = AtomicDir::create(o.output_dir)?;
+    let out = AtomicDir::create_in(o.output_dir, &work.dir)?;
     let mut blobs = Blobs::new(&src, out.path(), o.normalize)?;
     let origin = Origin::Import {
         format: format.name().into(),
@@ -108,7 +119,49 @@ pub fn run(o: &ImportOptions) -> Result<Digest> {
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
     }
     out.commit()?;
+    work.remove()?;
     Ok(top)
+}
+
+/// The scratch directory of an import: `.<output name>.import` next to the output.
+struct Work {
+    dir: PathBuf,
+    /// Where a tar source is extracted.
+    scratch: PathBuf,
+}
+
+impl Work {
+    fn create(output_dir: &Path) -> Result<Work> {
+        let name = output_dir
+            .file_name()
+            .with_context(|| format!("{} has no file name", output_dir.display()))?;
+        let mut n = std::ffi::OsString::from(".");
+        n.push(name);
+        n.push(".import");
+        let dir = parent_dir(output_dir).join(n);
+        if dir.symlink_metadata().is_ok() {
+            std::fs::remove_dir_all(&dir).with_context(|| {
+                format!("cannot remove the scratch directory {}", dir.display())
+            })?;
+        }
+        let scratch = dir.join("src");
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("cannot create {}", scratch.display()))?;
+        Ok(Work { dir, scratch })
+    }
+
+    fn remove(self) -> Result<()> {
+        let r = std::fs::remove_dir_all(&self.dir)
+            .with_context(|| format!("cannot remove the scratch directory {}", self.dir.display()));
+        std::mem::forget(self);
+        r
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Copies (or normalizes) every layer of `img` into the output, checks the diff_ids and
@@ -228,11 +281,13 @@ impl<'a> Blobs<'a> {
 
     /// The blob at `rel` of the source, checked against `desc` (docker-save layers have none).
     fn layer(&mut self, rel: &str, desc: Option<&Descriptor>) -> Result<LayerOut> {
-        let out = match self.done.get(rel) {
+        // Two paths may stand for one file (a docker-save layer linked to another).
+        let file = self.src.resolve(rel)?;
+        let out = match self.done.get(&file) {
             Some(l) => l.clone(),
             None => {
                 let l = self.import_layer(rel, desc)?;
-                self.done.insert(rel.to_string(), l.clone());
+                self.done.insert(file, l.clone());
                 l
             }
         };
@@ -259,7 +314,7 @@ impl<'a> Blobs<'a> {
         match self.normalize {
             None => {
                 let tmp = self.temp_path();
-                let (digest, size) = link_or_copy(&path, &tmp)?;
+                let (digest, size) = take_blob(&path, self.src.in_place(), &tmp)?;
                 if let Some(d) = desc {
                     check_digest(self.src, "layer blob", d, digest, size)?;
                 }
@@ -278,12 +333,25 @@ impl<'a> Blobs<'a> {
                 })
             }
             Some(n) => {
-                let (digest, size) = hash_file(&path)?;
-                if let Some(d) = desc {
-                    check_digest(self.src, "layer blob", d, digest, size)?;
-                }
+                // A directory source's blob is copied first: the bytes normalized are the
+                // bytes hashed, whatever happens to the source meanwhile.
+                let copy = self.src.in_place().then(|| self.temp_path());
+                let (digest, size) = match &copy {
+                    Some(c) => take_blob(&path, true, c)?,
+                    None => hash_file(&path)?,
+                };
+                let read = copy.as_deref().unwrap_or(&path);
+                let checked = desc.map_or(Ok(()), |d| {
+                    check_digest(self.src, "layer blob", d, digest, size)
+                });
                 let tmp = self.temp_path();
-                let (source_diff_id, meta) = foreign_layer::normalize_layer(&path, &n, &tmp)?;
+                let normalized =
+                    checked.and_then(|()| foreign_layer::normalize_layer(read, &n, &tmp));
+                if let Some(c) = &copy {
+                    std::fs::remove_file(c)
+                        .with_context(|| format!("cannot remove {}", c.display()))?;
+                }
+                let (source_diff_id, meta) = normalized?;
                 self.place(&tmp, &meta.digest)?;
                 Ok(LayerOut {
                     source_digest: digest,
@@ -321,24 +389,23 @@ fn hash_file(path: &Path) -> Result<(Digest, u64)> {
     Ok(r.finish())
 }
 
-/// Hard-links `src` to `dest` (or copies it when that is not possible) and returns the
-/// digest and size of what `dest` holds.
-fn link_or_copy(src: &Path, dest: &Path) -> Result<(Digest, u64)> {
-    if std::fs::hard_link(src, dest).is_ok() {
+/// Puts the blob `src` at `dest` and returns the digest and size of what `dest` holds. A
+/// blob of the source itself (`copy`) is copied, with the kernel's copy (which may share
+/// extents copy-on-write, never the inode), then hashed; one this tool extracted to its own
+/// scratch directory is hard-linked (or copied when that is not possible).
+fn take_blob(src: &Path, copy: bool, dest: &Path) -> Result<(Digest, u64)> {
+    if !copy && std::fs::hard_link(src, dest).is_ok() {
         return hash_file(dest);
     }
     let ctx = || format!("cannot copy {} to {}", src.display(), dest.display());
     let mut r = File::open(src).with_context(ctx)?;
-    let mut w = HashingWriter::new(BufWriter::with_capacity(
-        BUF_SIZE,
-        File::create(dest).with_context(ctx)?,
-    ));
+    if !r.metadata().with_context(ctx)?.is_file() {
+        bail!("{} is not a regular file", src.display());
+    }
+    let mut w = File::create(dest).with_context(ctx)?;
     std::io::copy(&mut r, &mut w).with_context(ctx)?;
-    let (w, digest, size) = w.finish();
-    w.into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(ctx)?;
-    Ok((digest, size))
+    drop(w);
+    hash_file(dest)
 }
 
 /// The media type of a docker-save layer file, from its magic bytes: `docker save` writes

@@ -1,5 +1,7 @@
 use super::*;
+use crate::import::foreign_layer::DEFAULT_MAX_LAYER_SIZE;
 use crate::io::compress::Compression;
+use crate::io::untrusted::shown_str;
 use crate::oci::media_type::{
     CONFIG as MT_CONFIG, INDEX as MT_INDEX, LAYER_GZIP as MT_LAYER_GZIP, LAYER_TAR as MT_LAYER_TAR,
     MANIFEST as MT_MANIFEST,
@@ -231,6 +233,7 @@ fn norm(epoch: u64) -> Option<Normalize> {
         source_date_epoch: epoch,
         compression: Compression::Gzip,
         level: 6,
+        max_layer_size: DEFAULT_MAX_LAYER_SIZE,
     })
 }
 
@@ -1085,6 +1088,7 @@ fn normalize_an_index_and_a_docker_save() {
         source_date_epoch: 1_700_000_000,
         compression: Compression::Zstd,
         level: 3,
+        max_layer_size: DEFAULT_MAX_LAYER_SIZE,
     };
     import(&src, &out, None, None, Some(o)).unwrap();
     let cfg = read_json(&out.join("config.json"));
@@ -1109,4 +1113,354 @@ fn relative_paths_are_normalized_or_refused() {
     assert!(source::normalize_rel("/a").is_err());
     assert!(source::normalize_rel("a/../b").is_err());
     assert!(source::normalize_rel("./").is_err());
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A zstd tar: a GNU long name entry of `size` bytes of `a`, then a regular file.
+fn long_name_tar_zst(path: &Path, size: u64) {
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut z = zstd::stream::write::Encoder::new(std::fs::File::create(path).unwrap(), 3).unwrap();
+    z.write_all(h.as_bytes()).unwrap();
+    std::io::copy(
+        &mut std::io::Read::take(std::io::repeat(b'a'), size),
+        &mut z,
+    )
+    .unwrap();
+    z.write_all(&vec![0u8; (512 - size as usize % 512) % 512])
+        .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut f = tar::Header::new_gnu();
+    f.set_size(1);
+    f.set_mode(0o644);
+    f.set_path("x").unwrap();
+    f.set_cksum();
+    b.append(&f, &b"x"[..]).unwrap();
+    z.write_all(&b.into_inner().unwrap()).unwrap();
+    z.finish().unwrap();
+}
+
+#[test]
+fn huge_long_name_in_the_archive_is_refused_before_it_is_read() {
+    let t = tempfile::tempdir().unwrap();
+    let tar = t.path().join("ln.tar.zst");
+    long_name_tar_zst(&tar, 64 << 20);
+    let out = t.path().join("out");
+    let e = err_of(import(&tar, &out, None, None, None));
+    assert_eq!(
+        e,
+        format!(
+            "archive {}: tar entry at byte 0: GNU long name ('L') of 67108864 bytes, more than the 1048576 bytes a header extension may have",
+            tar.display()
+        )
+    );
+    // Under the extension limit but longer than a path may be: a short message.
+    long_name_tar_zst(&tar, 8192);
+    let e = err_of(import(&tar, &out, None, None, None));
+    assert_eq!(
+        e,
+        format!(
+            "archive {}: entry \"{}... (8192 bytes)\": path of 8192 bytes, longer than the 4096 bytes a path may have",
+            tar.display(),
+            "a".repeat(160)
+        )
+    );
+    assert_eq!(names(t.path()), ["ln.tar.zst"], "nothing left behind");
+}
+
+#[test]
+fn first_pass_extracts_only_the_json_documents() {
+    let t = tempfile::tempdir().unwrap();
+    let l = Layout::new(&t.path().join("layout"));
+    let layers = two_layers(0);
+    let manifest = l.oci_image("linux/amd64", &layers);
+    l.index_json(&[desc(MT_MANIFEST, &manifest)]);
+    let cfg = read_json(&l.blob_path(&manifest))["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Junk the image does not reference: zeros under blobs/junk/, and under blob names.
+    std::fs::create_dir_all(l.dir.join("blobs/junk")).unwrap();
+    for i in 0..16 {
+        std::fs::write(l.dir.join(format!("blobs/junk/{i}")), vec![0u8; 1 << 20]).unwrap();
+        let name = Digest::of(&[i as u8]).hex();
+        std::fs::write(l.dir.join("blobs/sha256").join(name), vec![0u8; 1 << 20]).unwrap();
+    }
+    let tar = t.path().join("layout.tar.gz");
+    tar_dir(&l.dir, &tar, true);
+    let scratch = t.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let mut src = Source::open(&tar, &scratch).unwrap();
+    let mut want = vec![
+        format!("blobs/sha256/{}", Digest::of(&manifest).hex()),
+        format!("blobs/sha256/{}", &cfg[7..]),
+        "index.json".to_string(),
+        "oci-layout".to_string(),
+    ];
+    want.sort();
+    assert_eq!(files_under(&scratch), want);
+    // The second pass extracts exactly the layers asked for, at the sizes declared.
+    let rel = format!("blobs/sha256/{}", Digest::of(&layers[0].blob).hex());
+    let e = src
+        .ensure(&[(rel.clone(), Some(layers[0].blob.len() as u64 + 1))].into())
+        .unwrap_err();
+    assert_eq!(
+        format!("{e:#}"),
+        format!(
+            "{rel} in {} has {} bytes, but its descriptor says {}",
+            tar.display(),
+            layers[0].blob.len(),
+            layers[0].blob.len() + 1
+        )
+    );
+    src.ensure(&[(rel.clone(), Some(layers[0].blob.len() as u64))].into())
+        .unwrap();
+    want.push(rel);
+    want.sort();
+    assert_eq!(files_under(&scratch), want);
+    // And the import works.
+    let out = t.path().join("out");
+    import(&tar, &out, None, None, None).unwrap();
+    check_image(
+        &out,
+        &out.join("blobs/sha256"),
+        &layers,
+        &[MT_LAYER_GZIP, MT_LAYER_TAR],
+    );
+}
+
+#[test]
+fn scratch_is_a_fixed_sibling_of_the_output_cleaned_on_start() {
+    let t = tempfile::tempdir().unwrap();
+    let l = Layout::new(&t.path().join("layout"));
+    let layers = two_layers(0);
+    let manifest = l.oci_image("linux/amd64", &layers);
+    l.index_json(&[desc(MT_MANIFEST, &manifest)]);
+    let tar = t.path().join("layout.tar");
+    tar_dir(&l.dir, &tar, false);
+    // What a killed run left behind.
+    let stale = t.path().join(".out.import/src/blobs/junk");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("big"), vec![0u8; 1 << 20]).unwrap();
+    let out = t.path().join("out");
+    import(&tar, &out, None, None, None).unwrap();
+    assert_eq!(names(t.path()), ["layout", "layout.tar", "out"]);
+    // A failed run leaves nothing either.
+    std::fs::create_dir_all(&stale).unwrap();
+    let e = err_of(import(&tar, &out, Some("nope"), None, None));
+    assert!(e.contains("no image named"), "{e}");
+    assert_eq!(names(t.path()), ["layout", "layout.tar", "out"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn directory_blobs_are_copied_and_links_stay_inside() {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    let t = tempfile::tempdir().unwrap();
+    let l = Layout::new(&t.path().join("layout"));
+    let layers = two_layers(0);
+    let manifest = l.oci_image("linux/amd64", &layers);
+    l.index_json(&[desc(MT_MANIFEST, &manifest)]);
+    let blob = l.blob_path(&layers[1].blob);
+    let hex = Digest::of(&layers[1].blob).hex();
+    for normalize in [None, norm(0)] {
+        let out = t.path().join("out");
+        import(&l.dir, &out, None, None, normalize).unwrap();
+        if normalize.is_none() {
+            let copy = out.join("blobs/sha256").join(&hex);
+            assert_ne!(
+                std::fs::metadata(&copy).unwrap().ino(),
+                std::fs::metadata(&blob).unwrap().ino()
+            );
+        }
+    }
+    // Rewriting the source later does not change the verified blob.
+    let out = t.path().join("out");
+    import(&l.dir, &out, None, None, None).unwrap();
+    std::fs::write(&blob, b"changed").unwrap();
+    assert_eq!(
+        std::fs::read(out.join("blobs/sha256").join(&hex)).unwrap(),
+        layers[1].blob
+    );
+    std::fs::write(&blob, &layers[1].blob).unwrap();
+
+    // A blob that is a symbolic link to a file outside the layout is refused.
+    let outside = t.path().join("outside");
+    std::fs::rename(&blob, &outside).unwrap();
+    let rel = format!("blobs/sha256/{hex}");
+    for (target, why) in [
+        (outside.display().to_string(), "absolute target"),
+        ("../../../outside".to_string(), "target above the root"),
+    ] {
+        let _ = std::fs::remove_file(&blob);
+        symlink(&target, &blob).unwrap();
+        for normalize in [None, norm(0)] {
+            let e = err_of(import(&l.dir, &t.path().join("o2"), None, None, normalize));
+            assert!(
+                e.ends_with(&format!(
+                    "{rel} in {} is a symbolic link to \"{target}\": only links to a regular file inside {} are followed ({why})",
+                    l.dir.display(),
+                    l.dir.display()
+                )),
+                "{e}"
+            );
+        }
+    }
+    // A link in a parent directory is not followed either.
+    std::fs::remove_file(&blob).unwrap();
+    let elsewhere = t.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::copy(&outside, elsewhere.join(&hex)).unwrap();
+    std::fs::rename(l.dir.join("blobs/sha256"), t.path().join("sha")).unwrap();
+    symlink(t.path().join("sha"), l.dir.join("blobs/sha256")).unwrap();
+    let e = err_of(import(&l.dir, &t.path().join("o2"), None, None, None));
+    assert!(
+        e.contains("goes through the symbolic link blobs/sha256"),
+        "{e}"
+    );
+    std::fs::remove_file(l.dir.join("blobs/sha256")).unwrap();
+    std::fs::rename(t.path().join("sha"), l.dir.join("blobs/sha256")).unwrap();
+    // A link to a regular file inside the layout is followed, and the blob copied.
+    std::fs::create_dir(l.dir.join("store")).unwrap();
+    std::fs::rename(&outside, l.dir.join("store/layer")).unwrap();
+    symlink("../../store/layer", &blob).unwrap();
+    let out3 = t.path().join("out3");
+    import(&l.dir, &out3, None, None, None).unwrap();
+    check_image(
+        &out3,
+        &out3.join("blobs/sha256"),
+        &layers,
+        &[MT_LAYER_GZIP, MT_LAYER_TAR],
+    );
+    assert!(
+        !std::fs::symlink_metadata(out3.join("blobs/sha256").join(&hex))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// A Docker <= 24 save of one image whose layers are `layers` (`A, B, A`): the third
+/// layer's directory holds `layer.tar -> ../<first>/layer.tar`, as Docker writes it.
+#[cfg(unix)]
+fn docker_legacy_linked(dir: &Path, layers: &[Layer]) -> Vec<String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+    let cfg = config("linux/amd64", &ids);
+    let cfg_name = format!("{}.json", Digest::of(&cfg).hex());
+    std::fs::write(dir.join(&cfg_name), &cfg).unwrap();
+    let mut paths = Vec::new();
+    let mut first: HashMap<Digest, String> = HashMap::new();
+    for (i, l) in layers.iter().enumerate() {
+        let id = Digest::of(format!("v1 id {i}").as_bytes()).hex();
+        let d = dir.join(&id);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("VERSION"), b"1.0").unwrap();
+        std::fs::write(d.join("json"), format!("{{\"id\":\"{id}\"}}")).unwrap();
+        match first.get(&l.diff_id) {
+            Some(f) => std::os::unix::fs::symlink(format!("../{f}"), d.join("layer.tar")).unwrap(),
+            None => {
+                std::fs::write(d.join("layer.tar"), &l.blob).unwrap();
+                first.insert(l.diff_id, format!("{id}/layer.tar"));
+            }
+        }
+        paths.push(format!("{id}/layer.tar"));
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&json!([{"Config": cfg_name, "RepoTags": ["app:1"], "Layers": paths}]))
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("repositories"), b"{}").unwrap();
+    paths
+}
+
+#[cfg(unix)]
+#[test]
+fn docker_legacy_save_with_a_linked_repeated_layer() {
+    use std::os::unix::fs::symlink;
+    let t = tempfile::tempdir().unwrap();
+    let a = layer(&[("a", b"a\n")], 0, MT_LAYER_TAR);
+    let b = layer(&[("b", b"b\n")], 0, MT_LAYER_TAR);
+    let layers = vec![a.clone(), b, a];
+    let src = t.path().join("save");
+    let paths = docker_legacy_linked(&src, &layers);
+    let tar = t.path().join("save.tar");
+    tar_dir(&src, &tar, false);
+    let out = t.path().join("out");
+    let top = import(&tar, &out, None, None, None).unwrap();
+    check_image(&out, &out.join("blobs/sha256"), &layers, &[MT_LAYER_TAR; 3]);
+    assert_eq!(
+        import(&src, &t.path().join("out2"), None, None, None).unwrap(),
+        top
+    );
+    import(&tar, &t.path().join("out3"), None, None, norm(0)).unwrap();
+
+    // Links that leave the archive, chains and loops are refused, in a tar and a directory.
+    let link = src.join(&paths[2]);
+    let cases = [
+        (
+            "../../etc/passwd".to_string(),
+            "only links to a regular file inside",
+        ),
+        ("/etc/passwd".to_string(), "(absolute target)"),
+        ("layer.tar".to_string(), "chains of links are not followed"),
+        (
+            format!("../{}", paths[1].replace("layer.tar", "json")),
+            "OK",
+        ),
+    ];
+    for (target, why) in cases {
+        std::fs::remove_file(&link).unwrap();
+        symlink(&target, &link).unwrap();
+        tar_dir(&src, &tar, false);
+        for s in [&tar, &src] {
+            let r = import(s, &t.path().join("o4"), None, None, None);
+            if why == "OK" {
+                // A link to another regular file is followed (its content is then wrong).
+                let e = err_of(r);
+                assert!(!e.contains("symbolic link") && e.contains("layer 2"), "{e}");
+                continue;
+            }
+            let e = err_of(r);
+            assert!(
+                e.contains(why) && e.contains(&shown_str(&target)),
+                "{target}: {e}"
+            );
+        }
+    }
+    // A chain through a second link.
+    std::fs::remove_file(&link).unwrap();
+    symlink(format!("../{}", paths[1]), &link).unwrap();
+    std::fs::remove_file(src.join(&paths[1])).unwrap();
+    symlink(format!("../{}", paths[0]), src.join(&paths[1])).unwrap();
+    tar_dir(&src, &tar, false);
+    for s in [&tar, &src] {
+        let e = err_of(import(s, &t.path().join("o4"), None, None, None));
+        assert!(e.contains("chains of links are not followed"), "{e}");
+    }
+    assert!(!t.path().join("o4").exists());
 }

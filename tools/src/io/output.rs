@@ -90,9 +90,14 @@ pub struct AtomicDir {
 
 impl AtomicDir {
     pub fn create(dest: &Path) -> Result<AtomicDir> {
+        AtomicDir::create_in(dest, parent_dir(dest))
+    }
+
+    /// Built in `parent` (on the file system of `dest`) rather than next to `dest`.
+    pub fn create_in(dest: &Path, parent: &Path) -> Result<AtomicDir> {
         let tmp = tempfile::Builder::new()
             .prefix(&temp_prefix(dest))
-            .tempdir_in(parent_dir(dest))
+            .tempdir_in(parent)
             .with_context(|| {
                 format!(
                     "cannot create a temporary directory next to {}",

@@ -2,7 +2,7 @@
 //! `WWW-Authenticate` challenges, token caching, redirects and retries with backoff.
 
 use super::auth::{self, Credential, Secret, Secrets, query_escape};
-use crate::io::untrusted::shown_str;
+use crate::io::untrusted::{shown_str, terminal_safe};
 use crate::oci::reference::is_loopback;
 use anyhow::{Result, anyhow};
 use serde_json::Value;
@@ -119,6 +119,198 @@ impl RetryPolicy {
     }
 }
 
+/// The deadlines of requests, read once from the environment (seconds, fractions allowed;
+/// the rate in bytes per second). A server that stops answering or drips its answer fails the
+/// attempt at these limits instead of holding the build for ever.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// Connecting, TLS handshake included: `RULES_IMAGE_HTTP_CONNECT_TIMEOUT` (10).
+    pub connect: Duration,
+    /// From the request sent to its response headers received:
+    /// `RULES_IMAGE_HTTP_HEADER_TIMEOUT` (60).
+    pub header: Duration,
+    /// The fixed part of a blob body's budget: `RULES_IMAGE_HTTP_BODY_TIMEOUT` (60).
+    pub body_base: Duration,
+    /// The slowest blob transfer tolerated: a blob of `n` bytes, sent or received, gets
+    /// `body_base + n / min_rate`: `RULES_IMAGE_HTTP_MIN_RATE` (65536, 64 KiB/s).
+    pub min_rate: u64,
+    /// All of a small request (manifest, token, HEAD, upload start), body included:
+    /// `RULES_IMAGE_HTTP_GLOBAL_TIMEOUT` (300).
+    pub global: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            header: Duration::from_secs(60),
+            body_base: Duration::from_secs(60),
+            min_rate: 64 << 10,
+            global: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The defaults, each overridden by its variable; a malformed or zero value is an error.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Timeouts> {
+        let d = Timeouts::default();
+        let secs = |name: &str, default: Duration| -> Result<Duration> {
+            let Some(v) = env(name).filter(|v| !v.trim().is_empty()) else {
+                return Ok(default);
+            };
+            match v.trim().parse::<f64>() {
+                Ok(s) if s > 0.0 && s <= 1e9 => Ok(Duration::from_secs_f64(s)),
+                _ => Err(anyhow!(
+                    "{name}={} is not a positive number of seconds",
+                    shown_str(&v)
+                )),
+            }
+        };
+        let min_rate = match env("RULES_IMAGE_HTTP_MIN_RATE").filter(|v| !v.trim().is_empty()) {
+            None => d.min_rate,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(r) if r > 0 => r,
+                _ => {
+                    return Err(anyhow!(
+                        "RULES_IMAGE_HTTP_MIN_RATE={} is not a positive number of bytes per second",
+                        shown_str(&v)
+                    ));
+                }
+            },
+        };
+        Ok(Timeouts {
+            connect: secs("RULES_IMAGE_HTTP_CONNECT_TIMEOUT", d.connect)?,
+            header: secs("RULES_IMAGE_HTTP_HEADER_TIMEOUT", d.header)?,
+            body_base: secs("RULES_IMAGE_HTTP_BODY_TIMEOUT", d.body_base)?,
+            min_rate,
+            global: secs("RULES_IMAGE_HTTP_GLOBAL_TIMEOUT", d.global)?,
+        })
+    }
+
+    /// The body budget of a blob of `size` bytes: `body_base + size / min_rate`.
+    pub fn blob_budget(&self, size: u64) -> Duration {
+        self.body_base
+            .saturating_add(Duration::from_secs_f64(size as f64 / self.min_rate as f64))
+    }
+
+    /// The limit a timed-out request hit, in words, with the variable that sets it.
+    fn describe(&self, t: ureq::Timeout, transfer: Transfer) -> String {
+        use ureq::Timeout as T;
+        let s = |d: Duration| format!("{:.1}s", d.as_secs_f64());
+        match (t, transfer) {
+            (T::Connect | T::Resolve, _) => format!(
+                "no connection within {} (RULES_IMAGE_HTTP_CONNECT_TIMEOUT)",
+                s(self.connect)
+            ),
+            (T::RecvResponse, _) => format!(
+                "no response headers within {} (RULES_IMAGE_HTTP_HEADER_TIMEOUT)",
+                s(self.header)
+            ),
+            (T::SendBody | T::RecvBody, Transfer::Blob(n)) => format!(
+                "a body of {n} bytes not {} within {} ({} + {n} bytes at {} bytes/s: RULES_IMAGE_HTTP_BODY_TIMEOUT, RULES_IMAGE_HTTP_MIN_RATE)",
+                if t == T::SendBody { "sent" } else { "received" },
+                s(self.blob_budget(n)),
+                s(self.body_base),
+                self.min_rate
+            ),
+            (T::Global | T::SendBody | T::RecvBody, Transfer::Small) => format!(
+                "not done within {} (RULES_IMAGE_HTTP_GLOBAL_TIMEOUT)",
+                s(self.global)
+            ),
+            (other, _) => format!("timed out ({other}, {} without data)", s(PER_IO)),
+        }
+    }
+}
+
+/// What a request moves, which decides its deadlines (see `Timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// A manifest, a token, a HEAD, an upload's start or end: one global deadline.
+    Small,
+    /// A blob body of this many bytes, sent or received: a budget that grows with the size.
+    Blob(u64),
+}
+
+/// The longest silence within one read or write.
+const PER_IO: Duration = Duration::from_secs(60);
+
+/// One request as errors name it: method, origin and path, never the query (which may hold
+/// a signature), with the deadlines it ran under.
+#[derive(Debug, Clone)]
+struct Exchange {
+    what: String,
+    transfer: Transfer,
+    timeouts: Timeouts,
+}
+
+impl Exchange {
+    fn new(method: &str, url: &str, transfer: Transfer, timeouts: Timeouts) -> Exchange {
+        Exchange {
+            what: format!("{method} {}", url_without_query(url)),
+            transfer,
+            timeouts,
+        }
+    }
+
+    /// A ureq error of this exchange; a timeout names the request and the limit it hit.
+    fn error(&self, e: ureq::Error) -> HttpError {
+        match e {
+            ureq::Error::Timeout(t) => HttpError::Transport(format!(
+                "{}: {}",
+                self.what,
+                self.timeouts.describe(t, self.transfer)
+            )),
+            e => HttpError::from(e),
+        }
+    }
+}
+
+/// The HTTP error of reading a response body, a timeout named with its request and limit.
+pub fn body_error(resp: &Response<ureq::Body>, e: ureq::Error) -> HttpError {
+    match resp.extensions().get::<Exchange>() {
+        Some(x) => x.error(e),
+        None => HttpError::from(e),
+    }
+}
+
+/// A reader of a response body whose errors name the request and the limit it hit.
+pub fn body_reader(resp: Response<ureq::Body>) -> impl Read + 'static {
+    let x = resp.extensions().get::<Exchange>().cloned();
+    BodyReader {
+        inner: resp.into_body().into_reader(),
+        x,
+    }
+}
+
+struct BodyReader {
+    inner: ureq::BodyReader<'static>,
+    x: Option<Exchange>,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let Some(x) = &self.x else { return e };
+            match ureq::Error::from(e) {
+                ureq::Error::Timeout(t) => std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{}: {}", x.what, x.timeouts.describe(t, x.transfer)),
+                ),
+                other => other.into_io(),
+            }
+        })
+    }
+}
+
+/// `scheme://host/path` of a URL, a query replaced by `?…`, safe to print.
+pub fn url_without_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((u, _)) => format!("{}?…", shown_str(u)),
+        None => shown_str(url),
+    }
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is rare from registries and ignored).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
@@ -174,6 +366,7 @@ pub struct Client {
     agent: ureq::Agent,
     insecure_http: bool,
     retry: RetryPolicy,
+    timeouts: Timeouts,
     env: EnvFn,
     /// Credentials per registry, looked up once.
     creds: Mutex<HashMap<String, Option<Credential>>>,
@@ -191,6 +384,7 @@ impl Client {
     }
 
     pub fn with_env(insecure_http: bool, env: EnvFn) -> Result<Client> {
+        let timeouts = Timeouts::from_env(&*env)?;
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::new_with_certs(&system_roots()?))
             .unversioned_rustls_crypto_provider(std::sync::Arc::new(
@@ -201,9 +395,11 @@ impl Client {
             .http_status_as_error(false)
             // Redirects are followed by `get`, which drops credentials for other hosts.
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .timeout_per_write(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(timeouts.connect))
+            // The header and body budgets (set per request, see `configure`) are the limits;
+            // this only catches a connection that went silent for long.
+            .timeout_per_read(Some(PER_IO.max(timeouts.header)))
+            .timeout_per_write(Some(PER_IO))
             .user_agent(concat!("rules_image/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
             .build();
@@ -211,6 +407,7 @@ impl Client {
             agent: config.new_agent(),
             insecure_http,
             retry: RetryPolicy::from_env(),
+            timeouts,
             env,
             creds: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
@@ -237,7 +434,9 @@ impl Client {
     }
 
     fn probe_loopback_scheme(&self, registry: &str) -> &'static str {
-        match self.agent.get(&format!("https://{registry}/v2/")).call() {
+        let req = http::Request::get(format!("https://{registry}/v2/")).body(());
+        let Ok(req) = req else { return "https" };
+        match self.agent.run(self.configure(req, Transfer::Small)) {
             Ok(_) => "https",
             // A TLS server whose certificate we do not trust: stay on https, so the request
             // fails with the certificate error rather than a confusing plain-HTTP one.
@@ -260,7 +459,10 @@ impl Client {
                 Err(e) if e.retryable() && attempt + 1 < self.retry.attempts => {
                     let d = self.retry.delay(attempt, e.retry_after(), jitter());
                     attempt += 1;
-                    eprintln!("retrying in {:.1}s ({e}): {}", d.as_secs_f64(), what());
+                    // Printed as it happens, not through `main`'s last line of defence: one
+                    // line whatever the error quotes.
+                    let line = format!("retrying in {:.1}s ({e}): {}", d.as_secs_f64(), what());
+                    eprintln!("{}", terminal_safe(&line).replace('\n', "\\n"));
                     std::thread::sleep(d);
                 }
                 Err(e) => {
@@ -283,19 +485,20 @@ impl Client {
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
+        transfer: Transfer,
         mut body: Body,
     ) -> HttpResult<Response<ureq::Body>> {
-        let same_host = authority(url).eq_ignore_ascii_case(&scope.registry);
+        let credentials = self.destination(&scope.registry, method, url, false)?;
         let key = scope.key();
-        let mut auth = if same_host {
+        let mut auth = if credentials {
             self.cached_auth(&key)
         } else {
             None
         };
         let mut answered = false;
         loop {
-            let resp = self.send(method, url, headers, auth.as_ref(), &mut body)?;
-            if resp.status() != 401 || !same_host {
+            let resp = self.send(method, url, headers, auth.as_ref(), transfer, &mut body)?;
+            if resp.status() != 401 || !credentials {
                 return Ok(resp);
             }
             if answered {
@@ -335,26 +538,82 @@ impl Client {
         }
     }
 
-    /// GET following redirects (blob downloads often redirect to storage hosts, which get no
-    /// registry credentials).
+    /// GET following redirects (blob downloads often redirect to storage hosts).
     pub fn get(
         &self,
         scope: &Scope,
         url: &str,
         headers: &[(&str, &str)],
+        transfer: Transfer,
     ) -> HttpResult<Response<ureq::Body>> {
-        let mut url = url.to_string();
+        self.follow(scope, "GET", url, headers, transfer)
+    }
+
+    /// GET or HEAD following redirects. Every hop is a `request`, so `credential_rule`
+    /// decides whether it is sent at all and whether it carries credentials.
+    pub fn follow(
+        &self,
+        scope: &Scope,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        transfer: Transfer,
+    ) -> HttpResult<Response<ureq::Body>> {
+        let mut at = url.to_string();
         for _ in 0..10 {
-            let resp = self.request(scope, "GET", &url, headers, Body::Empty)?;
-            if !resp.status().is_redirection() {
+            let resp = self.request(scope, method, &at, headers, transfer, Body::Empty)?;
+            if !resp.status().is_redirection() || resp.status() == 304 {
                 return Ok(resp);
             }
             let loc = header(&resp, "location").ok_or_else(|| {
-                HttpError::Fatal(anyhow!("{} redirect without a Location", resp.status()))
+                HttpError::Fatal(anyhow!(
+                    "{}: {method} {} answered {} without a Location",
+                    scope.registry,
+                    url_without_query(&at),
+                    resp.status()
+                ))
             })?;
-            url = resolve_location(&url, &loc);
+            at = resolve_location(&at, &loc);
         }
-        Err(HttpError::Fatal(anyhow!("too many redirects")))
+        Err(HttpError::Fatal(anyhow!(
+            "{}: {method} {}: more than 10 redirects",
+            scope.registry,
+            url_without_query(url)
+        )))
+    }
+
+    /// `credential_rule` for a request (`what`: its method, or "token realm") to `url` on
+    /// behalf of `registry`: whether it carries the registry's credentials, or the error
+    /// that refuses it.
+    fn destination(&self, registry: &str, what: &str, url: &str, realm: bool) -> HttpResult<bool> {
+        credential_rule(&self.base_url(registry), url, realm).map_err(|why| {
+            HttpError::Fatal(anyhow!(
+                "{registry}: refusing {what} {}: {why}",
+                url_without_query(url)
+            ))
+        })
+    }
+
+    /// The per-request deadlines of `transfer` (see `Timeouts`).
+    fn configure<S: ureq::AsSendBody>(
+        &self,
+        req: http::Request<S>,
+        transfer: Transfer,
+    ) -> http::Request<S> {
+        let t = &self.timeouts;
+        let b = self
+            .agent
+            .configure_request(req)
+            .timeout_recv_response(Some(t.header));
+        match transfer {
+            Transfer::Small => b.timeout_global(Some(t.global)),
+            Transfer::Blob(n) => {
+                let budget = t.blob_budget(n);
+                b.timeout_send_body(Some(budget))
+                    .timeout_recv_body(Some(budget))
+            }
+        }
+        .build()
     }
 
     fn send(
@@ -363,8 +622,10 @@ impl Client {
         url: &str,
         headers: &[(&str, &str)],
         auth: Option<&Secret>,
+        transfer: Transfer,
         body: &mut Body,
     ) -> HttpResult<Response<ureq::Body>> {
+        let x = Exchange::new(method, url, transfer, self.timeouts);
         let mut b = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -372,10 +633,15 @@ impl Client {
         if let Some(a) = auth {
             b = b.header("authorization", a.expose());
         }
-        let invalid =
-            |e: http::Error| HttpError::Fatal(anyhow!("invalid request {method} {url}: {e}"));
+        let invalid = |e: http::Error| HttpError::Fatal(anyhow!("invalid request {}: {e}", x.what));
+        let run = |resp: std::result::Result<Response<ureq::Body>, ureq::Error>| {
+            let mut resp = resp.map_err(|e| x.error(e))?;
+            resp.extensions_mut().insert(x.clone());
+            Ok(resp)
+        };
         if !matches!(method, "PUT" | "POST" | "PATCH") {
-            return Ok(self.agent.run(b.body(()).map_err(invalid)?)?);
+            let req = b.body(()).map_err(invalid)?;
+            return run(self.agent.run(self.configure(req, transfer)));
         }
         let mut empty: &[u8] = &[];
         let (len, reader): (u64, &mut dyn Read) = match body {
@@ -388,7 +654,7 @@ impl Client {
             .header("content-length", len.to_string())
             .body(ureq::SendBody::from_reader(reader))
             .map_err(invalid)?;
-        Ok(self.agent.run(req)?)
+        run(self.agent.run(self.configure(req, transfer)))
     }
 
     fn cached_auth(&self, key: &(String, String)) -> Option<Secret> {
@@ -442,15 +708,8 @@ impl Client {
                 scope.registry
             ))
         })?;
-        let realm_host = authority(realm).to_string();
-        if !(realm.starts_with("https://")
-            || (realm.starts_with("http://") && (self.insecure_http || is_loopback(&realm_host))))
-        {
-            return Err(HttpError::Fatal(anyhow!(
-                "{} points to token realm {realm:?}, which is not https (use --insecure-http to allow it)",
-                scope.registry
-            )));
-        }
+        let realm_host = shown_str(authority(realm));
+        self.destination(&scope.registry, "token realm", realm, true)?;
         let service = ch.params.get("service").cloned().unwrap_or_default();
         let mut scopes = scope.scopes.clone();
         if scopes.is_empty()
@@ -491,7 +750,14 @@ impl Client {
         } else {
             Body::Empty
         };
-        let mut resp = self.send(method, &url, headers, auth.as_ref(), &mut { body })?;
+        let mut resp = self.send(
+            method,
+            &url,
+            headers,
+            auth.as_ref(),
+            Transfer::Small,
+            &mut { body },
+        )?;
         if !resp.status().is_success() {
             let e = status_error(&mut resp);
             if let HttpError::Status {
@@ -585,11 +851,8 @@ pub fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
 }
 
 pub fn read_limited(resp: &mut Response<ureq::Body>, limit: u64) -> HttpResult<Vec<u8>> {
-    resp.body_mut()
-        .with_config()
-        .limit(limit)
-        .read_to_vec()
-        .map_err(HttpError::from)
+    let read = resp.body_mut().with_config().limit(limit).read_to_vec();
+    read.map_err(|e| body_error(resp, e))
 }
 
 pub fn read_manifest(resp: &mut Response<ureq::Body>) -> HttpResult<Vec<u8>> {
@@ -670,6 +933,81 @@ pub fn resolve_location(request_url: &str, loc: &str) -> String {
     let path = path.split(['?', '#']).next().unwrap_or("");
     let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
     format!("{origin}{dir}{loc}")
+}
+
+/// THE rule for where a request may go and which requests carry credentials. It is applied
+/// to every URL a request is sent to: those built from `Client::base_url`, and those a registry
+/// hands out (a redirect, an upload's `Location`, a token realm).
+///
+/// - Credentials go only to the registry's own origin: scheme, host and port (default ports
+///   normalised: https 443, http 80) equal to those of `base_url`. A redirect to another
+///   origin (blob storage) is followed without them.
+/// - The token realm (`realm`) is the one exception: it takes the credentials on another host
+///   too (that is what it is for, and docker does the same), over https.
+/// - A plain `http://` URL is refused outright unless the registry itself is plain HTTP
+///   (`base_url` is `http://`: a loopback registry without TLS, or `--insecure-http`): an
+///   https registry cannot steer credentials, a token or uploads into clear text.
+///
+/// `Ok(true)`: send it with credentials; `Ok(false)`: send it without; `Err`: why not at all.
+pub fn credential_rule(
+    base_url: &str,
+    url: &str,
+    realm: bool,
+) -> std::result::Result<bool, String> {
+    let base = Origin::of(base_url)
+        .ok_or_else(|| format!("{} is not an http(s) URL", shown_str(base_url)))?;
+    let to = Origin::of(url).ok_or_else(|| "not an http(s) URL".to_string())?;
+    if to.scheme == "http" && base.scheme != "http" {
+        return Err(format!(
+            "plain http from a registry served over https ({}): credentials and content would travel in clear text",
+            shown_str(base_url)
+        ));
+    }
+    Ok(realm || to == base)
+}
+
+/// Scheme, host and port of a URL, as `credential_rule` compares them.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn of(url: &str) -> Option<Origin> {
+        let (scheme, _) = url.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        };
+        let auth = authority(url);
+        let auth = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
+        let (host, port) = match auth.strip_prefix('[') {
+            Some(rest) => {
+                let (h, after) = rest.split_once(']')?;
+                (format!("[{h}]"), after.strip_prefix(':'))
+            }
+            None => match auth.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (auth.to_string(), None),
+            },
+        };
+        let port = match port {
+            None | Some("") => default,
+            Some(p) => p.parse().ok()?,
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
 }
 
 /// Appends `query` (already escaped) to a URL that may already have a query.
@@ -834,6 +1172,122 @@ mod tests {
             query_escape("repository:a/b:pull,push"),
             "repository%3Aa%2Fb%3Apull%2Cpush"
         );
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_registry_origin_and_never_into_clear_text() {
+        let https = "https://reg.example";
+        // A remote registry's realm on plain http, even on loopback, is refused; another
+        // https host is the realm's right; a plain-http registry may have a plain-http realm.
+        let e = credential_rule(https, "http://127.0.0.1:5000/token", true).unwrap_err();
+        assert!(
+            e.contains("plain http") && e.contains("https://reg.example"),
+            "{e}"
+        );
+        assert_eq!(
+            credential_rule(https, "https://auth.example/token", true),
+            Ok(true)
+        );
+        let plain = "http://127.0.0.1:5000";
+        assert_eq!(
+            credential_rule(plain, "http://127.0.0.1:5000/token", true),
+            Ok(true)
+        );
+        assert_eq!(
+            credential_rule(plain, "http://127.0.0.1:6000/token", true),
+            Ok(true)
+        );
+        // Same origin: scheme, host (any case) and port, default ports normalised.
+        for same in [
+            "https://reg.example/v2/x",
+            "https://reg.example:443/v2/x",
+            "https://REG.example/v2/x?y",
+        ] {
+            assert_eq!(credential_rule(https, same, false), Ok(true), "{same}");
+        }
+        assert_eq!(
+            credential_rule("http://localhost", "http://localhost:80/v2/", false),
+            Ok(true)
+        );
+        assert_eq!(
+            credential_rule("https://[::1]:5000", "https://[::1]:5000/v2/", false),
+            Ok(true)
+        );
+        // Another origin: followed without credentials.
+        for other in [
+            "https://reg.example:5000/v2/x",
+            "https://s3.example/b?sig=1",
+            "https://evil@s3.example/",
+        ] {
+            assert_eq!(credential_rule(https, other, false), Ok(false), "{other}");
+        }
+        assert_eq!(
+            credential_rule(plain, "http://127.0.0.1:5001/v2/", false),
+            Ok(false)
+        );
+        assert_eq!(
+            credential_rule(plain, "https://127.0.0.1:5000/v2/", false),
+            Ok(false)
+        );
+        // Plain http from an https registry, or anything but http(s): refused.
+        for bad in [
+            "http://reg.example/v2/x",
+            "HTTP://reg.example:443/",
+            "ftp://reg.example/x",
+        ] {
+            assert!(credential_rule(https, bad, false).is_err(), "{bad}");
+        }
+        // Through the client: a remote registry is https, its http realm refused by name.
+        let c = Client::with_env(false, Box::new(|_| None)).unwrap();
+        let e = c
+            .destination(
+                "reg.example",
+                "token realm",
+                "http://127.0.0.1:9/token?x=1",
+                true,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "reg.example: refusing token realm http://127.0.0.1:9/token?…: plain http"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn timeouts_come_from_the_environment_once() {
+        let env = |k: &str| match k {
+            "RULES_IMAGE_HTTP_HEADER_TIMEOUT" => Some("0.5".to_string()),
+            "RULES_IMAGE_HTTP_MIN_RATE" => Some("1000".to_string()),
+            _ => None,
+        };
+        let t = Timeouts::from_env(&env).unwrap();
+        assert_eq!(t.header, Duration::from_millis(500));
+        assert_eq!(t.connect, Timeouts::default().connect);
+        assert_eq!(t.blob_budget(2000), Duration::from_secs(62));
+        assert_eq!(
+            t.describe(ureq::Timeout::RecvBody, Transfer::Blob(2000)),
+            "a body of 2000 bytes not received within 62.0s (60.0s + 2000 bytes at 1000 bytes/s: RULES_IMAGE_HTTP_BODY_TIMEOUT, RULES_IMAGE_HTTP_MIN_RATE)"
+        );
+        assert_eq!(
+            t.describe(ureq::Timeout::Global, Transfer::Small),
+            "not done within 300.0s (RULES_IMAGE_HTTP_GLOBAL_TIMEOUT)"
+        );
+        for (k, v) in [
+            ("RULES_IMAGE_HTTP_MIN_RATE", "0"),
+            ("RULES_IMAGE_HTTP_GLOBAL_TIMEOUT", "-1"),
+            ("RULES_IMAGE_HTTP_BODY_TIMEOUT", "soon"),
+        ] {
+            let e = Timeouts::from_env(&|n: &str| (n == k).then(|| v.to_string()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("{k}={v} is not a positive number")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

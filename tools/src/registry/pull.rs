@@ -1,7 +1,9 @@
 //! `pull`, `fetch-blob` and `resolve`. Content is only ever addressed by digest and checked
 //! against it; a tag is resolved (for the user to pin) but never trusted for content.
 
-use super::client::{Client, HttpError, Scope, header, read_manifest, status_error};
+use super::client::{
+    Client, HttpError, Scope, Transfer, body_reader, header, read_manifest, status_error,
+};
 use crate::build::layer::LayerMetadata;
 use crate::io::output::{self, AtomicFile, BUF_SIZE};
 use crate::oci::digest::HashingWriter;
@@ -27,7 +29,12 @@ fn get_manifest(c: &Client, repo: &Repo, d: &Digest) -> Result<Vec<u8>> {
     let scope = Scope::pull(&repo.registry, &repo.repository);
     let url = manifest_url(c, repo, &d.to_string());
     let bytes = c.retry(&|| format!("cannot fetch manifest {repo}@{d}"), || {
-        let mut r = c.get(&scope, &url, &[("accept", MANIFEST_ACCEPT)])?;
+        let mut r = c.get(
+            &scope,
+            &url,
+            &[("accept", MANIFEST_ACCEPT)],
+            Transfer::Small,
+        )?;
         if r.status() != 200 {
             return Err(status_error(&mut r));
         }
@@ -48,7 +55,14 @@ pub fn resolve(c: &Client, r: &Reference) -> Result<Digest> {
     let url = manifest_url(c, repo, tag);
     let accept = [("accept", MANIFEST_ACCEPT)];
     c.retry(&|| format!("cannot resolve {repo}:{tag}"), || {
-        let r = c.request(&scope, "HEAD", &url, &accept, super::client::Body::Empty)?;
+        let r = c.request(
+            &scope,
+            "HEAD",
+            &url,
+            &accept,
+            Transfer::Small,
+            super::client::Body::Empty,
+        )?;
         if r.status() == 200
             && let Some(d) =
                 header(&r, "docker-content-digest").and_then(|v| Digest::parse(v.trim()).ok())
@@ -56,7 +70,7 @@ pub fn resolve(c: &Client, r: &Reference) -> Result<Digest> {
             return Ok(d);
         }
         // No usable HEAD (or an error, whose explanation only a GET carries): GET and hash.
-        let mut r = c.get(&scope, &url, &accept)?;
+        let mut r = c.get(&scope, &url, &accept, Transfer::Small)?;
         if r.status() != 200 {
             return Err(status_error(&mut r));
         }
@@ -224,8 +238,20 @@ fn pull_image(
     })
 }
 
+/// The largest blob `fetch-blob` fetches (1 TiB): a bigger `--size` is a mistake, and a size
+/// near `u64::MAX` would overflow.
+pub const MAX_BLOB: u64 = 1 << 40;
+
+/// The largest config `pull` reads into memory.
+const MAX_CONFIG: u64 = 64 << 20;
+
 /// A config-sized blob, in memory, verified.
 fn fetch_small_blob(c: &Client, repo: &Repo, d: &Digest, size: u64) -> Result<Vec<u8>> {
+    if size > MAX_CONFIG {
+        bail!(
+            "config {repo}@{d} has size {size}, more than the {MAX_CONFIG} bytes a config may have"
+        );
+    }
     let buf = std::cell::RefCell::new(Vec::new());
     fetch_blob_into(c, repo, d, size, &mut || {
         buf.borrow_mut().clear();
@@ -243,6 +269,10 @@ fn fetch_blob_into<W: Write>(
     size: u64,
     start: &mut dyn FnMut() -> Result<W>,
 ) -> Result<()> {
+    // One byte past the size is read, to tell a longer body from a complete one.
+    let Some(read_limit) = size.checked_add(1).filter(|_| size <= MAX_BLOB) else {
+        bail!("blob {repo}@{d}: size {size} is more than the {MAX_BLOB} bytes this tool fetches");
+    };
     let scope = Scope::pull(&repo.registry, &repo.repository);
     let url = format!(
         "{}/v2/{}/blobs/{d}",
@@ -250,13 +280,13 @@ fn fetch_blob_into<W: Write>(
         repo.repository
     );
     c.retry(&|| format!("cannot fetch blob {repo}@{d}"), || {
-        let mut r = c.get(&scope, &url, &[])?;
+        let mut r = c.get(&scope, &url, &[], Transfer::Blob(size))?;
         if r.status() != 200 {
             return Err(status_error(&mut r));
         }
         let w = start().map_err(HttpError::Fatal)?;
         let mut hw = HashingWriter::new(w);
-        let mut body = r.into_body().into_reader().take(size + 1);
+        let mut body = body_reader(r).take(read_limit);
         let mut buf = vec![0u8; 256 << 10];
         loop {
             // Read errors are the network's (retried); write errors are local (fatal).

@@ -4,12 +4,13 @@
 //! any blob fails, no manifest or tag is written anywhere: a tag never points at a broken image.
 
 use super::client::{
-    Body, Client, HttpError, HttpResult, Scope, header, read_manifest, resolve_location,
-    status_error, with_query,
+    Body, Client, HttpError, HttpResult, Scope, Transfer, body_reader, header, read_manifest,
+    resolve_location, status_error, with_query,
 };
 use super::progress::{Progress, Stats, human};
 use crate::input::{Blob, Content, Input};
 use crate::io::output;
+use crate::io::untrusted::shown_str;
 use crate::oci::media_type::MANIFEST_ACCEPT;
 use crate::oci::reference::{Repo, valid_tag};
 use crate::oci::{Descriptor, Digest, json};
@@ -517,20 +518,21 @@ impl Pusher<'_> {
         Ok(())
     }
 
+    /// Whether `repo` has the blob. Only a final 200 means present: a redirect (some
+    /// registries send blob HEADs to their storage, signed for HEAD) is followed under
+    /// `credential_rule`, as docker does, and its answer counts.
     fn head_blob(&self, scope: &Scope, repo: &Repo, d: &Digest) -> HttpResult<Head> {
-        let mut resp = self.client.request(
+        let mut resp = self.client.follow(
             scope,
             "HEAD",
             &blob_url(self.client, repo, d),
             &[],
-            Body::Empty,
+            Transfer::Small,
         )?;
         match resp.status().as_u16() {
             200 => Ok(Head::Present(
                 header(&resp, "content-length").and_then(|v| v.parse().ok()),
             )),
-            // Some registries redirect blob HEADs to storage: the registry knows the blob.
-            301 | 302 | 303 | 307 | 308 => Ok(Head::Present(None)),
             404 => Ok(Head::Missing),
             _ => Err(status_error(&mut resp)),
         }
@@ -556,7 +558,7 @@ impl Pusher<'_> {
                 .push(format!("repository:{}:pull", src.repository));
             url = with_query(&url, &format!("mount={d}&from={}", src.repository));
         }
-        let mut resp = c.request(&scope, "POST", &url, &[], Body::Empty)?;
+        let mut resp = c.request(&scope, "POST", &url, &[], Transfer::Small, Body::Empty)?;
         let status = resp.status().as_u16();
         if status == 201 && mount_from.is_some() {
             return Ok(true);
@@ -621,17 +623,24 @@ impl Pusher<'_> {
             Content::Remote(src) => {
                 let src_scope = Scope::pull(&src.registry, &src.repository);
                 let mut r = c
-                    .get(&src_scope, &blob_url(c, src, &d), &[])
+                    .get(
+                        &src_scope,
+                        &blob_url(c, src, &d),
+                        &[],
+                        Transfer::Blob(blob.desc.size),
+                    )
                     .map_err(|e| read_error(e, src, &d))?;
                 if r.status() != 200 {
                     return Err(read_error(status_error(&mut r), src, &d));
                 }
-                Box::new(r.into_body().into_reader())
+                Box::new(body_reader(r))
             }
         })
     }
 
-    /// Monolithic PUT up to the chunk size, else PATCH chunks then a closing PUT.
+    /// Monolithic PUT up to the chunk size, else PATCH chunks then a closing PUT. A chunk is
+    /// kept in memory until the registry has it: one that takes only part of a PATCH (its
+    /// `Range` ends short) gets the rest in the next PATCH, from the offset it reported.
     fn upload(
         &self,
         scope: &Scope,
@@ -646,20 +655,37 @@ impl Pusher<'_> {
             super::auth::query_escape(&desc.digest.to_string())
         );
         let mut loc = location.to_string();
-        let body = if desc.size <= self.chunk_size {
-            Body::Stream(r, desc.size)
+        let (body, transfer) = if desc.size <= self.chunk_size {
+            (Body::Stream(r, desc.size), Transfer::Blob(desc.size))
         } else {
+            // `off`: what the registry has; `pending`: bytes read from `r` from `off` on.
             let mut off = 0;
+            let mut pending: Vec<u8> = Vec::new();
             while off < desc.size {
-                let n = self.chunk_size.min(desc.size - off);
+                let want = self.chunk_size.min(desc.size - off);
+                let have = pending.len() as u64;
+                if have < want {
+                    (&mut *r)
+                        .take(want - have)
+                        .read_to_end(&mut pending)
+                        .map_err(|e| HttpError::Transport(format!("reading the blob: {e}")))?;
+                }
+                let n = pending.len() as u64;
+                if n < want {
+                    return Err(HttpError::Fatal(anyhow!(
+                        "the blob ended after {} of {} bytes",
+                        off + n,
+                        desc.size
+                    )));
+                }
                 let range = format!("{off}-{}", off + n - 1);
-                let mut chunk = (&mut *r).take(n);
                 let mut resp = c.request(
                     scope,
                     "PATCH",
                     &loc,
                     &[octet, ("content-range", &range)],
-                    Body::Stream(&mut chunk, n),
+                    Transfer::Blob(n),
+                    Body::Bytes(&pending),
                 )?;
                 if !matches!(resp.status().as_u16(), 202 | 204) {
                     return Err(status_error(&mut resp));
@@ -667,11 +693,20 @@ impl Pusher<'_> {
                 if let Some(l) = header(&resp, "location") {
                     loc = resolve_location(&loc, &l);
                 }
-                off += n;
+                let end = accepted_end(&resp, off, n, &range, &scope.registry)?;
+                pending.drain(..(end - off) as usize);
+                off = end;
             }
-            Body::Empty
+            (Body::Empty, Transfer::Small)
         };
-        let mut resp = c.request(scope, "PUT", &with_query(&loc, &digest_q), &[octet], body)?;
+        let mut resp = c.request(
+            scope,
+            "PUT",
+            &with_query(&loc, &digest_q),
+            &[octet],
+            transfer,
+            body,
+        )?;
         if !matches!(resp.status().as_u16(), 201 | 202 | 204) {
             return Err(status_error(&mut resp));
         }
@@ -707,6 +742,7 @@ impl Pusher<'_> {
                 "PUT",
                 &url,
                 &[("content-type", media_type)],
+                Transfer::Small,
                 Body::Bytes(bytes),
             )?;
             if !matches!(resp.status().as_u16(), 200 | 201 | 202 | 204) {
@@ -717,7 +753,8 @@ impl Pusher<'_> {
             }
             // No digest in the answer: ask what the reference now points to.
             let accept = [("accept", media_type)];
-            let mut resp = c.request(&scope, "HEAD", &url, &accept, Body::Empty)?;
+            let mut resp =
+                c.request(&scope, "HEAD", &url, &accept, Transfer::Small, Body::Empty)?;
             if resp.status() != 200 {
                 return Err(status_error(&mut resp));
             }
@@ -729,6 +766,7 @@ impl Pusher<'_> {
                 "GET",
                 &url,
                 &[("accept", MANIFEST_ACCEPT)],
+                Transfer::Small,
                 Body::Empty,
             )?;
             if resp.status() != 200 {
@@ -764,6 +802,38 @@ fn read_error(e: HttpError, src: &Repo, d: &Digest) -> HttpError {
     }
 }
 
+/// Where the registry's data ends after a PATCH of `n` bytes at `off` (`range`): one past the
+/// end of its `Range` answer (`0-LAST`, inclusive), or all of the chunk when it sent none.
+fn accepted_end(
+    resp: &ureq::http::Response<ureq::Body>,
+    off: u64,
+    n: u64,
+    range: &str,
+    registry: &str,
+) -> HttpResult<u64> {
+    let Some(v) = header(resp, "range") else {
+        return Ok(off + n);
+    };
+    let end = v
+        .trim()
+        .trim_start_matches("bytes=")
+        .split_once('-')
+        .filter(|(first, _)| first.trim() == "0")
+        .and_then(|(_, last)| last.trim().parse::<u64>().ok())
+        .and_then(|last| last.checked_add(1));
+    match end {
+        Some(e) if e > off && e <= off + n => Ok(e),
+        Some(e) if e == off => Err(HttpError::Transport(format!(
+            "{registry} took none of PATCH bytes {range} (Range {})",
+            shown_str(&v)
+        ))),
+        _ => Err(HttpError::Fatal(anyhow!(
+            "{registry} answered PATCH bytes {range} with Range {}, which is not within what was sent",
+            shown_str(&v)
+        ))),
+    }
+}
+
 fn check_digest_header(
     resp: &ureq::http::Response<ureq::Body>,
     want: &Digest,
@@ -772,7 +842,7 @@ fn check_digest_header(
     match header(resp, "docker-content-digest") {
         Some(got) if got.trim() != want.to_string() => Err(HttpError::Fatal(anyhow!(
             "{registry} answered with digest {} where {want} was expected",
-            got.trim()
+            shown_str(got.trim())
         ))),
         _ => Ok(()),
     }

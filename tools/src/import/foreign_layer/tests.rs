@@ -162,6 +162,7 @@ fn plain() -> Normalize {
         source_date_epoch: EPOCH,
         compression: Compression::None,
         level: 0,
+        max_layer_size: DEFAULT_MAX_LAYER_SIZE,
     }
 }
 
@@ -651,6 +652,7 @@ fn normalize_is_deterministic() {
             source_date_epoch: 1000,
             compression: kind,
             level: kind.default_level(),
+            max_layer_size: DEFAULT_MAX_LAYER_SIZE,
         };
         let (oa, ma) = mtimes_to_epoch(n, &ta);
         let (ob, mb) = mtimes_to_epoch(n, &tb);
@@ -844,4 +846,100 @@ fn non_utf8_names_scan_but_do_not_normalize() {
         "entry \"caf\\xe9\": path is not valid UTF-8"
     );
     assert_eq!(d.names(), ["layer"]);
+}
+
+/// A GNU long name (`L`) entry declaring `size` bytes of name, then `size` bytes of `a`.
+fn long_name_entry(size: usize) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(size as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut v = h.as_bytes().to_vec();
+    v.resize(512 + size.div_ceil(512) * 512, b'a');
+    v
+}
+
+#[test]
+fn oversized_header_extensions_are_refused_before_they_are_read() {
+    use crate::io::tar_guard::MAX_EXTENSION;
+    // A pax xattr record larger than a header extension may be (the tar crate would read
+    // it whole, however large).
+    let big = vec![b'v'; MAX_EXTENSION as usize + 10];
+    let e = refused(&[file("f", b"x").pax("SCHILY.xattr.user.big", &big)]);
+    assert!(
+        e.starts_with("tar entry at byte 0: pax extended header ('x') of ")
+            && e.ends_with("bytes, more than the 1048576 bytes a header extension may have"),
+        "{e}"
+    );
+    // A GNU long name too, after an ordinary entry; compressed, as it would arrive.
+    let mut tar = tar_of(&[file("ok", b"x")]);
+    tar.truncate(tar.len() - 1024);
+    tar.extend(long_name_entry(MAX_EXTENSION as usize + 1));
+    tar.extend(tar_of(&[file("f", b"x")]));
+    let e = refused_bytes(&zstd(&tar));
+    assert_eq!(
+        e,
+        "tar entry at byte 1024: GNU long name ('L') of 1048577 bytes, more than the 1048576 bytes a header extension may have"
+    );
+}
+
+#[test]
+fn long_paths_and_large_xattrs_are_refused() {
+    // Under the extension limit, over what Linux accepts: the messages quote a prefix.
+    let mut tar = long_name_entry(5000);
+    tar.extend(tar_of(&[file("f", b"x")]));
+    let e = refused_bytes(&tar);
+    assert_eq!(
+        e,
+        format!(
+            "entry \"{}... (5000 bytes)\": path of 5000 bytes, longer than the 4096 bytes a path may have",
+            "a".repeat(160)
+        )
+    );
+    let long = "d/".repeat(2100);
+    let e = refused(&[symlink("l", "t").pax("linkpath", long.as_bytes())]);
+    assert!(
+        e.contains("link target of 4200 bytes, longer than the 4096"),
+        "{e}"
+    );
+    assert!(e.len() < 400, "{e}");
+    let e = refused(&[file("f", b"x").pax("SCHILY.xattr.user.v", &[b'v'; 65537])]);
+    assert_eq!(
+        e,
+        "entry \"f\": extended attribute \"user.v\" (6 bytes of name, 65537 of value) is larger than Linux allows (255, 65536)"
+    );
+    let e =
+        refused(&[file("f", b"x").pax(&format!("SCHILY.xattr.user.{}", "n".repeat(300)), b"v")]);
+    assert!(e.contains("(305 bytes of name, 1 of value)"), "{e}");
+    // At the limits, accepted.
+    scan(&tar_of(&[
+        file("f", b"x").pax("SCHILY.xattr.user.v", &[b'v'; 65536])
+    ]))
+    .unwrap();
+}
+
+#[test]
+fn normalize_spools_at_most_max_layer_size() {
+    let d = Dir::new();
+    let blob = d.blob(
+        "layer",
+        &zstd(&tar_of(&[file("zeros", &vec![0u8; 4 << 20])])),
+    );
+    let n = Normalize {
+        max_layer_size: 1 << 20,
+        ..plain()
+    };
+    let e = normalize_layer(&blob, &n, &d.out("out.tar")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the layer decompresses to more than 1048576 bytes, the most --normalize spools to disk (--max-layer-size)"
+    );
+    assert_eq!(d.names(), ["layer"], "nothing left behind");
+    let n = Normalize {
+        max_layer_size: 5 << 20,
+        ..plain()
+    };
+    normalize_layer(&blob, &n, &d.out("out.tar")).unwrap();
 }
