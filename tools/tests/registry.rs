@@ -586,7 +586,41 @@ fn path(p: &Path) -> String {
 
 fn push(img: &Image, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let args = push_args(img, extra);
-    tool(&args.iter().map(String::as_str).collect::<Vec<_>>(), env)
+    tool(&strs(&args), env)
+}
+
+/// `fetch-blob` of `digest` (declared `size` bytes) from `repository` into `output`.
+fn fetch_blob_args(repository: &str, digest: &str, size: &str, output: &Path) -> Vec<String> {
+    [
+        "fetch-blob",
+        "--repository",
+        repository,
+        "--digest",
+        digest,
+        "--size",
+        size,
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(["--output".to_string(), path(output)])
+    .collect()
+}
+
+fn fetch_blob(
+    repository: &str,
+    digest: &str,
+    size: &str,
+    output: &Path,
+    env: &[(&str, &str)],
+) -> Output {
+    tool(
+        &strs(&fetch_blob_args(repository, digest, size, output)),
+        env,
+    )
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn summary(p: &Path) -> Value {
@@ -1145,37 +1179,11 @@ fn pull_fetch_blob_and_resolve() {
 
     let blob = out.path().join("blob");
     let d0 = sha(&img.layers[0]);
-    let o = tool(
-        &[
-            "fetch-blob",
-            "--repository",
-            &repo,
-            "--digest",
-            &d0,
-            "--size",
-            "1000",
-            "--output",
-            &path(&blob),
-        ],
-        &[],
-    );
+    let o = fetch_blob(&repo, &d0, "1000", &blob, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(&blob).unwrap(), img.layers[0]);
     let bad = out.path().join("bad");
-    let o = tool(
-        &[
-            "fetch-blob",
-            "--repository",
-            &repo,
-            "--digest",
-            &d0,
-            "--size",
-            "999",
-            "--output",
-            &path(&bad),
-        ],
-        &[],
-    );
+    let o = fetch_blob(&repo, &d0, "999", &bad, &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("expected 999 bytes"), "{}", stderr(&o));
     assert!(!bad.exists());
@@ -1584,17 +1592,12 @@ fn a_blob_redirect_to_plain_http_is_refused_and_no_credentials_go_in_clear_text(
     s.reg.st().redirect_blob_to_http = true;
     let d = sha(&s.img.layers[0]);
     let out = tempfile::tempdir().unwrap();
-    let o = s.run(&[
-        "fetch-blob",
-        "--repository",
+    let o = s.run(&strs(&fetch_blob_args(
         &s.dest(),
-        "--digest",
         &d,
-        "--size",
         "1000",
-        "--output",
-        &path(&out.path().join("blob")),
-    ]);
+        &out.path().join("blob"),
+    )));
     assert_eq!(s.leaked(), Vec::<String>::new());
     assert!(!o.status.success());
     let e = stderr(&o);
@@ -1695,20 +1698,7 @@ fn a_silent_or_dripping_registry_fails_within_the_configured_limits() {
     reg.st().drip = Some(Duration::from_millis(200));
     let d = sha(&img.layers[0]);
     let t = Instant::now();
-    let o = tool(
-        &[
-            "fetch-blob",
-            "--repository",
-            &repo,
-            "--digest",
-            &d,
-            "--size",
-            "1000",
-            "--output",
-            &path(&out.path().join("blob")),
-        ],
-        &limits,
-    );
+    let o = fetch_blob(&repo, &d, "1000", &out.path().join("blob"), &limits);
     assert!(!o.status.success());
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     let e = stderr(&o);
@@ -1756,18 +1746,11 @@ fn a_hostile_error_message_cannot_drive_the_terminal_or_forge_lines() {
     }
     // A GET, whose error has a body (a HEAD's has none).
     let out = tempfile::tempdir().unwrap();
-    let o = tool(
-        &[
-            "fetch-blob",
-            "--repository",
-            &format!("{}/app", reg.addr),
-            "--digest",
-            &sha(b"x"),
-            "--size",
-            "1",
-            "--output",
-            &path(&out.path().join("blob")),
-        ],
+    let o = fetch_blob(
+        &format!("{}/app", reg.addr),
+        &sha(b"x"),
+        "1",
+        &out.path().join("blob"),
         &[],
     );
     assert!(!o.status.success());
@@ -1782,18 +1765,11 @@ fn a_hostile_error_message_cannot_drive_the_terminal_or_forge_lines() {
 fn fetch_blob_refuses_an_impossible_size_before_any_request() {
     let reg = Fake::start();
     let out = tempfile::tempdir().unwrap();
-    let o = tool(
-        &[
-            "fetch-blob",
-            "--repository",
-            &format!("{}/app", reg.addr),
-            "--digest",
-            &sha(b"x"),
-            "--size",
-            "18446744073709551615",
-            "--output",
-            &path(&out.path().join("blob")),
-        ],
+    let o = fetch_blob(
+        &format!("{}/app", reg.addr),
+        &sha(b"x"),
+        "18446744073709551615",
+        &out.path().join("blob"),
         &[],
     );
     assert!(!o.status.success());
