@@ -120,7 +120,7 @@ shutdown_repro_servers() {
 consumer_workspace() {
   local ws="$work/consumer"
   rm -rf "$ws"; cp -r "$repo_root/e2e/consumer" "$ws"
-  sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$ws/MODULE.bazel"
+  sed -i "s|path = \"../..\"|path = \"$repo_root\"|" "$ws/MODULE.bazel"
   docker rmi -f consumer/app:test >/dev/null 2>&1 || true
   (cd "$ws" && "$bazelw" build //:image && "$bazelw" run //:load) || return 1
   local out
@@ -129,35 +129,136 @@ consumer_workspace() {
   [[ $out == "$(printf 'alpha\nbeta\nrunning as 1234')" ]]
 }
 
-# The prebuilt toolchain path: a lock file pinning a file:// URL and sha256 of a tool binary.
+# The prebuilt toolchain path: a lock file pinning a file:// URL and sha256 of a tool binary per
+# platform, one toolchain per platform chosen by each action's exec platform.
 prebuilt_toolchain() {
   local ws="$work/prebuilt" tool
   tool=$(ls "$repo_root"/examples/bazel-bin/app/load.sh.runfiles/*rules_image_tool_source/rules-image-tool) || return 1
   cp "$tool" "$work/rules-image-tool-release"
-  local sha
+  # The aarch64 Linux "binary" is only ever chosen by analysis here, never run.
+  printf '#!/bin/sh\necho not for this machine >&2; exit 1\n' >"$work/rules-image-tool-aarch64"
+  local sha sha_arm
   sha=$(sha256sum "$work/rules-image-tool-release" | cut -d' ' -f1)
+  sha_arm=$(sha256sum "$work/rules-image-tool-aarch64" | cut -d' ' -f1)
   rm -rf "$ws"; cp -r "$repo_root/e2e/consumer" "$ws"
-  sed -i "s|@RULES_IMAGE_PATH@|$repo_root|" "$ws/MODULE.bazel"
+  sed -i "s|path = \"../..\"|path = \"$repo_root\"|" "$ws/MODULE.bazel"
   cat >>"$ws/MODULE.bazel" <<EOM
+
+bazel_dep(name = "platforms", version = "0.0.10")
 
 tool = use_extension("@rules_image//rules:extensions.bzl", "tool")
 tool.prebuilt(lock = "//:tool.lock.json")
 EOM
-  printf '{"binaries": {"x86_64-unknown-linux-gnu": {"urls": ["file://%s"], "sha256": "%s"}}}\n' \
-    "$work/rules-image-tool-release" "$sha" >"$ws/tool.lock.json"
+  cat >>"$ws/BUILD.bazel" <<'EOM'
+
+# Exec platforms of remote workers, as a user would declare them (--extra_execution_platforms).
+platform(name = "linux_arm64", constraint_values = ["@platforms//os:linux", "@platforms//cpu:aarch64"])
+platform(name = "macos_arm64", constraint_values = ["@platforms//os:macos", "@platforms//cpu:aarch64"])
+EOM
+  jq -n --arg x "file://$work/rules-image-tool-release" --arg xs "$sha" \
+    --arg a "file://$work/rules-image-tool-aarch64" --arg asha "$sha_arm" \
+    '{binaries: {"x86_64-unknown-linux-gnu": {urls: [$x], sha256: $xs},
+                 "aarch64-unknown-linux-gnu": {urls: [$a], sha256: $asha},
+                 "x86_64-apple-darwin": null, "aarch64-apple-darwin": null}}' >"$ws/tool.lock.json"
   (cd "$ws" && "$bazelw" build //:image) || return 1
   ls "$(bazel_output_base "$ws")"/external/*rules_image_tool_x86_64_unknown_linux_gnu/rules-image-tool >/dev/null || return 1
   # Same image as the from-source consumer build.
   [[ $(cat "$ws/bazel-bin/image.digest") == $(cat "$work/consumer/bazel-bin/image.digest") ]] || return 1
-  # A wrong checksum is refused.
-  printf '{"binaries": {"x86_64-unknown-linux-gnu": {"urls": ["file://%s"], "sha256": "%064d"}}}\n' \
-    "$work/rules-image-tool-release" 0 >"$ws/tool.lock.json"
+
+  # The tool of each action follows its exec platform, not the host.
+  local q
+  q=$(cd "$ws" && "$bazelw" aquery --extra_execution_platforms=//:linux_arm64 'mnemonic("ImageLayer", //:files)' 2>/dev/null) || return 1
+  grep -q 'rules_image_tool_aarch64_unknown_linux_gnu/rules-image-tool' <<<"$q" ||
+    { echo "exec platform linux_arm64 did not get the aarch64 binary:" >&2; grep -m3 rules-image-tool <<<"$q" >&2; return 1; }
+  grep -q 'rules_image_tool_x86_64_unknown_linux_gnu' <<<"$q" && { echo "x86_64 binary used on linux_arm64" >&2; return 1; }
+  q=$(cd "$ws" && "$bazelw" aquery 'mnemonic("ImageLayer", //:files)' 2>/dev/null) || return 1
+  grep -q 'rules_image_tool_x86_64_unknown_linux_gnu/rules-image-tool' <<<"$q" || { echo "host exec platform did not get the x86_64 binary" >&2; return 1; }
+  echo "exec platform linux_arm64 -> aarch64 binary; host -> x86_64 binary"
+  # A platform the lock has no binary for is named, with the way out.
   local err
+  if err=$(cd "$ws" && "$bazelw" build --extra_execution_platforms=//:macos_arm64 //:files 2>&1); then
+    echo "a build for an exec platform without a binary succeeded" >&2; return 1
+  fi
+  grep -q 'no rules-image-tool binary for the exec platform aarch64-apple-darwin: the lock file @@//:tool.lock.json has no binary for it.*tool.build_from_source()' <<<"$err" ||
+    { echo "$err" | grep -m3 -i error >&2; return 1; }
+  grep -m1 -o 'no rules-image-tool binary for the exec platform [a-z0-9_-]*' <<<"$err"
+
+  # A wrong checksum is refused.
+  jq --arg z "$(printf '%064d' 0)" '.binaries["x86_64-unknown-linux-gnu"].sha256 = $z' "$ws/tool.lock.json" >"$ws/tool.lock.json.new" &&
+    mv "$ws/tool.lock.json.new" "$ws/tool.lock.json"
   if err=$(cd "$ws" && "$bazelw" build //:image 2>&1); then echo "wrong sha256 accepted" >&2; return 1; fi
   grep -qi 'checksum' <<<"$err" || { echo "$err" | tail -5 >&2; return 1; }
   (cd "$ws" && "$bazelw" shutdown) >/dev/null 2>&1
   return 0
 }
+# The released module, the way a user gets it: tools/release.sh's archive, lock file and BCR
+# entry behind file:// URLs, `bazel_dep(name = "rules_image", ...)` and nothing else, and no cargo
+# or rustc anywhere Bazel looks (a HOME without ~/.cargo, a rootfs without Rust). Build, load, run
+# and push; after `bazel clean --expunge`, with no repository cache, the tool is downloaded again
+# and the digests are the same.
+released_module_consumer() {
+  local rel="$work/release" ws="$work/released" home="$work/home-without-rust" rev version
+  ensure_release_tools || return 1
+  # Uncommitted changes are released too when run from a work tree (CI's clone has none).
+  rev=$(git -C "$repo_root" stash create 2>/dev/null); rev=${rev:-HEAD}
+  "$repo_root/tools/release.sh" --url-base "file://$rel" --out "$rel" --rev "$rev" || return 1
+  version=$(jq -r .version "$rel/prebuilt.lock.json")
+  # The Linux binary (glibc 2.17) ran on this Debian bookworm host in release.sh; here it runs in
+  # bazelw's Debian unstable rootfs, which has no Rust.
+  if in_rootfs sh -c 'command -v cargo || command -v rustc'; then echo "the rootfs has Rust on PATH" >&2; return 1; fi
+  local rootfs_tmp=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs/tmp
+  cp "$rel/rules-image-tool-v$version-x86_64-unknown-linux-gnu" "$rootfs_tmp/released-tool"
+  in_rootfs /tmp/released-tool --version || { rm -f "$rootfs_tmp/released-tool"; return 1; }
+  rm -f "$rootfs_tmp/released-tool"
+
+  rm -rf "$ws" "$home"; mkdir -p "$home"; cp -r "$repo_root/e2e/consumer" "$ws"
+  cat >"$ws/MODULE.bazel" <<EOM
+# "consumer", as in e2e/consumer: the runfiles repo mapping in the image names the module.
+module(name = "consumer")
+
+bazel_dep(name = "rules_image", version = "$version")
+bazel_dep(name = "rules_cc", version = "0.0.17")
+EOM
+  printf 'common --registry=file://%s/bcr\ncommon --repository_cache=\n' "$rel" >"$ws/.bazelrc"
+  cat >>"$ws/BUILD.bazel" <<EOM
+
+load("@rules_image//rules:defs.bzl", "image_push")
+
+image_push(
+    name = "push",
+    image = ":image",
+    registry = "127.0.0.1:$reg_port_plain",
+    repository = "released/app",
+    tag_list = ["latest"],
+)
+EOM
+  local bz=(env HOME="$home" RULES_IMAGE_CACHE="${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}" "$bazelw")
+  docker rmi -f consumer/app:test >/dev/null 2>&1
+  (cd "$ws" && "${bz[@]}" build //:image //:push && "${bz[@]}" run //:load && "${bz[@]}" run //:push) || return 1
+  local ob digest out
+  ob=$(cd "$ws" && "${bz[@]}" info output_base 2>/dev/null) || return 1
+  ls "$ob"/external/*rules_image_tool_x86_64_unknown_linux_gnu/rules-image-tool >/dev/null || return 1
+  if ls -d "$ob"/external/*rules_image_tool_source 2>/dev/null; then echo "the tool was built from source" >&2; return 1; fi
+  digest=$(cat "$ws/bazel-bin/image.digest")
+  out=$(docker run --rm --network none consumer/app:test) || return 1
+  [[ $out == "$(printf 'alpha\nbeta\nrunning as 1234')" ]] || { echo "docker run printed: $out" >&2; return 1; }
+  [[ "sha256:$(skopeo inspect --raw --tls-verify=false "docker://127.0.0.1:$reg_port_plain/released/app:latest" | sha256sum | cut -d' ' -f1)" == "$digest" ]] ||
+    { echo "the registry's released/app:latest is not $digest" >&2; return 1; }
+  # The released binary makes the same image as the tool built from source (consumer_workspace).
+  [[ -f $work/consumer/bazel-bin/image.digest ]] || consumer_workspace >/dev/null || return 1
+  [[ $digest == "$(cat "$work/consumer/bazel-bin/image.digest")" ]] ||
+    { echo "prebuilt $digest differs from the source-built consumer's image" >&2; return 1; }
+
+  (cd "$ws" && "${bz[@]}" clean --expunge) || return 1
+  [[ ! -e $ob/external ]] || { echo "clean --expunge left $ob/external" >&2; return 1; }
+  (cd "$ws" && "${bz[@]}" build //:image) || return 1
+  ls "$ob"/external/*rules_image_tool_x86_64_unknown_linux_gnu/rules-image-tool >/dev/null || return 1
+  [[ $(cat "$ws/bazel-bin/image.digest") == "$digest" ]] || { echo "digest changed after clean --expunge" >&2; return 1; }
+  echo "released module $version, prebuilt tool: $digest, twice"
+  (cd "$ws" && "${bz[@]}" shutdown) >/dev/null 2>&1
+  return 0
+}
+
 bazel_output_base() { (cd "$1" && "$bazelw" info output_base 2>/dev/null); }
 
 # Bad input: each case of bad_input/cases.tsv fails with a message naming the target and the

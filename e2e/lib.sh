@@ -29,6 +29,14 @@ ensure_packages() {
 
 ensure_host_packages() { ensure_packages "${host_packages[@]}"; }
 
+# What tools/release.sh builds with: Zig (its glibc 2.17 stubs) from PyPI, cargo-zigbuild from
+# crates.io; pinned, installed once.
+ensure_release_tools() {
+  python3 -c 'import ziglang' 2>/dev/null || { say "installing ziglang"; pip install -q ziglang==0.17.1 || return 1; }
+  command -v cargo-zigbuild >/dev/null 2>&1 || [[ -x $HOME/.cargo/bin/cargo-zigbuild ]] ||
+    { say "installing cargo-zigbuild"; cargo install -q --locked cargo-zigbuild --version 0.24.1 || return 1; }
+}
+
 # Starts dockerd unless one answers already; sets started_dockerd_pid when we started it.
 started_dockerd_pid=
 ensure_docker() {

@@ -630,6 +630,7 @@ registry_checks=(
   "bad input: unknown repository|unknown_repository"
   "pull of a skopeo-pushed image, fetch-blob each layer|pull_skopeo_pushed"
   "bazel run //app:push, skopeo and docker pull verify|bazel_push_example"
+  "released module (tools/release.sh) from a file:// registry, no Rust: build, load, run, push, expunge|released_module_consumer"
   "images.pull of a skopeo-pushed Docker schema 2 image; build on it, no layer downloaded|pull_consumer_setup"
   "push to the base's registry mounts its layers|pull_consumer_push_same_registry"
   "push to another registry copies them registry to registry|pull_consumer_push_other_registry"

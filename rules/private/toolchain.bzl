@@ -28,6 +28,23 @@ image_toolchain = rule(
     },
 )
 
+def _image_toolchain_unavailable_impl(ctx):
+    fail(("rules_image: no rules-image-tool binary for the exec platform %s: %s. " +
+          "On a machine of that platform, build it from source with `tool.build_from_source()` " +
+          "(MODULE.bazel; needs cargo), or pin binaries you built with tools/release.sh in a lock " +
+          "file of your own: `tool.prebuilt(lock = \"//:tool.lock.json\")`.") % (ctx.attr.platform, ctx.attr.reason))
+
+image_toolchain_unavailable = rule(
+    implementation = _image_toolchain_unavailable_impl,
+    doc = """Stands for a platform without a rules-image-tool binary: analysing it fails with a message
+naming the platform and how to get a binary. Used by the generated toolchains repository, so an
+action whose exec platform has no binary fails clearly rather than with "no matching toolchains".""",
+    attrs = {
+        "platform": attr.string(mandatory = True, doc = "The target triple of the platform, e.g. aarch64-apple-darwin."),
+        "reason": attr.string(mandatory = True, doc = "Why there is no binary, e.g. the lock file that lacks one."),
+    },
+)
+
 def image_tool(ctx):
     """Returns the tool File of the resolved rules_image toolchain.
 

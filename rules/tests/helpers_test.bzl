@@ -4,7 +4,7 @@ and what the repository rules compute before they run anything."""
 load("@bazel_skylib//lib:unittest.bzl", "asserts", "unittest")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "runfiles_path")
-load("//rules/private/extensions:tool.bzl", "lock_error")
+load("//rules/private/extensions:tool.bzl", "lock_error", "tool_plan")
 load("//rules/private/repo:dockerfile.bzl", "build_flags", "builder_commands", "failure_hint")
 load("//rules/private/repo:image_repo.bzl", "image_repo_build_file")
 load("//rules/private/repo:import.bzl", "import_command")
@@ -19,7 +19,7 @@ load(
     "prebuilt_tool_repo",
     "repo_name_from_canonical",
 )
-load("//rules/private/repo:tool_repos.bzl", "host_platform")
+load("//rules/private/repo:tool_repos.bzl", "PLATFORMS", "host_platform", "toolchains_build_file")
 load("//rules/private/rules:nix_layer.bzl", "is_store_path")
 load(":suite.bzl", "named_suite")
 
@@ -277,6 +277,36 @@ def _tool_test_impl(ctx):
     asserts.equals(env, None, lock_error({}))
     asserts.true(env, "unknown platform 'riscv64-linux'" in lock_error({"binaries": {"riscv64-linux": entry}}).replace('"', "'"))
     asserts.true(env, "needs `urls` and `sha256`" in lock_error({"binaries": {"x86_64-unknown-linux-gnu": {"urls": []}}}))
+    asserts.equals(env, None, lock_error({"binaries": {"aarch64-apple-darwin": None}}))
+
+    # Linux and macOS on x86_64 and aarch64: the platforms a release lists.
+    asserts.equals(env, sorted(["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]), sorted(PLATFORMS.keys()))
+
+    # Prebuilt: every platform without a binary is named as unavailable, with the lock at fault.
+    plan = tool_plan("x86_64-unknown-linux-gnu", {"aarch64-unknown-linux-gnu": entry}, "//:lock.json", False)
+    asserts.false(env, plan.source)
+    asserts.equals(env, ["aarch64-unknown-linux-gnu"], plan.prebuilt.keys())
+    asserts.equals(env, sorted(["x86_64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]), sorted(plan.unavailable.keys()))
+    asserts.true(env, "//:lock.json has no binary" in plan.unavailable["x86_64-apple-darwin"])
+
+    # From source: only the host has a tool.
+    plan = tool_plan("aarch64-apple-darwin", {}, "//:lock.json", True)
+    asserts.true(env, plan.source)
+    asserts.equals(env, 3, len(plan.unavailable))
+    asserts.false(env, "aarch64-apple-darwin" in plan.unavailable)
+
+    # One toolchain per platform, constrained on the exec platform; the missing one fails clearly.
+    build = toolchains_build_file(
+        {"x86_64-unknown-linux-gnu": "@t//:tool"},
+        {"aarch64-apple-darwin": "no binary"},
+        True,
+    )
+    asserts.true(env, 'exec_compatible_with = ["@platforms//os:linux", "@platforms//cpu:x86_64"]' in build, build)
+    asserts.true(env, 'exec_compatible_with = ["@platforms//os:macos", "@platforms//cpu:aarch64"]' in build, build)
+    asserts.true(env, 'tool = "@t//:tool"' in build, build)
+    asserts.true(env, 'image_toolchain_unavailable(\n    name = "aarch64-apple-darwin_impl",\n    platform = "aarch64-apple-darwin",\n    reason = "no binary",' in build, build)
+    asserts.equals(env, 2, build.count("\ntoolchain(\n"))
+    asserts.false(env, "target_compatible_with" in build, build)
     return unittest.end(env)
 
 tool_test = unittest.make(_tool_test_impl)

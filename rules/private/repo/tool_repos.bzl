@@ -144,26 +144,59 @@ toolchain(
 )
 """
 
-def _toolchains_repo_impl(rctx):
-    content = ['load("%s", "image_toolchain")\n' % TOOLCHAIN_RULES]
+_UNAVAILABLE = """\
+image_toolchain_unavailable(
+    name = "{name}_impl",
+    platform = "{name}",
+    reason = {reason},
+)
 
+toolchain(
+    name = "{name}",
+    exec_compatible_with = {constraints},
+    toolchain = ":{name}_impl",
+    toolchain_type = "@rules_image//rules:toolchain_type",
+)
+"""
+
+def toolchains_build_file(tools, unavailable, exports_host_tool):
+    """The BUILD file of the toolchains repository.
+
+    Every platform of PLATFORMS gets one toolchain, matched against the *exec* platform of each
+    action: the binary for that platform, or one that fails analysis with `unavailable`'s
+    reason, so that an action meant for a platform without a binary names that platform instead
+    of Bazel's generic "no matching toolchains".
+
+    Args:
+        tools: platform triple -> label of the tool binary for it.
+        unavailable: platform triple -> why there is no binary for it.
+        exports_host_tool: whether the repository holds HOST_TOOL_PATH for repository rules.
+
+    Returns:
+        string.
+    """
+    content = ['load("%s", "image_toolchain", "image_toolchain_unavailable")\n' % TOOLCHAIN_RULES]
+    if exports_host_tool:
+        content.append('exports_files(["%s"], visibility = ["//visibility:public"])\n' % HOST_TOOL_PATH)
+    for platform in PLATFORMS:
+        if platform in tools:
+            content.append(_TOOLCHAIN.format(name = platform, tool = tools[platform], constraints = repr(PLATFORMS[platform])))
+        elif platform in unavailable:
+            content.append(_UNAVAILABLE.format(name = platform, reason = repr(unavailable[platform]), constraints = repr(PLATFORMS[platform])))
+    return "\n".join(content)
+
+def _toolchains_repo_impl(rctx):
     # The binary for this machine, for repository rules (e.g. pulling base images).
     if rctx.attr.host_tool:
         rctx.symlink(rctx.path(rctx.attr.host_tool), HOST_TOOL_PATH)
-        content.append('exports_files(["%s"], visibility = ["//visibility:public"])\n' % HOST_TOOL_PATH)
-    for platform, tool in rctx.attr.tools.items():
-        content.append(_TOOLCHAIN.format(
-            name = platform,
-            tool = tool,
-            constraints = repr(PLATFORMS[platform]),
-        ))
-    rctx.file("BUILD.bazel", "\n".join(content))
+    rctx.file("BUILD.bazel", toolchains_build_file(rctx.attr.tools, rctx.attr.unavailable, rctx.attr.host_tool != None))
 
 toolchains_repo = repository_rule(
     implementation = _toolchains_repo_impl,
-    doc = "Declares one toolchain per platform for which a rules-image-tool binary is available.",
+    doc = "Declares one toolchain per platform: its rules-image-tool binary, or a clear error where there is none.",
     attrs = {
         "tools": attr.string_dict(doc = "Platform triple -> label of the tool binary."),
+        "unavailable": attr.string_dict(doc = "Platform triple -> why no binary exists for it (shown when an action needs it)."),
         "host_tool": attr.label(doc = "The tool binary that runs on this machine, if there is one."),
     },
 )
