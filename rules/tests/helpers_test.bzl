@@ -2,7 +2,7 @@
 and what the repository rules compute before they run anything."""
 
 load("@bazel_skylib//lib:unittest.bzl", "asserts", "unittest")
-load("//rules/private:labels.bzl", "display_label", "label_arg")
+load("//rules/private:labels.bzl", "display_label", "label_arg", "repo_display_name")
 load("//rules/private:launcher.bzl", "rlocation_path", "runfiles_path")
 load("//rules/private/extensions:tool.bzl", "lock_error", "tool_plan")
 load("//rules/private/repo:dockerfile.bzl", "build_flags", "builder_commands", "failure_hint")
@@ -31,8 +31,15 @@ def _labels_test_impl(ctx):
     env = unittest.begin(ctx)
     asserts.equals(env, "//rules/tests:x", display_label(Label("//rules/tests:x")))
     asserts.equals(env, "--label=//rules/tests:x", label_arg(Label("//rules/tests:x")))
-    external = display_label(Label("@platforms//os:linux"))
-    asserts.true(env, external.startswith("@") and external.endswith("//os:linux"), external)
+    asserts.equals(env, "@platforms//os:linux", display_label(Label("@platforms//os:linux")))
+
+    # The same name under Bazel 7's and Bazel 8's canonical names (image history contains it).
+    for canonical in ["rules_image~~nix~attic_server", "rules_image++nix+attic_server"]:
+        asserts.equals(env, "attic_server", repo_display_name(canonical))
+    for canonical in ["rules_cc~", "rules_cc+", "rules_cc~0.0.17", "rules_cc"]:
+        asserts.equals(env, "rules_cc", repo_display_name(canonical))
+    asserts.equals(env, "base", repo_display_name("_main~~_repo_rules~base"))
+    asserts.equals(env, "base", repo_display_name("+_repo_rules+base"))
     return unittest.end(env)
 
 labels_test = unittest.make(_labels_test_impl)
