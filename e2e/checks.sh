@@ -83,8 +83,15 @@ reproducible_digests() {
     mask=$([[ $i == 1 ]] && echo 022 || echo 077)
     local checkout="$work/repro-$i/path-number-$i/rules_image"
     copy_checkout "$checkout" "$mask" || return 1
+    # Checkout 2 builds the tool in its output base (the default; bazelw otherwise shares one
+    # cargo target dir): a tool built afresh elsewhere must give the same digests.
+    local target_dir=()
+    [[ $i == 2 ]] && target_dir=(env RULES_IMAGE_CARGO_TARGET_DIR=)
     (umask "$mask" && cd "$checkout/examples" &&
-      "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer) || return 1
+      "${target_dir[@]}" "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer) || return 1
+    if [[ $i == 2 && ! -x $work/repro-2/output_base/rules_image_cargo_target/release/rules-image-tool ]]; then
+      echo "the tool was not built inside the output base" >&2; return 1
+    fi
     local bin="$checkout/examples/bazel-bin/app"
     digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json")")
     echo "checkout $i (umask $mask): $(cat "$bin/image.digest")"
@@ -447,7 +454,22 @@ example_shutdown() {
   return 0
 }
 
+# bazelw provisions its rootfs from the Debian archive in the machine's apt sources: each
+# directory of e2e/bazelw_mirror is an /etc/apt with the archive it must pick in `expected`.
+bazelw_debian_mirror() {
+  local dir got want
+  for dir in "$repo_root"/e2e/bazelw_mirror/*/; do
+    want=$(cat "$dir/expected")
+    got=$(BAZELW_APT_DIR=$dir BAZELW_PRINT_DEBIAN_MIRROR=1 "$bazelw") || return 1
+    [[ $got == "$want" ]] || { echo "$(basename "$dir"): got $got, want $want" >&2; return 1; }
+    echo "$(basename "$dir"): $got"
+  done
+  got=$(BAZELW_APT_DIR="$repo_root/e2e/bazelw_mirror/deb822" BAZELW_DEBIAN_MIRROR=http://override.example/debian/ BAZELW_PRINT_DEBIAN_MIRROR=1 "$bazelw")
+  [[ $got == http://override.example/debian ]] || { echo "BAZELW_DEBIAN_MIRROR ignored: $got" >&2; return 1; }
+}
+
 repro_checks=(
+  "bazelw takes the Debian archive from apt's sources (deb822, one-line), or BAZELW_DEBIAN_MIRROR|bazelw_debian_mirror"
   "identical digests from two checkouts, two umasks, two fresh output bases|reproducible_digests"
   "tool rebuilt when (and only when) its sources change|tool_rebuilds_on_source_change"
   "bazelw left no mounts on the host|no_rootfs_mounts"

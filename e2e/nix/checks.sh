@@ -139,6 +139,22 @@ nix_store_path() {
   jq -e --arg app "$app" '[.layers[].paths[]] | index($app) != null' "$repo/plan.json" >/dev/null
 }
 
+# The store-reading layer actions run in Bazel's sandbox (forced here) and never remotely.
+nix_layers_sandboxed() {
+  local log="$work/nix-exec-log.json"
+  (cd "$nix_ws" && "$bazelw" clean && "$bazelw" build --spawn_strategy=sandboxed \
+    --execution_log_json_file="$log" @diamond//:image) || return 1
+  local runners
+  runners=$(jq -rs '[.[] | select(.mnemonic == "ImageNixLayer") | .runner] | unique | join(",")' "$log") || return 1
+  [[ -n $runners && $runners != *local* && $runners == *sandbox* ]] ||
+    { echo "ImageNixLayer actions ran with: ${runners:-none}" >&2; return 1; }
+  local reqs
+  reqs=$(cd "$nix_ws" && "$bazelw" aquery 'mnemonic("ImageNixLayer", @diamond//:all)' 2>/dev/null) || return 1
+  reqs=$(grep -m1 'ExecutionInfo' <<<"$reqs")
+  [[ $reqs == *no-remote-exec* && $reqs != *no-sandbox* ]] || { echo "execution info: $reqs" >&2; return 1; }
+  echo "ImageNixLayer runner: $runners; $reqs"
+}
+
 nix_repo_stamp() { stat -c %Y.%i "$(nix_repo_dir "$nix_ws" diamond)/plan.json" 2>/dev/null; }
 
 # The repository re-runs when a Nix file in srcs changes, and only then.
@@ -219,6 +235,7 @@ nix_checks=(
   "nix: Attic example (/bin/atticd, mounted config, env secret)|nix_attic_example"
   "nix: 242-path closure with max_layers = 20|nix_many_max_layers"
   "nix: groups share a layer|nix_groups"
+  "nix: layer actions sandboxed, never remote-executed|nix_layers_sandboxed"
   "nix: an existing store_path|nix_store_path"
   "nix: repository re-runs when (and only when) a Nix file changes|nix_rerun_on_change"
   "nix: bad expression shows Nix's error|nix_bad_expression"

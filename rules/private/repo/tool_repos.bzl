@@ -92,14 +92,15 @@ def _source_tool_impl(rctx):
     rctx.watch(tools_dir.get_child("Cargo.lock"))
     rctx.watch_tree(tools_dir.get_child("src"))
 
-    # Cargo's target directory lives outside the repository so that dependencies are not
-    # rebuilt every time this rule re-runs; cargo locks it against concurrent builds. Keep it
+    # Cargo's target directory lives beside the repository, in the output base (nothing is
+    # written outside it; `clean --expunge` removes it), so that dependencies are not rebuilt
+    # every time this rule re-runs; cargo locks it against concurrent builds.
+    # RULES_IMAGE_CARGO_TARGET_DIR shares one across output bases (bazelw sets it); keep that
     # apart from target dirs of builds made under another libc (e.g. outside a chroot):
     # cargo's fingerprints do not see the C toolchain, so their objects would be mixed.
     target_dir = rctx.os.environ.get("RULES_IMAGE_CARGO_TARGET_DIR")
     if not target_dir:
-        cache = rctx.os.environ.get("XDG_CACHE_HOME") or (rctx.os.environ.get("HOME", "/tmp") + "/.cache")
-        target_dir = cache + "/rules_image/cargo-target"
+        target_dir = str(rctx.path(".").dirname.dirname) + "/rules_image_cargo_target"
 
     cargo = _find_cargo(rctx)
     rctx.report_progress("Building rules-image-tool with cargo")

@@ -8,8 +8,10 @@ visibility(["//rules/..."])
 
 NIX_STORE = "/nix/store/"
 
-# The layer actions read the Nix store of the machine they run on.
-_LOCAL_ONLY = {"no-sandbox": "1", "no-remote": "1", "local": "1"}
+# The layer actions read the Nix store of the machine they run on: never on a remote worker
+# (whose store may lack the paths), but sandboxed (Bazel's sandboxes show /nix/store read-only;
+# a hermetic one needs --sandbox_add_mount_pair=/nix/store) and cacheable, remotely too.
+_STORE_READER = {"no-remote-exec": "1"}
 
 def is_store_path(path):
     """Whether `path` is a top-level Nix store path, `/nix/store/<hash>-<name>`.
@@ -45,7 +47,7 @@ def _nix_layer_impl(ctx):
 
     # No inputs: the store paths are named in the arguments, and a store path's content
     # never changes, so the action key still covers what is read.
-    return run_layer_action(ctx, layer, depset(), "ImageNixLayer", "Writing Nix store layer %{label}", _LOCAL_ONLY)
+    return run_layer_action(ctx, layer, depset(), "ImageNixLayer", "Writing Nix store layer %{label}", _STORE_READER)
 
 nix_layer = rule(
     implementation = _nix_layer_impl,
@@ -62,9 +64,12 @@ nix_layer(
 ```
 
 The store paths are not Bazel inputs: the action reads them from the machine it runs on, so
-it is tagged `no-sandbox`, `no-remote` and `local`, and the paths must be in that machine's
-store (keep a GC root, as `nix.image` does). A store path names its content, so the action
-key (the list of paths) is a sound cache key.
+it is tagged `no-remote-exec`, and the paths must be in that machine's store (keep a GC root,
+as `nix.image` does). It runs in Bazel's sandbox, which shows `/nix/store` read-only (with
+`--experimental_use_hermetic_linux_sandbox`, add `--sandbox_add_mount_pair=/nix/store`). A
+store path names its content, so the action key (the list of paths) is a sound cache key and
+its result may be cached remotely. A remote worker could run it only with the same store
+paths present (e.g. a shared, read-only `/nix/store`), which Bazel cannot check.
 """,
     attrs = {
         "store_paths": attr.string_list(
