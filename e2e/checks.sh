@@ -261,7 +261,9 @@ EOM
   (cd "$ws" && "${bz[@]}" build //:image) || return 1
   ls "$ob"/external/*rules_image_tool_x86_64_unknown_linux_gnu/rules-image-tool >/dev/null || return 1
   [[ $(cat "$ws/bazel-bin/image.digest") == "$digest" ]] || { echo "digest changed after clean --expunge" >&2; return 1; }
-  echo "released module $version, prebuilt tool: $digest, twice"
+  # Nothing was written to HOME: with a prebuilt tool all state is in the output base.
+  [[ -z $(ls -A "$home") ]] || { echo "written to HOME: $(ls -A "$home")" >&2; return 1; }
+  echo "released module $version, prebuilt tool: $digest, twice; HOME untouched"
   (cd "$ws" && "${bz[@]}" shutdown) >/dev/null 2>&1
   return 0
 }
