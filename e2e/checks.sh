@@ -188,7 +188,7 @@ EOM
   fi
   grep -q 'no rules-image-tool binary for the exec platform aarch64-apple-darwin: the lock file @@//:tool.lock.json has no binary for it.*tool.build_from_source()' <<<"$err" ||
     { echo "$err" | grep -m3 -i error >&2; return 1; }
-  grep -m1 -o 'no rules-image-tool binary for the exec platform [a-z0-9_-]*' <<<"$err"
+  grep -m1 -o 'no rules-image-tool binary for the exec platform [a-z0-9_-]\+' <<<"$err"
 
   # A wrong checksum is refused.
   jq --arg z "$(printf '%064d' 0)" '.binaries["x86_64-unknown-linux-gnu"].sha256 = $z' "$ws/tool.lock.json" >"$ws/tool.lock.json.new" &&

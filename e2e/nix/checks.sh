@@ -176,6 +176,7 @@ nix_rerun_on_change() {
 nix_reproducible() {
   local digests=() i
   nix_digests() { echo "$(cat "$(nix_bin "$1" diamond)/image.digest") $(cat "$(nix_bin "$1" many)/image.digest")"; }
+  (cd "$nix_ws" && "$bazelw" build @diamond//:image @many//:image) || return 1
   digests+=("$(nix_digests "$nix_ws")")
   (cd "$nix_ws" && "$bazelw" clean --expunge && "$bazelw" build @diamond//:image @many//:image) || return 1
   digests+=("$(nix_digests "$nix_ws")")
