@@ -14,6 +14,23 @@ build_examples() {
 
 example_out() { echo "$repo_root/examples/bazel-bin/app/$1"; }
 
+# Gzip layers are compressed on every core in blocks: gzip -t accepts each one, and 1, 3 or 8
+# threads (--@rules_image//rules:compress_threads) give the same layers, so the same digest.
+gzip_threads_same_bytes() {
+  local ex="$repo_root/examples" want got n layers
+  want=$(cat "$(example_out image.digest)")
+  layers=$(find -L "$ex/bazel-bin/app" -maxdepth 1 -name '*.tar.gz')
+  [[ -n $layers ]] || { echo "no gzip layer in //app" >&2; return 1; }
+  for f in $layers; do gzip -t "$f" || { echo "gzip -t rejects $f" >&2; return 1; }; done
+  for n in 1 3 8; do
+    (cd "$ex" && "$bazelw" build --@rules_image//rules:compress_threads=$n //app:image) || return 1
+    got=$(cat "$(example_out image.digest)")
+    [[ $got == "$want" ]] || { echo "$n threads: $got, default: $want" >&2; return 1; }
+  done
+  (cd "$ex" && "$bazelw" build //app:image) || return 1
+  echo "$(wc -w <<<"$layers") gzip layers valid; //app:image $want with 1, 3, 8 threads and the default"
+}
+
 skopeo_inspect_layout() { skopeo inspect "oci:$(example_out image.oci_layout):latest" >"$work/inspect.json"; }
 skopeo_copy_layout() {   # copy reads and verifies every blob digest
   rm -rf "$work/copy"
@@ -433,6 +450,7 @@ rules_shutdown() {
 
 example_checks=(
   "build examples|build_examples"
+  "gzip layers: gzip -t, same bytes with 1, 3, 8 compression threads|gzip_threads_same_bytes"
   "skopeo inspect oci layout|skopeo_inspect_layout"
   "skopeo copy verifies every digest|skopeo_copy_layout"
   "skopeo inspect tarball (docker-archive and oci-archive)|skopeo_inspect_tarball"

@@ -1,5 +1,6 @@
 """The one action that writes a layer, shared by image_layer and nix_layer."""
 
+load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load(":labels.bzl", "label_arg")
 load(":providers.bzl", "LayerInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
@@ -23,6 +24,15 @@ def compress_attr(doc):
     """
     values = MEDIA_TYPES.keys()
     return attr.string(default = "gzip", values = values, doc = doc + " One of %s." % ", ".join(["`%s`" % v for v in values]))
+
+# The private attributes of every rule that writes layers (add them to its attrs).
+LAYER_ACTION_ATTRS = {
+    "_compress_threads": attr.label(
+        default = Label("//rules:compress_threads"),
+        providers = [BuildSettingInfo],
+        doc = "--@rules_image//rules:compress_threads: compression threads (0: every core).",
+    ),
+}
 
 _EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
 
@@ -48,6 +58,9 @@ def layer_args(ctx, compress, compression_level = -1):
     args.add("--compression", compress)
     if compression_level >= 0:
         args.add("--compression-level", str(compression_level))
+    threads = ctx.attr._compress_threads[BuildSettingInfo].value
+    if threads > 0:
+        args.add("--threads", str(threads))
     return struct(blob = blob, metadata = metadata, args = args, compress = compress)
 
 def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_requirements = None):

@@ -61,8 +61,11 @@ pub fn layer_tar(data: &[u8]) {
     if scan_layer(&blob).is_ok() {
         let n = Normalize {
             source_date_epoch: 0,
-            compression: Compression::None,
-            level: 0,
+            codec: crate::io::compress::Codec {
+                kind: Compression::None,
+                level: 0,
+                threads: 2,
+            },
             max_layer_size: 64 << 20,
         };
         let _ = normalize_layer(&blob, &n, &dir.path().join("out.tar"));

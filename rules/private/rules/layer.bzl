@@ -2,7 +2,7 @@
 
 load("//rules/private:labels.bzl", "display_label")
 load("//rules/private:launcher.bzl", "runfiles_path")
-load("//rules/private:layer_action.bzl", "compress_attr", "layer_args", "run_layer_action")
+load("//rules/private:layer_action.bzl", "LAYER_ACTION_ATTRS", "compress_attr", "layer_args", "run_layer_action")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
 
 visibility(["//rules/..."])
@@ -100,14 +100,16 @@ image_layer(
 Outputs: `<name>.tar.gz` (or `.tar.zst`, `.tar`) and `<name>.layer.json` (`diff_id`, `digest`,
 `media_type`, `size`); provides `LayerInfo`. The tar is PAX, with mtime 0, uid/gid 0 and no
 user or group names, and gzip has a fixed header, so the same inputs give the same bytes under
-any checkout path, umask or user.
+any checkout path, umask or user. Gzip compresses 1 MiB blocks on every core the action may use
+(`--@rules_image//rules:compress_threads=N` sets the count): a gzip layer's bytes are a function
+of the level and that block size, never of the thread count.
 
 The build fails, leaving no output, on: an image path that is not absolute or escapes the
 root with `..`; two sources for one image path (after normalising `//` and `.`); a file used
 as a directory; an invalid mode, or a mode for a path not in the layer; a missing source; an
 empty layer.
 """,
-    attrs = {
+    attrs = dict(LAYER_ACTION_ATTRS, **{
         "srcs": attr.string_keyed_label_dict(
             doc = "Absolute path in the image -> target. A target with one file puts it at the " +
                   "path; with several files, the path is a directory holding them at their paths " +
@@ -126,6 +128,6 @@ empty layer.
             default = -1,
             doc = "Compression level (gzip 0-9, default 6; zstd 1-22, default 3). -1 uses the default.",
         ),
-    },
+    }),
     toolchains = [TOOLCHAIN_TYPE],
 )

@@ -1,7 +1,7 @@
 """nix_layer: an image layer of Nix store paths, read from the local `/nix/store`."""
 
 load("//rules/private:labels.bzl", "display_label")
-load("//rules/private:layer_action.bzl", "compress_attr", "layer_args", "run_layer_action")
+load("//rules/private:layer_action.bzl", "LAYER_ACTION_ATTRS", "compress_attr", "layer_args", "run_layer_action")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
 
 visibility(["//rules/..."])
@@ -71,7 +71,7 @@ store path names its content, so the action key (the list of paths) is a sound c
 its result may be cached remotely. A remote worker could run it only with the same store
 paths present (e.g. a shared, read-only `/nix/store`), which Bazel cannot check.
 """,
-    attrs = {
+    attrs = dict(LAYER_ACTION_ATTRS, **{
         "store_paths": attr.string_list(
             doc = "Store paths placed at their own path (/nix and /nix/store are added as directories).",
         ),
@@ -85,6 +85,6 @@ paths present (e.g. a shared, read-only `/nix/store`), which Bazel cannot check.
             doc = "Absolute path in the image -> octal mode (e.g. \"0755\") overriding that entry's mode.",
         ),
         "compress": compress_attr("Compression of the layer blob."),
-    },
+    }),
     toolchains = [TOOLCHAIN_TYPE],
 )

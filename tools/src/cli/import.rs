@@ -1,5 +1,5 @@
 use crate::import::{self, ImportOptions, foreign_layer::Normalize};
-use crate::io::compress::Compression;
+use crate::io::compress::{Codec, Compression};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -26,6 +26,10 @@ pub struct Args {
     /// With --normalize: gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
     #[arg(long, allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
+    /// With --normalize: compression threads (default: every core this process may use); the
+    /// bytes are the same for any number.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// With --normalize: the most bytes a compressed layer may decompress to (it is spooled
     /// to disk while it is rewritten); a larger one is refused.
     #[arg(long, default_value_t = import::foreign_layer::DEFAULT_MAX_LAYER_SIZE)]
@@ -44,14 +48,9 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> Result<()> {
         let normalize = if self.normalize {
-            let level = self.compression.check_level(
-                self.compression_level
-                    .unwrap_or(self.compression.default_level()),
-            )?;
             Some(Normalize {
                 source_date_epoch: self.source_date_epoch,
-                compression: self.compression,
-                level,
+                codec: Codec::new(self.compression, self.compression_level, self.threads)?,
                 max_layer_size: self.max_layer_size,
             })
         } else {

@@ -1,5 +1,5 @@
 use crate::build::layer::{self, LayerOptions};
-use crate::io::compress::Compression;
+use crate::io::compress::{Codec, Compression};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -16,6 +16,10 @@ pub struct Args {
     /// gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
     #[arg(long, allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
+    /// Compression threads (default: every core this process may use). The bytes are the same
+    /// for any number.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Mode override, `/dest=OCTAL`.
     #[arg(long = "mode")]
     pub modes: Vec<String>,
@@ -34,8 +38,7 @@ impl Args {
         layer::run(&LayerOptions {
             output: &self.output,
             metadata: &self.metadata,
-            compression: self.compression,
-            level: self.compression_level,
+            codec: Codec::new(self.compression, self.compression_level, self.threads)?,
             modes: &self.modes,
             owners: &self.owners,
             entries: &self.entries,

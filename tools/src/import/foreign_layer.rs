@@ -13,7 +13,7 @@
 //! (`build::layer::write_layer`).
 
 use crate::build::layer::{LayerMetadata, write_layer};
-use crate::io::compress::Compression;
+use crate::io::compress::Codec;
 use crate::io::output::{BUF_SIZE, parent_dir};
 use crate::io::tar_guard::{Guard, LimitError, MAX_PATH, MAX_XATTR_NAME, MAX_XATTR_VALUE};
 use crate::io::tarfmt::TarWriter;
@@ -37,8 +37,7 @@ const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 pub struct Normalize {
     /// Entry mtimes later than this (seconds since the epoch) are clamped to it.
     pub source_date_epoch: u64,
-    pub compression: Compression,
-    pub level: i32,
+    pub codec: Codec,
     /// Largest decompressed layer spooled to disk while it is rewritten (a zstd layer of
     /// 33 KB can decompress to a terabyte).
     pub max_layer_size: u64,
@@ -59,7 +58,6 @@ pub fn normalize_layer(
     n: &Normalize,
     output: &Path,
 ) -> Result<(Digest, LayerMetadata)> {
-    let level = n.compression.check_level(n.level)?;
     // Entry data is read back by offset in the uncompressed stream: from the blob itself when
     // it is an uncompressed tar (docker save's layers), else from a spooled copy.
     let spool = if matches!(open_decoder(blob)?, Decoder::None(_)) {
@@ -79,7 +77,7 @@ pub fn normalize_layer(
         None => File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?,
     };
 
-    let (out, meta) = write_layer(output, n.compression, level, |w| {
+    let (out, meta) = write_layer(output, n.codec, |w| {
         layer.write_tar(w, &spool, n.source_date_epoch).map(drop)
     })?;
     out.commit()?;

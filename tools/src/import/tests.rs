@@ -231,8 +231,11 @@ fn import(
 fn norm(epoch: u64) -> Option<Normalize> {
     Some(Normalize {
         source_date_epoch: epoch,
-        compression: Compression::Gzip,
-        level: 6,
+        codec: crate::io::compress::Codec {
+            kind: Compression::Gzip,
+            level: 6,
+            threads: 2,
+        },
         max_layer_size: DEFAULT_MAX_LAYER_SIZE,
     })
 }
@@ -1086,8 +1089,11 @@ fn normalize_an_index_and_a_docker_save() {
     let out = t.path().join("out-docker");
     let o = Normalize {
         source_date_epoch: 1_700_000_000,
-        compression: Compression::Zstd,
-        level: 3,
+        codec: crate::io::compress::Codec {
+            kind: Compression::Zstd,
+            level: 3,
+            threads: 2,
+        },
         max_layer_size: DEFAULT_MAX_LAYER_SIZE,
     };
     import(&src, &out, None, None, Some(o)).unwrap();

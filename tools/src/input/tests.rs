@@ -31,8 +31,7 @@ pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, Input
         layer::run(&LayerOptions {
             output: &p(out),
             metadata: &p(meta),
-            compression: kind,
-            level: None,
+            codec: crate::io::compress::Codec::new(kind, None, Some(2)).unwrap(),
             modes: &[],
             owners: &[],
             entries: &entries,

@@ -1,8 +1,11 @@
-//! Layer compression: gzip (flate2 on zlib-rs), zstd (libzstd, single-threaded) or none.
+//! Layer compression: gzip (blocks deflated in parallel by `pgzip`, flate2 on zlib-rs), zstd
+//! (libzstd, single-threaded) or none.
 //!
 //! The compressed bytes, and so the layer digest, are a function of (algorithm, backend,
-//! backend version, level). Every knob that could vary between machines is pinned here.
+//! backend version, level, and for gzip `pgzip::BLOCK_SIZE`), never of the thread count.
+//! Every knob that could vary between machines is pinned here.
 
+use super::pgzip::ParallelGzip;
 use anyhow::{Result, bail};
 use std::io::{self, Write};
 
@@ -49,23 +52,47 @@ impl Compression {
     }
 }
 
+/// How a layer is compressed: the algorithm and level decide the bytes; `threads` only how
+/// fast they are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codec {
+    pub kind: Compression,
+    pub level: i32,
+    pub threads: usize,
+}
+
+impl Codec {
+    /// `level` checked for `kind` (its default if `None`); `threads` 0 or `None`: every core
+    /// this process may use.
+    pub fn new(kind: Compression, level: Option<i32>, threads: Option<usize>) -> Result<Codec> {
+        let level = kind.check_level(level.unwrap_or(kind.default_level()))?;
+        let threads = match threads {
+            Some(n) if n > 0 => n,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Ok(Codec {
+            kind,
+            level,
+            threads,
+        })
+    }
+}
+
 /// A writer that compresses into `W`.
-pub enum Compressor<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+pub enum Compressor<W: Write + Send + 'static> {
+    Gzip(ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     None(W),
 }
 
-impl<W: Write> Compressor<W> {
-    pub fn new(kind: Compression, level: i32, w: W) -> io::Result<Self> {
-        Ok(match kind {
+impl<W: Write + Send + 'static> Compressor<W> {
+    pub fn new(codec: Codec, w: W) -> io::Result<Self> {
+        let level = codec.level;
+        Ok(match codec.kind {
             // Fixed header: mtime 0, no file name, OS byte 255 ("unknown").
-            Compression::Gzip => Compressor::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(w, flate2::Compression::new(level as u32)),
-            ),
+            Compression::Gzip => {
+                Compressor::Gzip(ParallelGzip::new(level as u32, codec.threads, w)?)
+            }
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(w, level)?;
                 // Explicit so a changed library default cannot change our bytes; the content
@@ -89,7 +116,7 @@ impl<W: Write> Compressor<W> {
     }
 }
 
-impl<W: Write> Write for Compressor<W> {
+impl<W: Write + Send + 'static> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Compressor::Gzip(e) => e.write(buf),
@@ -121,7 +148,7 @@ mod tests {
     use std::io::Read;
 
     fn compress(kind: Compression, data: &[u8]) -> Vec<u8> {
-        let mut c = Compressor::new(kind, kind.default_level(), Vec::new()).unwrap();
+        let mut c = Compressor::new(Codec::new(kind, None, Some(1)).unwrap(), Vec::new()).unwrap();
         c.write_all(data).unwrap();
         c.finish().unwrap()
     }

@@ -1,4 +1,5 @@
-//! Byte plumbing shared by every command: the deterministic tar writer, compression,
+//! Byte plumbing shared by every command: the deterministic tar writer, compression
+//! (parallel gzip in `pgzip`),
 //! background output, atomic files and directories, Bazel param files, limits on the tar
 //! header extensions of untrusted archives (`tar_guard`), and untrusted text
 //! made safe to print.
@@ -6,6 +7,7 @@
 pub mod argfile;
 pub mod compress;
 pub mod output;
+pub mod pgzip;
 pub mod pipe;
 pub mod tar_guard;
 pub mod tarfmt;

@@ -4,7 +4,7 @@
 //! --normalize` (rewritten imported layers).
 
 use super::LayerMetadata;
-use crate::io::compress::{Compression, Compressor};
+use crate::io::compress::{Codec, Compression, Compressor};
 use crate::io::output::{AtomicFile, BUF_SIZE};
 use crate::io::pipe::BackgroundWriter;
 use crate::oci::digest::HashingWriter;
@@ -13,13 +13,12 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Streams the tar that `write_tar` writes through hashing and compression into `w`.
-pub fn encode<W: Write>(
-    compression: Compression,
-    level: i32,
+pub fn encode<W: Write + Send + 'static>(
+    codec: Codec,
     w: W,
     write_tar: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<(W, LayerMetadata)> {
-    let (w, diff_id, digest, size) = if compression == Compression::None {
+    let (w, diff_id, digest, size) = if codec.kind == Compression::None {
         // Uncompressed: the blob is the tar, one hash gives both diff_id and digest.
         // (`w` buffers itself where it matters: see `write_layer`.)
         let mut tar = HashingWriter::new(w);
@@ -28,7 +27,7 @@ pub fn encode<W: Write>(
         (w, d, d, n)
     } else {
         let blob = HashingWriter::new(w);
-        let comp = Compressor::new(compression, level, blob)?;
+        let comp = Compressor::new(codec, blob)?;
         let mut tar = BufWriter::with_capacity(BUF_SIZE, HashingWriter::new(comp));
         write_tar(&mut tar)?;
         let (comp, diff_id, _) = tar.into_inner().map_err(|e| e.into_error())?.finish();
@@ -40,7 +39,7 @@ pub fn encode<W: Write>(
         LayerMetadata {
             diff_id,
             digest,
-            media_type: compression.media_type().to_string(),
+            media_type: codec.kind.media_type().to_string(),
             size,
         },
     ))
@@ -51,8 +50,7 @@ pub fn encode<W: Write>(
 /// caller commits it.
 pub fn write_layer(
     output: &Path,
-    compression: Compression,
-    level: i32,
+    codec: Codec,
     write_tar: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<(AtomicFile, LayerMetadata)> {
     let mut blob = AtomicFile::create(output)?;
@@ -60,7 +58,7 @@ pub fn write_layer(
         .file()
         .try_clone()
         .context("cannot open the output twice")?;
-    let (out, meta) = encode(compression, level, BackgroundWriter::new(file), write_tar)?;
+    let (out, meta) = encode(codec, BackgroundWriter::new(file), write_tar)?;
     out.finish()
         .with_context(|| format!("cannot write {}", output.display()))?;
     Ok((blob, meta))

@@ -6,7 +6,7 @@ mod plan;
 pub use encode::write_layer;
 pub use plan::Plan;
 
-use crate::io::compress::Compression;
+use crate::io::compress::Codec;
 use crate::io::output;
 use crate::oci::{Descriptor, Digest, json};
 use anyhow::Result;
@@ -47,8 +47,7 @@ impl LayerMetadata {
 pub struct LayerOptions<'a> {
     pub output: &'a Path,
     pub metadata: &'a Path,
-    pub compression: Compression,
-    pub level: Option<i32>,
+    pub codec: Codec,
     pub modes: &'a [String],
     pub owners: &'a [String],
     pub entries: &'a [String],
@@ -56,13 +55,8 @@ pub struct LayerOptions<'a> {
 
 /// The `layer` subcommand: both outputs appear only if everything succeeded.
 pub fn run(opts: &LayerOptions) -> Result<LayerMetadata> {
-    let level = opts
-        .compression
-        .check_level(opts.level.unwrap_or(opts.compression.default_level()))?;
     let plan = Plan::build(opts.entries, opts.modes, opts.owners)?;
-    let (blob, meta) = write_layer(opts.output, opts.compression, level, |w| {
-        plan.write_tar(w).map(drop)
-    })?;
+    let (blob, meta) = write_layer(opts.output, opts.codec, |w| plan.write_tar(w).map(drop))?;
     let meta_file = output::stage(opts.metadata, &meta.to_bytes())?;
     blob.commit()?;
     meta_file.commit()?;

@@ -1,6 +1,7 @@
 use super::encode::encode;
 use super::plan::normalize_dest;
 use super::*;
+use crate::io::compress::{Codec, Compression};
 use crate::oci::digest::Digest;
 use std::io::Read;
 use std::path::Path;
@@ -218,9 +219,11 @@ fn output_does_not_depend_on_paths_mtimes_modes_or_owners() {
             entry(&["file", "/opt/tree", root.join("tree").to_str().unwrap()]),
         ];
         let plan = Plan::build(&entries, &[], &[]).unwrap();
-        let (blob, meta) = encode(Compression::Gzip, 6, Vec::new(), |w| {
-            plan.write_tar(w).map(drop)
-        })
+        let (blob, meta) = encode(
+            Codec::new(Compression::Gzip, Some(6), Some(2)).unwrap(),
+            Vec::new(),
+            |w| plan.write_tar(w).map(drop),
+        )
         .unwrap();
         (blob, meta, d)
     };
@@ -418,8 +421,7 @@ fn failed_run_leaves_no_output() {
         let r = run(&LayerOptions {
             output: &out_dir.join("layer.tgz"),
             metadata: &out_dir.join("layer.json"),
-            compression: Compression::Gzip,
-            level: None,
+            codec: Codec::new(Compression::Gzip, None, Some(2)).unwrap(),
             modes: &modes,
             owners: &[],
             entries: &entries,
@@ -479,8 +481,7 @@ fn metadata_matches_blob_for_every_compression() {
         let meta = run(&LayerOptions {
             output: &out,
             metadata: &meta_path,
-            compression: kind,
-            level: None,
+            codec: Codec::new(kind, None, Some(2)).unwrap(),
             modes: &[],
             owners: &[],
             entries: &entries,
@@ -529,13 +530,17 @@ fn metadata_matches_blob_for_every_compression() {
 fn levels_change_bytes_not_diff_ids() {
     let d = tempfile::tempdir().unwrap();
     let plan = Plan::build(&fixed_layer(d.path()), &[], &[]).unwrap();
-    let (a, ma) = encode(Compression::Gzip, 1, Vec::new(), |w| {
-        plan.write_tar(w).map(drop)
-    })
+    let (a, ma) = encode(
+        Codec::new(Compression::Gzip, Some(1), Some(2)).unwrap(),
+        Vec::new(),
+        |w| plan.write_tar(w).map(drop),
+    )
     .unwrap();
-    let (b, mb) = encode(Compression::Gzip, 9, Vec::new(), |w| {
-        plan.write_tar(w).map(drop)
-    })
+    let (b, mb) = encode(
+        Codec::new(Compression::Gzip, Some(9), Some(2)).unwrap(),
+        Vec::new(),
+        |w| plan.write_tar(w).map(drop),
+    )
     .unwrap();
     assert_eq!(ma.diff_id, mb.diff_id);
     assert_ne!(a, b);

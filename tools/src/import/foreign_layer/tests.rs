@@ -2,7 +2,7 @@
 //! written raw where the `tar` crate's setters would refuse them (absolute paths, `..`).
 
 use super::*;
-use crate::io::compress::Compressor;
+use crate::io::compress::{Codec, Compression, Compressor};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -116,13 +116,21 @@ fn tar_of(entries: &[Ent]) -> Vec<u8> {
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut c = Compressor::new(Compression::Gzip, 6, Vec::new()).unwrap();
+    let mut c = Compressor::new(
+        Codec::new(Compression::Gzip, Some(6), Some(2)).unwrap(),
+        Vec::new(),
+    )
+    .unwrap();
     c.write_all(data).unwrap();
     c.finish().unwrap()
 }
 
 fn zstd(data: &[u8]) -> Vec<u8> {
-    let mut c = Compressor::new(Compression::Zstd, 3, Vec::new()).unwrap();
+    let mut c = Compressor::new(
+        Codec::new(Compression::Zstd, Some(3), Some(2)).unwrap(),
+        Vec::new(),
+    )
+    .unwrap();
     c.write_all(data).unwrap();
     c.finish().unwrap()
 }
@@ -160,8 +168,11 @@ const EPOCH: u64 = 1_700_000_000;
 fn plain() -> Normalize {
     Normalize {
         source_date_epoch: EPOCH,
-        compression: Compression::None,
-        level: 0,
+        codec: Codec {
+            kind: Compression::None,
+            level: 0,
+            threads: 2,
+        },
         max_layer_size: DEFAULT_MAX_LAYER_SIZE,
     }
 }
@@ -191,8 +202,11 @@ fn refused_bytes(bytes: &[u8]) -> String {
     let a = scan_layer(&blob).unwrap_err().to_string();
     let out = d.out("out.tar.gz");
     let n = Normalize {
-        compression: Compression::Gzip,
-        level: 6,
+        codec: Codec {
+            kind: Compression::Gzip,
+            level: 6,
+            threads: 2,
+        },
         ..plain()
     };
     let b = normalize_layer(&blob, &n, &out).unwrap_err().to_string();
@@ -650,8 +664,11 @@ fn normalize_is_deterministic() {
     for kind in [Compression::None, Compression::Gzip, Compression::Zstd] {
         let n = Normalize {
             source_date_epoch: 1000,
-            compression: kind,
-            level: kind.default_level(),
+            codec: Codec {
+                kind,
+                level: kind.default_level(),
+                threads: 2,
+            },
             max_layer_size: DEFAULT_MAX_LAYER_SIZE,
         };
         let (oa, ma) = mtimes_to_epoch(n, &ta);
