@@ -31,6 +31,9 @@ struct State {
     fail_status: u16,
     /// Close the connection half-way through the body of the next N PATCHes.
     drop_patch: usize,
+    /// With `drop_patch`: keep the half that arrived, as a registry that writes uploads as
+    /// they stream in does (GET on the upload then reports it in `Range`).
+    keep_dropped: bool,
     /// Expected `Authorization: Basic …` value (with `bearer`, checked by the token endpoint).
     basic: Option<String>,
     bearer: bool,
@@ -229,6 +232,10 @@ fn serve(tcp: TcpStream, st: &Mutex<State>, addr: &str, tls: Option<Arc<rustls::
     }
 }
 
+fn s_keep(st: &Mutex<State>) -> bool {
+    st.lock().unwrap().keep_dropped
+}
+
 fn handle<S: Read + Write>(conn: &mut S, st: &Mutex<State>, addr: &str, via: Via) {
     let mut r = BufReader::new(&mut *conn);
     let mut line = String::new();
@@ -264,6 +271,17 @@ fn handle<S: Read + Write>(conn: &mut S, st: &Mutex<State>, addr: &str, via: Via
             drop(s);
             let mut half = vec![0u8; len / 2];
             let _ = r.read_exact(&mut half);
+            if s_keep(st) {
+                let id = target
+                    .split("/uploads/")
+                    .nth(1)
+                    .and_then(|rest| rest.split('?').next())
+                    .and_then(|id| id.parse::<u64>().ok());
+                let mut s = st.lock().unwrap();
+                if let Some(up) = id.and_then(|id| s.uploads.get_mut(&id)) {
+                    up.extend_from_slice(&half);
+                }
+            }
             // Dropping the connection unanswered closes it.
             return;
         }
@@ -432,6 +450,14 @@ fn route(
                 "Location",
                 format!("{origin}/v2/{repo}/blobs/uploads/{id}?_state=s{id}"),
             )
+        }
+        ("GET", "uploads") => {
+            let id: u64 = reference.parse().unwrap_or(0);
+            match s.uploads.get(&id) {
+                Some(up) if !up.is_empty() => resp(204).h("Range", format!("0-{}", up.len() - 1)),
+                Some(_) => resp(204),
+                None => err(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown"),
+            }
         }
         ("PATCH" | "PUT", "uploads") => {
             let id: u64 = reference.parse().unwrap_or(0);
@@ -1759,6 +1785,55 @@ fn a_hostile_error_message_cannot_drive_the_terminal_or_forge_lines() {
     assert!(e.contains("retrying in"), "{e}");
     assert!(e.contains("\\x1b]0;x\\x07\\nerror: fake"), "{e}");
     assert!(!e.lines().any(|l| l.starts_with("error: fake")), "{e}");
+}
+
+/// A large blob goes in one streaming PATCH; when the connection breaks half-way, the push
+/// asks the registry what it kept and sends only the rest, in the same upload session.
+#[test]
+fn a_broken_streaming_upload_resumes_at_the_registry_offset() {
+    let reg = Fake::start();
+    let dest = format!("{}/resume", reg.addr);
+    let big = bytes(20 << 20, 9); // above the 16 MiB that go in one PUT
+    let img = image(vec![big.clone()]);
+    {
+        let mut s = reg.st();
+        s.drop_patch = 1;
+        s.keep_dropped = true;
+    }
+    let sum = img.dir.path().join("summary.json");
+    let o = push(
+        &img,
+        &[
+            "--default-destination",
+            &dest,
+            "--summary-json",
+            &path(&sum),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+    let log = reg.log();
+    let blob_posts = log.iter().filter(|l| l.starts_with("POST")).count();
+    // One upload session for the layer (and one for the config): no restart from byte 0.
+    assert_eq!(blob_posts, 2, "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("GET") && l.contains("/blobs/uploads/")),
+        "{log:#?}"
+    );
+    let patches: Vec<&String> = log.iter().filter(|l| l.starts_with("PATCH")).collect();
+    assert_eq!(patches.len(), 2, "{log:#?}");
+    // Bytes sent: the whole blob once, plus at most the part of the first PATCH that the
+    // registry never got (less than the blob, so nothing was sent twice from byte 0).
+    let d = &summary(&sum)["destinations"][0];
+    let sent = d["bytes_uploaded"].as_u64().unwrap();
+    assert!(sent < 2 * big.len() as u64, "{d}");
+    // What the registry stored is the blob.
+    let out = img.dir.path().join("fetched");
+    let f = fetch_blob(&dest, &sha(&big), &big.len().to_string(), &out, &[]);
+    assert!(f.status.success(), "{}", stderr(&f));
+    assert_eq!(std::fs::read(&out).unwrap(), big);
 }
 
 #[test]

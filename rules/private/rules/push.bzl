@@ -63,9 +63,12 @@ image_push(
 
 `bazel run //app:push` pushes to every destination, reading each blob once and uploading only
 what a registry is missing: HEAD, then a cross-repository mount when the blob is in another
-repository of that registry, else an upload (one PUT up to 16 MiB, `--chunk-size`, chunked PATCHes
-above). A re-push of an unchanged image uploads nothing, and no tag moves unless every blob
-arrived. Layers of pulled base images are never downloaded: they are mounted (same registry)
+repository of that registry, else an upload: one PUT up to 16 MiB, one streaming PATCH above
+(largest blobs first, `--jobs` at a time); a PATCH cut off mid-way resumes at the offset the
+registry reports having, in the same upload session. `--chunk-size BYTES` sends PATCH chunks of
+that size instead, for registries or proxies that limit request bodies. The pushed bytes are
+hashed on the way and must match the manifest; afterwards a HEAD checks what the registry holds.
+A re-push of an unchanged image uploads nothing, and no tag moves unless every blob arrived. Layers of pulled base images are never downloaded: they are mounted (same registry)
 or streamed registry to registry, verified on the way.
 
 Override at run time: `bazel run //app:push -- --registry localhost:5000 --repository test/app --tag dev`

@@ -33,8 +33,10 @@ pub struct Args {
     /// Blobs uploaded at a time, across all destinations.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
-    /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size.
-    #[arg(long, default_value_t = 16 << 20)]
+    /// Upload larger blobs in PATCH chunks of this many bytes (blobs up to it go in one PUT),
+    /// for registries or proxies that limit request bodies. 0 (the default): blobs up to 16 MiB
+    /// in one PUT, larger ones in one streaming PATCH.
+    #[arg(long, default_value_t = 0)]
     pub chunk_size: u64,
     /// Allow plain http to non-loopback registries.
     #[arg(long)]

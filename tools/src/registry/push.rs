@@ -99,7 +99,7 @@ pub fn run(o: &PushOptions) -> Result<()> {
     let mut progress = Progress::new(&names);
     let pusher = Pusher {
         client: &client,
-        chunk_size: o.chunk_size.max(1),
+        chunk_size: o.chunk_size,
         progress: &progress,
     };
     if let Err(e) = pusher.blobs(&o.destinations, &o.input.blobs(), o.jobs) {
@@ -227,8 +227,26 @@ pub fn expand_tag(
     Ok(out)
 }
 
+/// Blobs up to this size go in one PUT (when no chunk size is asked for).
+const MONOLITHIC_MAX: u64 = 16 << 20;
+const OCTET: (&str, &str) = ("content-type", "application/octet-stream");
+
+/// Feeds written bytes to a hasher (to hash a prefix with `io::copy`).
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct Pusher<'a> {
     client: &'a Client,
+    /// 0: blobs above MONOLITHIC_MAX in one streaming PATCH; else PATCH chunks of this size.
     chunk_size: u64,
     progress: &'a Progress,
 }
@@ -360,6 +378,9 @@ impl Pusher<'_> {
             .iter()
             .map(|(_, s)| s.as_ref())
             .collect();
+        // Largest first: a big blob started last would finish alone, long after the rest.
+        let mut order: Vec<&Blob> = blobs.iter().collect();
+        order.sort_by_key(|b| std::cmp::Reverse(b.desc.size));
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let errors = Mutex::new(Vec::<String>::new());
@@ -367,7 +388,7 @@ impl Pusher<'_> {
             for _ in 0..jobs.clamp(1, blobs.len().max(1)) {
                 s.spawn(|| {
                     while !failed.load(Ordering::Relaxed) {
-                        let Some(blob) = blobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        let Some(blob) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             break;
                         };
                         if let Err(e) = self.blob_everywhere(dests, blob, &all_stats) {
@@ -574,6 +595,11 @@ impl Pusher<'_> {
         })?;
         let location = resolve_location(&url, &loc);
 
+        let seekable = !matches!(blob.content, Content::Remote(_));
+        if self.chunk_size == 0 && blob.desc.size > MONOLITHIC_MAX && shared.is_none() && seekable {
+            self.stream_resumable(&scope, &location, blob, stats)?;
+            return self.verify_stored(&scope, dest, blob);
+        }
         let failure = RefCell::new(None);
         let what = blob.name();
         let inner: Box<dyn Read> = match shared {
@@ -595,9 +621,13 @@ impl Pusher<'_> {
             return Err(HttpError::Fatal(anyhow!(msg)));
         }
         result?;
+        self.verify_stored(&scope, dest, blob)
+    }
 
-        // Check what the registry stored, not what it said.
-        match self.head_blob(&scope, dest, &d)? {
+    /// Checks what the registry stored, not what it said: returns false (not mounted).
+    fn verify_stored(&self, scope: &Scope, dest: &Repo, blob: &Blob) -> HttpResult<bool> {
+        let d = blob.desc.digest;
+        match self.head_blob(scope, dest, &d)? {
             Head::Present(Some(n)) if n != blob.desc.size => Err(HttpError::Fatal(anyhow!(
                 "{} reports {n} bytes for blob {d} after upload, expected {}",
                 dest.registry,
@@ -609,6 +639,144 @@ impl Pusher<'_> {
                 dest.registry
             ))),
         }
+    }
+
+    /// Uploads a local blob in one streaming PATCH; when the connection breaks, asks the
+    /// registry how much it has (GET on the upload) and sends the rest from there, hashing
+    /// the part it kept again from the local bytes. Gives up (a fresh attempt follows) after
+    /// MAX_RESUMES, or when the registry kept nothing new.
+    fn stream_resumable(
+        &self,
+        scope: &Scope,
+        location: &str,
+        blob: &Blob,
+        stats: &Stats,
+    ) -> HttpResult<()> {
+        const MAX_RESUMES: u32 = 5;
+        let c = self.client;
+        let (size, d) = (blob.desc.size, blob.desc.digest);
+        let what = blob.name();
+        let mut loc = location.to_string();
+        let mut offset = 0;
+        let mut resumes = 0;
+        while offset < size {
+            let failure = RefCell::new(None);
+            let (inner, hasher) = self.open_at(blob, offset)?;
+            let mut reader = Verifier {
+                inner,
+                hasher,
+                count: offset,
+                size,
+                digest: d,
+                what: &what,
+                sent: &stats.bytes_uploaded,
+                failure: &failure,
+            };
+            let range = format!("{offset}-{}", size - 1);
+            let result = c.request(
+                scope,
+                "PATCH",
+                &loc,
+                &[OCTET, ("content-range", &range)],
+                Transfer::Blob(size - offset),
+                Body::Stream(&mut reader, size - offset),
+            );
+            if let Some(msg) = failure.borrow_mut().take() {
+                return Err(HttpError::Fatal(anyhow!(msg)));
+            }
+            match result {
+                Ok(mut resp) => {
+                    if !matches!(resp.status().as_u16(), 202 | 204) {
+                        return Err(status_error(&mut resp));
+                    }
+                    if let Some(l) = header(&resp, "location") {
+                        loc = resolve_location(&loc, &l);
+                    }
+                    offset = accepted_end(&resp, offset, size - offset, &range, &scope.registry)?;
+                }
+                Err(HttpError::Transport(text)) if resumes < MAX_RESUMES => {
+                    let stored = self.upload_offset(scope, &mut loc)?;
+                    if stored <= offset || stored > size {
+                        return Err(HttpError::Transport(text));
+                    }
+                    resumes += 1;
+                    self.progress
+                        .event(&format!("resuming {d} at byte {stored} of {size} ({text})"));
+                    offset = stored;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.close_upload(scope, &loc, &blob.desc, Body::Empty, Transfer::Small)
+    }
+
+    /// How many bytes an upload session holds (its `Range`), from a GET on its location.
+    fn upload_offset(&self, scope: &Scope, loc: &mut String) -> HttpResult<u64> {
+        let mut resp = self.client.get(scope, loc, &[], Transfer::Small)?;
+        if !matches!(resp.status().as_u16(), 200 | 204) {
+            return Err(status_error(&mut resp));
+        }
+        if let Some(l) = header(&resp, "location") {
+            *loc = resolve_location(loc, &l);
+        }
+        Ok(header(&resp, "range")
+            .and_then(|v| {
+                let (_, last) = v.trim().trim_start_matches("bytes=").split_once('-')?;
+                last.trim().parse::<u64>().ok()?.checked_add(1)
+            })
+            .unwrap_or(0))
+    }
+
+    /// The blob's bytes from `offset` on, and a hasher that has seen the bytes before it.
+    fn open_at<'b>(&self, blob: &'b Blob, offset: u64) -> HttpResult<(Box<dyn Read + 'b>, Sha256)> {
+        let mut hasher = Sha256::new();
+        match &blob.content {
+            Content::Bytes(b) => {
+                let at = (offset as usize).min(b.len());
+                hasher.update(&b[..at]);
+                Ok((Box::new(&b[at..]), hasher))
+            }
+            _ => {
+                let mut r = self.open_content(blob)?;
+                let mut prefix = (&mut r).take(offset);
+                let copied = io::copy(&mut prefix, &mut HashWriter(&mut hasher))
+                    .map_err(|e| HttpError::Fatal(anyhow!("reading {} again: {e}", blob.name())))?;
+                if copied != offset {
+                    return Err(HttpError::Fatal(anyhow!(
+                        "{} ended after {copied} bytes, before the {offset} the registry has",
+                        blob.name()
+                    )));
+                }
+                Ok((r, hasher))
+            }
+        }
+    }
+
+    /// The closing PUT of an upload (`body`: what is left to send, often nothing).
+    fn close_upload(
+        &self,
+        scope: &Scope,
+        loc: &str,
+        desc: &Descriptor,
+        body: Body<'_>,
+        transfer: Transfer,
+    ) -> HttpResult<()> {
+        let digest_q = format!(
+            "digest={}",
+            super::auth::query_escape(&desc.digest.to_string())
+        );
+        let mut resp = self.client.request(
+            scope,
+            "PUT",
+            &with_query(loc, &digest_q),
+            &[OCTET],
+            transfer,
+            body,
+        )?;
+        if !matches!(resp.status().as_u16(), 201 | 202 | 204) {
+            return Err(status_error(&mut resp));
+        }
+        check_digest_header(&resp, &desc.digest, &scope.registry)
     }
 
     /// A reader of the blob's bytes, from memory, its file, or its source registry.
@@ -638,9 +806,12 @@ impl Pusher<'_> {
         })
     }
 
-    /// Monolithic PUT up to the chunk size, else PATCH chunks then a closing PUT. A chunk is
-    /// kept in memory until the registry has it: one that takes only part of a PATCH (its
-    /// `Range` ends short) gets the rest in the next PATCH, from the offset it reported.
+    /// Small blobs in one PUT. Larger ones, by default, in one streaming PATCH (what docker
+    /// and crane send: no per-chunk round trips, nothing held in memory) and a closing PUT;
+    /// with a chunk size, in PATCH chunks of that size (for registries or proxies that limit
+    /// request bodies). A chunk is kept in memory until the registry has it: one that takes
+    /// only part of a PATCH (its `Range` ends short) gets the rest in the next PATCH, from the
+    /// offset it reported.
     fn upload(
         &self,
         scope: &Scope,
@@ -649,14 +820,39 @@ impl Pusher<'_> {
         desc: &Descriptor,
     ) -> HttpResult<()> {
         let c = self.client;
-        let octet = ("content-type", "application/octet-stream");
-        let digest_q = format!(
-            "digest={}",
-            super::auth::query_escape(&desc.digest.to_string())
-        );
+        let octet = OCTET;
         let mut loc = location.to_string();
-        let (body, transfer) = if desc.size <= self.chunk_size {
+        let monolithic_max = if self.chunk_size == 0 {
+            MONOLITHIC_MAX
+        } else {
+            self.chunk_size
+        };
+        let (body, transfer) = if desc.size <= monolithic_max {
             (Body::Stream(r, desc.size), Transfer::Blob(desc.size))
+        } else if self.chunk_size == 0 {
+            let range = format!("0-{}", desc.size - 1);
+            let mut resp = c.request(
+                scope,
+                "PATCH",
+                &loc,
+                &[octet, ("content-range", &range)],
+                Transfer::Blob(desc.size),
+                Body::Stream(r, desc.size),
+            )?;
+            if !matches!(resp.status().as_u16(), 202 | 204) {
+                return Err(status_error(&mut resp));
+            }
+            if let Some(l) = header(&resp, "location") {
+                loc = resolve_location(&loc, &l);
+            }
+            let end = accepted_end(&resp, 0, desc.size, &range, &scope.registry)?;
+            if end != desc.size {
+                return Err(HttpError::Transport(format!(
+                    "{} stored {end} of the {} bytes of blob {}",
+                    scope.registry, desc.size, desc.digest
+                )));
+            }
+            (Body::Empty, Transfer::Small)
         } else {
             // `off`: what the registry has; `pending`: bytes read from `r` from `off` on.
             let mut off = 0;
@@ -699,18 +895,7 @@ impl Pusher<'_> {
             }
             (Body::Empty, Transfer::Small)
         };
-        let mut resp = c.request(
-            scope,
-            "PUT",
-            &with_query(&loc, &digest_q),
-            &[octet],
-            transfer,
-            body,
-        )?;
-        if !matches!(resp.status().as_u16(), 201 | 202 | 204) {
-            return Err(status_error(&mut resp));
-        }
-        check_digest_header(&resp, &desc.digest, &scope.registry)
+        self.close_upload(scope, &loc, desc, body, transfer)
     }
 
     /// PUT the manifest under `reference` (its digest or a tag) and check what was stored.
