@@ -12,6 +12,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd -P)
 size_mib=${1:-1024}
+source "$repo/benchmarks/peer_tools.sh"
+ensure_crane || echo "crane unavailable: its row is skipped" >&2
 work=$(mktemp -d /tmp/rules_image_bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 

@@ -1,5 +1,5 @@
 //! Layer compression: gzip (blocks deflated in parallel by `pgzip`, flate2 on zlib-rs), zstd
-//! (libzstd, single-threaded) or none.
+//! (libzstd in multi-threaded mode) or none.
 //!
 //! The compressed bytes, and so the layer digest, are a function of (algorithm, backend,
 //! backend version, level, and for gzip `pgzip::BLOCK_SIZE`), never of the thread count.
@@ -52,6 +52,10 @@ impl Compression {
     }
 }
 
+/// Uncompressed bytes per zstd job (libzstd's multi-threaded unit); part of every zstd
+/// layer's digest.
+pub const ZSTD_JOB_SIZE: u32 = 2 << 20;
+
 /// How a layer is compressed: the algorithm and level decide the bytes; `threads` only how
 /// fast they are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,12 @@ impl<W: Write + Send + 'static> Compressor<W> {
             }
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(w, level)?;
+                // Multi-threaded mode even for one thread: libzstd's output then depends on
+                // the level and its job size, never on the number of workers (>= 1).
+                enc.multithread(codec.threads.max(1) as u32)?;
+                // Pinned (part of the bytes) and small enough that memory stays bounded:
+                // libzstd keeps a few jobs in flight per worker.
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
                 // Explicit so a changed library default cannot change our bytes; the content
                 // checksum is redundant with the OCI digest.
                 enc.include_checksum(false)?;
@@ -174,6 +184,25 @@ mod tests {
         // Frame header descriptor: bit 2 is the content checksum flag.
         assert_eq!(out[4] & 0x04, 0);
         assert_eq!(zstd::decode_all(&out[..]).unwrap(), b"hello hello hello");
+    }
+
+    #[test]
+    fn zstd_bytes_do_not_depend_on_the_thread_count() {
+        // Enough for several of libzstd's jobs, with real machine code in it.
+        let mut data = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        data.truncate(12 << 20);
+        data.extend((0..(20u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 & 0x3f));
+        let with = |threads| {
+            let codec = Codec::new(Compression::Zstd, None, Some(threads)).unwrap();
+            let mut c = Compressor::new(codec, Vec::new()).unwrap();
+            c.write_all(&data).unwrap();
+            c.finish().unwrap()
+        };
+        let one = with(1);
+        for threads in [2, 3, 8] {
+            assert!(with(threads) == one, "{threads} threads");
+        }
+        assert!(zstd::decode_all(&one[..]).unwrap() == data);
     }
 
     #[test]
