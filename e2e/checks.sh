@@ -150,7 +150,7 @@ consumer_workspace() {
   local out
   out=$(docker run --rm --network none consumer/app:test) || return 1
   echo "$out"
-  [[ $out == "$(printf 'alpha\nbeta\nrunning as 1234')" ]]
+  [[ $out == "$(printf 'alpha\nbeta\ngamma\nrunning as 1234')" ]]
 }
 
 # The prebuilt toolchain path: a lock file pinning a file:// URL and sha256 of a tool binary per
@@ -265,7 +265,7 @@ EOM
   if ls -d "$ob"/external/*rules_image_tool_source 2>/dev/null; then echo "the tool was built from source" >&2; return 1; fi
   digest=$(cat "$ws/bazel-bin/image.digest")
   out=$(docker run --rm --network none consumer/app:test) || return 1
-  [[ $out == "$(printf 'alpha\nbeta\nrunning as 1234')" ]] || { echo "docker run printed: $out" >&2; return 1; }
+  [[ $out == "$(printf 'alpha\nbeta\ngamma\nrunning as 1234')" ]] || { echo "docker run printed: $out" >&2; return 1; }
   [[ "sha256:$(skopeo inspect --raw --tls-verify=false "docker://127.0.0.1:$reg_port_plain/released/app:latest" | sha256sum | cut -d' ' -f1)" == "$digest" ]] ||
     { echo "the registry's released/app:latest is not $digest" >&2; return 1; }
   # The released binary makes the same image as the tool built from source (consumer_workspace).

@@ -1,7 +1,7 @@
 """Build rules of rules_image: layers, images, indexes, and `bazel run` targets that push and load them.
 
 ```starlark
-load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push")
+load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "layer_from_tar")
 ```
 
 Images built by other means come in through the module extensions (`images.pull`,
@@ -13,6 +13,7 @@ take. The providers are public for rules that consume or produce images.
 load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
 load("//rules/private/rules:index.bzl", _image_index = "image_index")
 load("//rules/private/rules:layer.bzl", _image_layer = "image_layer")
+load("//rules/private/rules:layer_from_tar.bzl", _layer_from_tar = "layer_from_tar")
 load("//rules/private/rules:load.bzl", _image_load = "image_load")
 load("//rules/private/rules:manifest.bzl", _image_manifest = "image_manifest")
 load("//rules/private/rules:nix_layer.bzl", _nix_layer = "nix_layer")
@@ -23,6 +24,7 @@ image_layer = _image_layer
 image_manifest = _image_manifest
 image_load = _image_load
 image_push = _image_push
+layer_from_tar = _layer_from_tar
 nix_layer = _nix_layer
 LayerInfo = _LayerInfo
 ImageManifestInfo = _ImageManifestInfo

@@ -63,8 +63,8 @@ def layer_args(ctx, compress, compression_level = -1):
         args.add("--threads", str(threads))
     return struct(blob = blob, metadata = metadata, args = args, compress = compress)
 
-def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_requirements = None):
-    """Runs `rules-image-tool layer` and returns the layer's providers.
+def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_requirements = None, command = "layer"):
+    """Runs `rules-image-tool layer` (or `command`) and returns the layer's providers.
 
     Args:
         ctx: rule context.
@@ -73,13 +73,14 @@ def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_r
         mnemonic: action mnemonic.
         progress_message: action progress message.
         execution_requirements: optional dict.
+        command: the tool's subcommand: "layer" or "layer-from-tar".
 
     Returns:
         [DefaultInfo, LayerInfo]
     """
     ctx.actions.run(
         executable = image_tool(ctx),
-        arguments = ["layer", layer.args],
+        arguments = [command, layer.args],
         inputs = inputs,
         outputs = [layer.blob, layer.metadata],
         mnemonic = mnemonic,

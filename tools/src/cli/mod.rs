@@ -6,6 +6,7 @@ mod image_args;
 mod import;
 mod index;
 mod layer;
+mod layer_from_tar;
 mod layout;
 mod load;
 mod manifest;
@@ -36,6 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Build a deterministic layer blob and its metadata JSON.
     Layer(layer::Args),
+    /// A layer from an existing tar, tar.gz or tar.zst: checked, rewritten deterministically
+    /// (or kept byte for byte), compressed anew.
+    LayerFromTar(layer_from_tar::Args),
     /// Assemble an image config and manifest.
     Manifest(manifest::Args),
     /// Assemble a multi-platform OCI image index from manifest descriptors.
@@ -65,6 +69,7 @@ impl Command {
     pub fn run(self) -> Result<()> {
         match self {
             Command::Layer(a) => a.run(),
+            Command::LayerFromTar(a) => a.run(),
             Command::Manifest(a) => a.run(),
             Command::Index(a) => a.run(),
             Command::Layout(a) => a.run(),

@@ -84,6 +84,27 @@ pub fn normalize_layer(
     Ok((diff_id, meta))
 }
 
+/// Checks every entry, then writes the layer's tar byte for byte (decompressed, and compressed
+/// again with `codec`) to `output`: the diff_id stays the source's.
+pub fn copy_layer(blob: &Path, codec: Codec, output: &Path) -> Result<(Digest, LayerMetadata)> {
+    let diff_id = scan_layer(blob)?;
+    let mut tar = open_decoder(blob)?;
+    let (out, meta) = write_layer(output, codec, |w| {
+        io::copy(&mut tar, w)
+            .map(drop)
+            .with_context(|| format!("cannot read {}", blob.display()))
+    })?;
+    if meta.diff_id != diff_id {
+        bail!(
+            "{} changed while it was read (its tar had digest {diff_id}, then {})",
+            blob.display(),
+            meta.diff_id
+        );
+    }
+    out.commit()?;
+    Ok((diff_id, meta))
+}
+
 /// What an entry is, once its type flag is accepted.
 #[derive(Debug, Clone)]
 enum Kind {

@@ -1,6 +1,7 @@
 //! `layer`: a deterministic layer blob from files and Nix store paths, and its metadata.
 
 mod encode;
+pub mod from_tar;
 mod plan;
 
 pub use encode::write_layer;

@@ -212,6 +212,10 @@ fn refused_bytes(bytes: &[u8]) -> String {
     let b = normalize_layer(&blob, &n, &out).unwrap_err().to_string();
     assert_eq!(a, b);
     assert_eq!(d.names(), ["layer"], "normalize left files behind");
+    // layer-from-tar --keep refuses the same, leaving nothing.
+    let c = copy_layer(&blob, n.codec, &out).unwrap_err().to_string();
+    assert_eq!(a, c);
+    assert_eq!(d.names(), ["layer"], "copy_layer left files behind");
     a
 }
 
@@ -959,4 +963,46 @@ fn normalize_spools_at_most_max_layer_size() {
         ..plain()
     };
     normalize_layer(&blob, &n, &d.out("out.tar")).unwrap();
+}
+
+/// `copy_layer` keeps the tar byte for byte (the diff_id is the source tar's digest) whatever
+/// the source's compression, and compresses it with the codec asked for.
+#[test]
+fn copy_layer_keeps_the_tar_and_recompresses() {
+    let tar = tar_of(&[
+        file("b.txt", b"bee").mtime(1_700_000_000).uname("alice"),
+        dir("a").mtime(5),
+        file("a/x", b"x"),
+    ]);
+    let want = crate::oci::digest::Digest::of(&tar);
+    for (name, bytes) in [
+        ("t.tar", tar.clone()),
+        ("t.tar.gz", gzip(&tar)),
+        ("t.tar.zst", zstd(&tar)),
+    ] {
+        let d = Dir::new();
+        let blob = d.blob(name, &bytes);
+        for kind in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let out = d.out("out");
+            let codec = Codec::new(kind, None, Some(2)).unwrap();
+            let (diff_id, meta) = copy_layer(&blob, codec, &out).unwrap();
+            assert_eq!(diff_id, want, "{name}");
+            assert_eq!(meta.diff_id, want, "{name} -> {kind:?}");
+            assert_eq!(meta.media_type, kind.media_type());
+            let written = std::fs::read(&out).unwrap();
+            assert_eq!(meta.digest, crate::oci::digest::Digest::of(&written));
+            let back = match kind {
+                Compression::Gzip => {
+                    let mut v = Vec::new();
+                    flate2::read::GzDecoder::new(&written[..])
+                        .read_to_end(&mut v)
+                        .unwrap();
+                    v
+                }
+                Compression::Zstd => ::zstd::decode_all(&written[..]).unwrap(),
+                Compression::None => written,
+            };
+            assert!(back == tar, "{name} -> {kind:?}: the tar changed");
+        }
+    }
 }
