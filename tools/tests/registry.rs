@@ -232,10 +232,6 @@ fn serve(tcp: TcpStream, st: &Mutex<State>, addr: &str, tls: Option<Arc<rustls::
     }
 }
 
-fn s_keep(st: &Mutex<State>) -> bool {
-    st.lock().unwrap().keep_dropped
-}
-
 fn handle<S: Read + Write>(conn: &mut S, st: &Mutex<State>, addr: &str, via: Via) {
     let mut r = BufReader::new(&mut *conn);
     let mut line = String::new();
@@ -268,10 +264,11 @@ fn handle<S: Read + Write>(conn: &mut S, st: &Mutex<State>, addr: &str, via: Via
         if s.drop_patch > 0 {
             s.drop_patch -= 1;
             s.log.push(format!("{method} {target} (dropped)"));
+            let keep = s.keep_dropped;
             drop(s);
             let mut half = vec![0u8; len / 2];
             let _ = r.read_exact(&mut half);
-            if s_keep(st) {
+            if keep {
                 let id = target
                     .split("/uploads/")
                     .nth(1)

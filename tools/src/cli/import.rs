@@ -1,5 +1,5 @@
+use super::codec_args::CodecArgs;
 use crate::import::{self, ImportOptions, foreign_layer::Normalize};
-use crate::io::compress::{Codec, Compression};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -20,16 +20,9 @@ pub struct Args {
     /// With --normalize: seconds since the Unix epoch for mtimes and `created` timestamps.
     #[arg(long, default_value_t = 0)]
     pub source_date_epoch: u64,
-    /// With --normalize: compression of the rewritten layers.
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: Compression,
-    /// With --normalize: gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
-    #[arg(long, allow_negative_numbers = true)]
-    pub compression_level: Option<i32>,
-    /// With --normalize: compression threads (default: every core this process may use); the
-    /// bytes are the same for any number.
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// With --normalize: how the rewritten layers are compressed.
+    #[command(flatten)]
+    pub codec: CodecArgs,
     /// With --normalize: the most bytes a compressed layer may decompress to (it is spooled
     /// to disk while it is rewritten); a larger one is refused.
     #[arg(long, default_value_t = import::foreign_layer::DEFAULT_MAX_LAYER_SIZE)]
@@ -50,7 +43,7 @@ impl Args {
         let normalize = if self.normalize {
             Some(Normalize {
                 source_date_epoch: self.source_date_epoch,
-                codec: Codec::new(self.compression, self.compression_level, self.threads)?,
+                codec: self.codec.codec()?,
                 max_layer_size: self.max_layer_size,
             })
         } else {

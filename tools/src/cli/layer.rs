@@ -1,5 +1,5 @@
+use super::codec_args::CodecArgs;
 use crate::build::layer::{self, LayerOptions};
-use crate::io::compress::{Codec, Compression};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -11,15 +11,8 @@ pub struct Args {
     /// Metadata JSON to write: diff_id, digest, media_type, size.
     #[arg(long)]
     pub metadata: PathBuf,
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: Compression,
-    /// gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
-    #[arg(long, allow_negative_numbers = true)]
-    pub compression_level: Option<i32>,
-    /// Compression threads (default: every core this process may use). The bytes are the same
-    /// for any number.
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub codec: CodecArgs,
     /// Mode override, `/dest=OCTAL`.
     #[arg(long = "mode")]
     pub modes: Vec<String>,
@@ -38,7 +31,7 @@ impl Args {
         layer::run(&LayerOptions {
             output: &self.output,
             metadata: &self.metadata,
-            codec: Codec::new(self.compression, self.compression_level, self.threads)?,
+            codec: self.codec.codec()?,
             modes: &self.modes,
             owners: &self.owners,
             entries: &self.entries,

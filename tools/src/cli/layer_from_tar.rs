@@ -1,6 +1,6 @@
+use super::codec_args::CodecArgs;
 use crate::build::layer::from_tar::{self, FromTarOptions};
 use crate::import::foreign_layer::DEFAULT_MAX_LAYER_SIZE;
-use crate::io::compress::{Codec, Compression};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -15,14 +15,8 @@ pub struct Args {
     /// Metadata JSON to write: diff_id, digest, media_type, size.
     #[arg(long)]
     pub metadata: PathBuf,
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: Compression,
-    /// gzip 0-9 (default 6), zstd 1-22 (default 3); ignored for none.
-    #[arg(long, allow_negative_numbers = true)]
-    pub compression_level: Option<i32>,
-    /// Compression threads (default: every core); the bytes are the same for any number.
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub codec: CodecArgs,
     /// Keep the tar byte for byte (still checked) instead of rewriting it deterministically.
     #[arg(long)]
     pub keep: bool,
@@ -40,7 +34,7 @@ impl Args {
             src: &self.src,
             output: &self.output,
             metadata: &self.metadata,
-            codec: Codec::new(self.compression, self.compression_level, self.threads)?,
+            codec: self.codec.codec()?,
             keep: self.keep,
             source_date_epoch: self.source_date_epoch,
             max_layer_size: self.max_layer_size,

@@ -1,6 +1,7 @@
 //! The command line: the contract with the Starlark rules. One file per command; each parses
 //! its arguments and calls one operation of the tool.
 
+mod codec_args;
 mod fetch_blob;
 mod image_args;
 mod import;

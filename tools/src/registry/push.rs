@@ -595,9 +595,8 @@ impl Pusher<'_> {
         })?;
         let location = resolve_location(&url, &loc);
 
-        let seekable = !matches!(blob.content, Content::Remote(_));
-        if self.chunk_size == 0 && blob.desc.size > MONOLITHIC_MAX && shared.is_none() && seekable {
-            self.stream_resumable(&scope, &location, blob, stats)?;
+        if self.chunk_size == 0 && blob.desc.size > MONOLITHIC_MAX {
+            self.stream_upload(&scope, &location, blob, stats, shared)?;
             return self.verify_stored(&scope, dest, blob);
         }
         let failure = RefCell::new(None);
@@ -641,27 +640,39 @@ impl Pusher<'_> {
         }
     }
 
-    /// Uploads a local blob in one streaming PATCH; when the connection breaks, asks the
-    /// registry how much it has (GET on the upload) and sends the rest from there, hashing
-    /// the part it kept again from the local bytes. Gives up (a fresh attempt follows) after
-    /// MAX_RESUMES, or when the registry kept nothing new.
-    fn stream_resumable(
+    /// Uploads a blob in one streaming PATCH. For local bytes (not a shared or relayed stream,
+    /// which cannot be read again from the middle), a broken connection or a short `Range`
+    /// is resumed: the registry is asked how much it has (GET on the upload) and the rest is
+    /// sent from there, the part it kept hashed again locally. Otherwise, after MAX_RESUMES,
+    /// or when the registry kept nothing new, the attempt fails (a fresh one follows).
+    fn stream_upload(
         &self,
         scope: &Scope,
         location: &str,
         blob: &Blob,
         stats: &Stats,
+        mut shared: Option<SharedReader>,
     ) -> HttpResult<()> {
         const MAX_RESUMES: u32 = 5;
         let c = self.client;
         let (size, d) = (blob.desc.size, blob.desc.digest);
+        let resumable = shared.is_none() && !matches!(blob.content, Content::Remote(_));
         let what = blob.name();
         let mut loc = location.to_string();
         let mut offset = 0;
         let mut resumes = 0;
         while offset < size {
+            if offset > 0 && !resumable {
+                return Err(HttpError::Transport(format!(
+                    "{} stored {offset} of the {size} bytes of blob {d}",
+                    scope.registry
+                )));
+            }
             let failure = RefCell::new(None);
-            let (inner, hasher) = self.open_at(blob, offset)?;
+            let (inner, hasher): (Box<dyn Read>, Sha256) = match shared.take() {
+                Some(r) => (Box::new(r), Sha256::new()),
+                None => self.open_at(blob, offset)?,
+            };
             let mut reader = Verifier {
                 inner,
                 hasher,
@@ -694,7 +705,7 @@ impl Pusher<'_> {
                     }
                     offset = accepted_end(&resp, offset, size - offset, &range, &scope.registry)?;
                 }
-                Err(HttpError::Transport(text)) if resumes < MAX_RESUMES => {
+                Err(HttpError::Transport(text)) if resumable && resumes < MAX_RESUMES => {
                     let stored = self.upload_offset(scope, &mut loc)?;
                     if stored <= offset || stored > size {
                         return Err(HttpError::Transport(text));
@@ -806,10 +817,9 @@ impl Pusher<'_> {
         })
     }
 
-    /// Small blobs in one PUT. Larger ones, by default, in one streaming PATCH (what docker
-    /// and crane send: no per-chunk round trips, nothing held in memory) and a closing PUT;
-    /// with a chunk size, in PATCH chunks of that size (for registries or proxies that limit
-    /// request bodies). A chunk is kept in memory until the registry has it: one that takes
+    /// Small blobs in one PUT (larger ones, without a chunk size, go in one streaming PATCH:
+    /// `stream_upload`); with a chunk size, larger blobs in PATCH chunks of that size (for
+    /// registries or proxies that limit request bodies). A chunk is kept in memory until the registry has it: one that takes
     /// only part of a PATCH (its `Range` ends short) gets the rest in the next PATCH, from the
     /// offset it reported.
     fn upload(
@@ -827,32 +837,9 @@ impl Pusher<'_> {
         } else {
             self.chunk_size
         };
-        let (body, transfer) = if desc.size <= monolithic_max {
+        // (With no chunk size, larger blobs went to `stream_upload`.)
+        let (body, transfer) = if desc.size <= monolithic_max || self.chunk_size == 0 {
             (Body::Stream(r, desc.size), Transfer::Blob(desc.size))
-        } else if self.chunk_size == 0 {
-            let range = format!("0-{}", desc.size - 1);
-            let mut resp = c.request(
-                scope,
-                "PATCH",
-                &loc,
-                &[octet, ("content-range", &range)],
-                Transfer::Blob(desc.size),
-                Body::Stream(r, desc.size),
-            )?;
-            if !matches!(resp.status().as_u16(), 202 | 204) {
-                return Err(status_error(&mut resp));
-            }
-            if let Some(l) = header(&resp, "location") {
-                loc = resolve_location(&loc, &l);
-            }
-            let end = accepted_end(&resp, 0, desc.size, &range, &scope.registry)?;
-            if end != desc.size {
-                return Err(HttpError::Transport(format!(
-                    "{} stored {end} of the {} bytes of blob {}",
-                    scope.registry, desc.size, desc.digest
-                )));
-            }
-            (Body::Empty, Transfer::Small)
         } else {
             // `off`: what the registry has; `pending`: bytes read from `r` from `off` on.
             let mut off = 0;
