@@ -49,7 +49,8 @@ pub enum Command {
     Layout(layout::Args),
     /// Write one tar that is an OCI layout and `docker load` input.
     Tarball(tarball::Args),
-    /// Stream the image into `docker load` or `podman load`.
+    /// Stream the image into `docker load` or `podman load`, or into `ctr images import`
+    /// without the layers containerd already has.
     Load(load::Args),
     /// Push the image to registries: blobs, then the manifest by digest, then tags.
     Push(push::Args),

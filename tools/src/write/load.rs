@@ -1,17 +1,23 @@
-//! `load`: streams the image tarball straight into `docker load` / `podman load` (no temp file).
+//! `load`: streams the image into a local engine with no temporary file: the tarball into
+//! `docker load` / `podman load`, or, for containerd, the tarball without the layers its
+//! content store already has into `ctr images import` (`containerd`).
 
-use super::tarball;
+use super::{containerd, tarball};
 use crate::input::{Image, Input};
-use crate::io::output::BUF_SIZE;
-use crate::oci::Platform;
+use crate::io::output::{self, BUF_SIZE};
+use crate::oci::{Platform, json};
 use anyhow::{Context, Result, anyhow, bail};
-use std::io::{BufWriter, ErrorKind};
-use std::process::{Command, Stdio};
+use std::ffi::OsStr;
+use std::io::{BufWriter, ErrorKind, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Daemon {
     Docker,
     Podman,
+    Containerd,
 }
 
 impl Daemon {
@@ -19,27 +25,62 @@ impl Daemon {
         match self {
             Daemon::Docker => "docker",
             Daemon::Podman => "podman",
+            Daemon::Containerd => "containerd",
         }
     }
 
-    /// The client binary, overridable for tests and unusual installs.
-    pub fn binary(self) -> String {
-        let var = match self {
+    /// The variable that names the client binary, for tests and unusual installs.
+    fn binary_var(self) -> &'static str {
+        match self {
             Daemon::Docker => "RULES_IMAGE_DOCKER",
             Daemon::Podman => "RULES_IMAGE_PODMAN",
+            Daemon::Containerd => "RULES_IMAGE_CTR",
+        }
+    }
+
+    /// The client binary: `docker`, `podman` or `ctr` from PATH unless its variable is set.
+    pub fn binary(self) -> String {
+        let default = match self {
+            Daemon::Containerd => "ctr",
+            d => d.name(),
         };
-        std::env::var(var)
+        std::env::var(self.binary_var())
             .ok()
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| self.name().into())
+            .unwrap_or_else(|| default.into())
     }
 }
 
-/// Loads the image, or the image of an index for `platform` (os/arch[/variant]; default: the
-/// host's): an engine runs images of one platform, and docker's classic store keeps one image
-/// per tag.
-pub fn run(daemon: Daemon, input: Input, platform: Option<&str>, tags: &[String]) -> Result<()> {
-    run_with(&daemon.binary(), daemon, choose(input, platform)?, tags)
+/// What `load` is asked to do besides the image.
+pub struct LoadOptions<'a> {
+    pub daemon: Daemon,
+    /// For an index: the image to load (os/arch[/variant]); default: the host's.
+    pub platform: Option<&'a str>,
+    pub tags: &'a [String],
+    /// containerd only: the namespace (default: $CONTAINERD_NAMESPACE, else `default`).
+    pub namespace: Option<&'a str>,
+    /// containerd only: where to write what was sent, as JSON.
+    pub summary_json: Option<&'a Path>,
+}
+
+/// Loads the image, or the image of an index for the platform: an engine runs images of one
+/// platform, and docker's classic store keeps one image per tag.
+pub fn run(o: &LoadOptions, input: Input) -> Result<()> {
+    let image = choose(input, o.platform)?;
+    let bin = o.daemon.binary();
+    if o.daemon != Daemon::Containerd {
+        if o.namespace.is_some() || o.summary_json.is_some() {
+            bail!("--namespace and --summary-json are for --daemon containerd");
+        }
+        return run_with(&bin, o.daemon, image, o.tags);
+    }
+    let ctr = containerd::Ctr::new(bin, o.namespace);
+    let summary = containerd::load(&ctr, &image, o.tags)?;
+    eprintln!("{summary}");
+    if let Some(p) = o.summary_json {
+        output::write_all_atomic(&[(p, &json::canonical(&summary))])?;
+    }
+    Ok(())
 }
 
 fn choose(input: Input, platform: Option<&str>) -> Result<Image> {
@@ -52,38 +93,141 @@ fn choose(input: Input, platform: Option<&str>) -> Result<Image> {
 
 /// Runs `<bin> load` with the image tar on its stdin.
 fn run_with(bin: &str, daemon: Daemon, image: Image, tags: &[String]) -> Result<()> {
-    let mut child = Command::new(bin)
-        .arg("load")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                anyhow!(
-                    "cannot run `{bin} load`: {bin} was not found on PATH; install {} (and make sure its daemon is running) or set RULES_IMAGE_{}",
-                    daemon.name(),
-                    daemon.name().to_uppercase()
-                )
-            } else {
-                anyhow!("cannot run `{bin} load`: {e}")
-            }
-        })?;
-    let stdin = child.stdin.take().expect("stdin is piped");
-    let out = BufWriter::with_capacity(BUF_SIZE, stdin);
+    let mut cmd = Command::new(bin);
+    cmd.arg("load").stdout(Stdio::inherit());
     // Docker's classic image store cannot apply zstd layers: give it plain tars instead.
-    let written = if daemon == Daemon::Docker && image.has_zstd_layers() {
-        tarball::write_docker_archive(&image, tags, out)
+    let plain = daemon == Daemon::Docker && image.has_zstd_layers();
+    let streamed = stream_into(&mut cmd, daemon, Stderr::Inherit, |w| {
+        if plain {
+            tarball::write_docker_archive(&image, tags, w).map(drop)
+        } else {
+            tarball::write(&Input::Image(image), tags, w).map(drop)
+        }
+    })?;
+    if !streamed.status.success() {
+        let hint = match daemon {
+            Daemon::Docker => "the Docker daemon must be running and reachable by this user",
+            _ => "podman must be able to reach its storage",
+        };
+        bail!("`{bin} load` failed ({}); {hint}", streamed.status);
+    }
+    Ok(())
+}
+
+/// A command as messages show it: its program and first arguments.
+pub(super) fn shown_command(cmd: &Command) -> String {
+    const SHOWN_ARGS: usize = 10;
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    let args: Vec<&OsStr> = cmd.get_args().collect();
+    words.extend(
+        args.iter()
+            .take(SHOWN_ARGS)
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    if args.len() > SHOWN_ARGS {
+        words.push(format!("... ({} more arguments)", args.len() - SHOWN_ARGS));
+    }
+    words.join(" ")
+}
+
+/// Starts the engine's client; a missing one is named with the way to get or point to it.
+pub(super) fn spawn(cmd: &mut Command, daemon: Daemon) -> Result<Child> {
+    cmd.spawn().map_err(|e| {
+        let shown = shown_command(cmd);
+        if e.kind() == ErrorKind::NotFound {
+            let bin = cmd.get_program().to_string_lossy();
+            let on_path = if bin.contains('/') { "" } else { " on PATH" };
+            anyhow!(
+                "cannot run `{shown}`: {bin} was not found{on_path}; install {} (and make sure its daemon is running) or set {}",
+                daemon.name(),
+                daemon.binary_var()
+            )
+        } else {
+            anyhow!("cannot run `{shown}`: {e}")
+        }
+    })
+}
+
+/// Where a client's stderr goes: to ours, or kept (its end) for our error message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stderr {
+    Inherit,
+    Capture,
+}
+
+/// How much of a client's stderr is kept: its last bytes, where its error is.
+const STDERR_TAIL: usize = 16 << 10;
+
+/// Collects the last `STDERR_TAIL` bytes of `r` in a thread, so the client never blocks on a
+/// full pipe however much it prints.
+pub(super) fn tail_of(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&buf[..n]);
+            if kept.len() > 2 * STDERR_TAIL {
+                kept.drain(..kept.len() - STDERR_TAIL);
+            }
+        }
+        if kept.len() > STDERR_TAIL {
+            kept.drain(..kept.len() - STDERR_TAIL);
+        }
+        kept
+    })
+}
+
+/// A client's stderr quoted in an error: each line indented, so none can pass for ours.
+pub(super) fn quoted(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<String> = text
+        .trim_end()
+        .lines()
+        .map(|l| format!("  | {}", crate::io::untrusted::terminal_safe(l)))
+        .collect();
+    if lines.is_empty() {
+        "  (nothing on stderr)".into()
     } else {
-        tarball::write(&Input::Image(image), tags, out)
-    };
-    let written = written.and_then(|w| {
-        w.into_inner()
-            .map(drop)
-            .map_err(|e| anyhow::Error::new(e.into_error()))
+        lines.join("\n")
+    }
+}
+
+/// What a loader did with the stream.
+pub(super) struct Streamed {
+    pub status: ExitStatus,
+    /// The end of its stderr (empty unless captured).
+    pub stderr: Vec<u8>,
+    /// Bytes of the stream it read.
+    pub bytes: u64,
+}
+
+/// Runs `cmd` with `write`'s bytes on its stdin and waits for it. On our own error (e.g. a
+/// blob whose digest does not match) the loader is killed while its stdin is still open, so
+/// it never sees the stream end and cannot import a partial image. A broken pipe means the
+/// loader stopped reading: its exit status says why.
+pub(super) fn stream_into(
+    cmd: &mut Command,
+    daemon: Daemon,
+    stderr: Stderr,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<Streamed> {
+    cmd.stdin(Stdio::piped()).stderr(match stderr {
+        Stderr::Inherit => Stdio::inherit(),
+        Stderr::Capture => Stdio::piped(),
     });
-    // Closing stdin (done: the writer was consumed or dropped) ends the stream. On our own
-    // error (e.g. a blob digest mismatch) stop the loader so it cannot import a partial image.
+    let shown = shown_command(cmd);
+    let mut child = spawn(cmd, daemon)?;
+    let err_tail = child.stderr.take().map(tail_of);
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let mut out = Counting {
+        inner: BufWriter::with_capacity(BUF_SIZE, stdin),
+        bytes: 0,
+    };
+    let written = write(&mut out).and_then(|()| Ok(out.flush()?));
+    let context = || format!("streaming the image into `{shown}`");
     if let Err(e) = &written {
         let broken_pipe = e.chain().any(|c| {
             c.downcast_ref::<std::io::Error>()
@@ -92,22 +236,45 @@ fn run_with(bin: &str, daemon: Daemon, image: Image, tags: &[String]) -> Result<
         if !broken_pipe {
             let _ = child.kill();
             let _ = child.wait();
-            return written.with_context(|| format!("streaming the image into `{bin} load`"));
+            return Err(written.with_context(context).unwrap_err());
         }
     }
+    let bytes = out.bytes;
+    // Closing stdin ends the stream.
+    drop(out);
     let status = child
         .wait()
-        .with_context(|| format!("waiting for `{bin} load`"))?;
-    if !status.success() {
-        let hint = match daemon {
-            Daemon::Docker => "the Docker daemon must be running and reachable by this user",
-            Daemon::Podman => "podman must be able to reach its storage",
-        };
-        bail!("`{bin} load` failed ({status}); {hint}");
-    }
+        .with_context(|| format!("waiting for `{shown}`"))?;
+    let stderr = err_tail
+        .map(|t| t.join().unwrap_or_default())
+        .unwrap_or_default();
     // A write error with a successful loader (unlikely) is still an error: say what broke.
-    written.with_context(|| format!("streaming the image into `{bin} load`"))?;
-    Ok(())
+    if status.success() {
+        written.with_context(context)?;
+    }
+    Ok(Streamed {
+        status,
+        stderr,
+        bytes,
+    })
+}
+
+/// Counts the bytes written through it: what the loader was sent.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]

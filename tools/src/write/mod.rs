@@ -1,10 +1,11 @@
 //! Writing an image or index out of the build: an OCI layout directory (`layout`), one tar
 //! that is both an OCI layout and `docker load` input (`tarball`), and that tar streamed into
-//! a container engine (`load`).
+//! a container engine (`load`; into containerd without the layers it has, `containerd`).
 //!
 //! Layer blobs are copied from their files while being hashed; a blob that does not match its
 //! manifest descriptor is an error, so a stale or swapped file can never produce an image.
 
+pub mod containerd;
 pub mod layout;
 pub mod load;
 pub mod tarball;

@@ -1,5 +1,6 @@
 //! `tarball`: the image as one deterministic tar that is an OCI layout and `docker load`
-//! input at once (it also carries docker-save's `manifest.json`), and the docker-save stream
+//! input at once (it also carries docker-save's `manifest.json`), the same tar without the
+//! blobs a content store already has (`load` into containerd), and the docker-save stream
 //! `load` gives engines that cannot read zstd layers.
 
 use super::{Local, VerifiedFile, dedup_tags, docker_manifest_json, index_json, local_blobs};
@@ -7,13 +8,26 @@ use crate::input::{Image, Input};
 use crate::io::output::{AtomicFile, BUF_SIZE};
 use crate::io::tarfmt::TarWriter;
 use crate::oci::layout::{DockerSaveEntry, OciLayout, blob_path};
-use crate::oci::{Descriptor, json, media_type};
+use crate::oci::{Descriptor, Digest, json, media_type};
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Writes the image as one tar stream: an OCI layout plus docker's manifest.json.
 pub fn write<W: Write>(input: &Input, tags: &[String], w: W) -> Result<W> {
+    write_omitting(input, tags, &BTreeSet::new(), w)
+}
+
+/// `write` without the blobs in `omit`: the manifests still name them, so the stream is
+/// complete only for a reader that already has them (containerd's importer, which stores
+/// the blobs it reads and then resolves the index from its content store).
+pub fn write_omitting<W: Write>(
+    input: &Input,
+    tags: &[String],
+    omit: &BTreeSet<Digest>,
+    w: W,
+) -> Result<W> {
     let tags = dedup_tags(tags);
     let mut tw = TarWriter::new(w);
     let mut buf = vec![0u8; BUF_SIZE];
@@ -22,6 +36,9 @@ pub fn write<W: Write>(input: &Input, tags: &[String], w: W) -> Result<W> {
     tw.dir("blobs/", 0o755)?;
     tw.dir("blobs/sha256/", 0o755)?;
     for (digest, blob) in local_blobs(input)? {
+        if omit.contains(&digest) {
+            continue;
+        }
         let name = blob_path(&digest);
         match &blob {
             Local::Bytes(b) => tw.file_bytes(&name, 0o644, b)?,

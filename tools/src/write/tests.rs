@@ -103,6 +103,20 @@ fn tarball_is_an_oci_layout_and_docker_load_input() {
 }
 
 #[test]
+fn tarball_without_omitted_blobs_is_the_same_tar_less_those_entries() {
+    let (dir, img) = sample_image();
+    let tags = vec!["example.com/app:v1".to_string()];
+    let full = untar(&tarball::write(&img, &tags, Vec::new()).unwrap());
+    let l2 = Digest::of(&std::fs::read(dir.path().join("l2.tar")).unwrap());
+    let omit = BTreeSet::from([l2]);
+    let partial = untar(&tarball::write_omitting(&img, &tags, &omit, Vec::new()).unwrap());
+    let l2_name = format!("blobs/sha256/{}", l2.hex());
+    assert!(full.iter().any(|e| e.0 == l2_name));
+    let want: Vec<_> = full.into_iter().filter(|e| e.0 != l2_name).collect();
+    assert_eq!(partial, want, "only the omitted blob's entry is missing");
+}
+
+#[test]
 fn python_tarfile_reads_the_tarball() {
     let Ok(py) = std::process::Command::new("python3")
         .arg("--version")
