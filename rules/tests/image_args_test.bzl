@@ -89,6 +89,20 @@ def _load_launcher_test_impl(ctx):
 
 load_launcher_test = analysistest.make(_load_launcher_test_impl)
 
+def _load_containerd_launcher_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    asserts.equals(
+        env,
+        "load --rlocation '--label=//rules/tests:load_containerd' '--daemon' 'containerd' " +
+        "'--namespace' 'k8s.io' '--tag' 'test/app:1' " +
+        "'--manifest' '_main/rules/tests/app.manifest.json' '--config' '_main/rules/tests/app.config.json' " +
+        "'--blob' '_main/rules/tests/pulled/blobs/%s' '--blob' '_main/rules/tests/file_layer.tar.gz'" % ("a" * 64),
+        _launcher_args(_written(env, "load_containerd.sh")),
+    )
+    return analysistest.end(env)
+
+load_containerd_launcher_test = analysistest.make(_load_containerd_launcher_test_impl)
+
 def _push_index_test_impl(ctx):
     env = analysistest.begin(ctx)
     asserts.equals(

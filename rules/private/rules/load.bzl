@@ -1,4 +1,4 @@
-"""image_load: `bazel run` streams an image into a local Docker or Podman engine."""
+"""image_load: `bazel run` streams an image into a local Docker or Podman engine, or into containerd (only the layers it lacks)."""
 
 load("//rules/private:image_args.bzl", "image_attr", "image_info", "is_index", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
@@ -10,6 +10,11 @@ visibility(["//rules/..."])
 def _image_load_impl(ctx):
     tool = image_tool(ctx)
     args = [label_arg(ctx.label), "--daemon", ctx.attr.daemon]
+    if ctx.attr.namespace:
+        if ctx.attr.daemon != "containerd":
+            fail("%s: `namespace` is a containerd namespace; it needs daemon = \"containerd\"" %
+                 display_label(ctx.label))
+        args += ["--namespace", ctx.attr.namespace]
     if ctx.attr.tag:
         args += ["--tag", ctx.attr.tag]
     image = image_info(ctx.attr.image)
@@ -40,6 +45,26 @@ image_load(name = "load", image = ":image", tag = "example/app:latest")
 are passed to the tool, e.g. `-- --tag other:tag`. Docker engines without zstd support get
 zstd layers decompressed on the fly; the loaded image keeps its config, so its image ID is the
 config digest.
+
+With `daemon = "containerd"` only the layers containerd lacks are sent: the tool asks the
+namespace's content store which of the image's layers it has (`ctr content ls -q
+digest==...`), streams the image tarball without those into `ctr images import --platform
+<the image's platform> -`, and prints what moved:
+
+```
+loaded docker.io/example/app:latest into containerd namespace default: 1 of 3 layers sent (4.20 MiB), 2 already present
+```
+
+containerd stores the blobs it reads, finds the others in its content store, unpacks the
+image for ctr's default snapshotter (or `CONTAINERD_SNAPSHOTTER`), so `ctr run` and
+Kubernetes can start it, and (containerd 2's ctr, which imports through the transfer service)
+names it only once all of that succeeded: a failed load leaves no half-loaded tag. containerd names images in full, so a tag is qualified the way Docker
+reads it (`example/app:latest` -> `docker.io/example/app:latest`, `app` ->
+`docker.io/library/app:latest`; a registry host is kept), the names nerdctl and the CRI
+show; a tag is required. `ctr` talks to containerd's socket, `/run/containerd/containerd.sock`
+unless `CONTAINERD_ADDRESS` names another. At run time, `-- --namespace k8s.io` loads into
+another namespace (the one Kubernetes' CRI uses) and `-- --summary-json FILE` writes the
+figures as JSON.
 """,
     attrs = {
         "image": image_attr(
@@ -54,9 +79,16 @@ config digest.
         "tag": attr.string(doc = "Reference the loaded image is tagged with, e.g. \"example/app:latest\"."),
         "daemon": attr.string(
             default = "docker",
-            values = ["docker", "podman"],
-            doc = "Engine to load into: `docker load` or `podman load` (the CLI must be on PATH; " +
-                  "override with RULES_IMAGE_DOCKER / RULES_IMAGE_PODMAN).",
+            values = ["docker", "podman", "containerd"],
+            doc = "Engine to load into: `docker load`, `podman load`, or containerd through " +
+                  "`ctr images import`, sending only the layers its content store lacks. The " +
+                  "CLI must be on PATH; override it with RULES_IMAGE_DOCKER / RULES_IMAGE_PODMAN " +
+                  "/ RULES_IMAGE_CTR.",
+        ),
+        "namespace": attr.string(
+            doc = "With daemon = \"containerd\": the namespace to load into, e.g. \"k8s.io\" " +
+                  "for Kubernetes. Default: $CONTAINERD_NAMESPACE, else \"default\"; " +
+                  "`-- --namespace NS` at run time replaces it.",
         ),
     },
     executable = True,
