@@ -76,6 +76,62 @@ load_podman() {
   [[ $id == "$config_digest" ]] || { echo "podman image id $id != config digest $config_digest" >&2; return 1; }
 }
 
+# `bazel run TARGET -- --summary-json $work/ctr-load-N.json ARGS...` of an examples target
+# against the run's own containerd; prints the tool's summary line and keeps it in $ctr_line.
+ctr_line=
+ctr_load() {
+  local n=$1 target=$2 out; shift 2
+  out=$(cd "$repo_root/examples" && CONTAINERD_ADDRESS=$containerd_socket RULES_IMAGE_CTR=$containerd_dir/bin/ctr \
+    "$bazelw" run "$target" -- --summary-json "$work/ctr-load-$n.json" "$@" 2>&1) || { echo "$out" | tail -8 >&2; return 1; }
+  ctr_line=$(grep '^loaded ' <<<"$out") || { echo "$out" | tail -8 >&2; return 1; }
+  echo "$ctr_line"
+}
+
+# containerd's NS/REF has the manifest and the config of //app:IMAGE as Bazel built them.
+ctr_same_as_built() {
+  local ns=$1 ref=$2 image=$3 digest config
+  digest=$(ctr_e2e -n "$ns" images ls "name==$ref" | awk 'NR == 2 {print $3}')
+  [[ $digest == "$(cat "$(example_out "$image.digest")")" ]] || { echo "$ref is '$digest', not //app:$image" >&2; return 1; }
+  config=$(ctr_e2e -n "$ns" content get "$digest" | jq -r .config.digest)
+  [[ $config == "sha256:$(sha256sum "$(example_out "$image.config.json")" | cut -d' ' -f1)" ]] ||
+    { echo "$ref has config $config, not //app:$image's" >&2; return 1; }
+}
+
+# The containerd path of image_load, against a containerd 2 of this run's own (lib.sh):
+# //app:load_containerd into namespace k8s.io sends the one layer, and `ctr run` runs the image,
+# whose manifest and config are the ones Bazel built. //app:image_v2 (the same image and one
+# layer more) then sends only that layer, and runs on the layer containerd already had. Into
+# the default namespace, which has neither, both layers travel. The figures go to the log.
+load_containerd() {
+  local ns=k8s.io first=docker.io/rules-image-example/app:containerd second=docker.io/rules-image-example/app:v2 out
+  (cd "$repo_root/examples" && "$bazelw" build //app:image //app:image_v2 //app:load_containerd //app:load_containerd_v2) || return 1
+  ensure_containerd || return 1
+  ctr_e2e version | grep -A1 '^Server' | tail -1
+
+  ctr_load 1 //app:load_containerd --namespace "$ns" || return 1
+  [[ $ctr_line =~ ^"loaded $first into containerd namespace $ns: 1 of 1 layers sent (".*" MiB), 0 already present"$ ]] || return 1
+  ctr_same_as_built "$ns" "$first" image || return 1
+  out=$(ctr_e2e -n "$ns" run --rm "$first" rules-image-e2e-1) || return 1
+  echo "$out"
+  grep -qx 'Hello, container!' <<<"$out" && grep -qx 'message: built by Bazel, shipped by rules_image' <<<"$out" || return 1
+
+  ctr_load 2 //app:load_containerd_v2 --namespace "$ns" || return 1
+  [[ $ctr_line =~ ^"loaded $second into containerd namespace $ns: 1 of 2 layers sent (".*" MiB), 1 already present"$ ]] || return 1
+  ctr_same_as_built "$ns" "$second" image_v2 || return 1
+  out=$(ctr_e2e -n "$ns" run --rm "$second" rules-image-e2e-2) || return 1
+  echo "$out"
+  grep -qx 'Hello, container!' <<<"$out" && grep -qx 'message: only this layer was sent to containerd' <<<"$out" || return 1
+
+  ctr_load 3 //app:load_containerd_v2 || return 1
+  [[ $ctr_line =~ ^"loaded $second into containerd namespace default: 2 of 2 layers sent (" ]] || return 1
+  ctr_same_as_built default "$second" image_v2 || return 1
+
+  local i
+  for i in 1 2 3; do
+    jq -r '"\(.references[0]) into namespace \(.namespace): \(.layers_sent) of \(.layers) layers sent, \(.bytes_sent) bytes"' "$work/ctr-load-$i.json"
+  done
+}
+
 # bazelw works in private mount namespaces: nothing under its rootfs is mounted on the host.
 no_rootfs_mounts() {
   local rootfs=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs
@@ -459,6 +515,7 @@ example_checks=(
   "image-spec JSON schemas|json_schemas"
   "bazel run //app:load, docker run|load_and_run"
   "bazel run //app:load_podman, podman image inspect|load_podman"
+  "bazel run //app:load_containerd (and a one-layer-larger image): only missing layers sent, ctr run|load_containerd"
   "consumer: build, load, run|consumer_workspace"
   "prebuilt toolchain from a pinned lock file|prebuilt_toolchain"
 )

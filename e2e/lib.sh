@@ -13,6 +13,7 @@ say() { printf '\n=== %s\n' "$*" >&2; }
 host_packages=(
   docker.io skopeo umoci oci-image-tool python3-jsonschema
   golang-github-opencontainers-image-spec-dev debootstrap zstd pigz
+  runc   # the runtime of the containerd checks' containers (bookworm's, as docker.io's)
 )
 
 # Installs what is missing of the given Debian packages. Needs root and Debian's archive.
@@ -66,6 +67,61 @@ stop_docker() {
   fi
 }
 
+# containerd 2 (Debian unstable's; bookworm has 1.6) for the containerd checks: its package
+# unpacked into the peer-tools cache (benchmarks/peer_tools.sh), its binaries copied under
+# $work so that `bazel run` in bazelw's rootfs (which sees /tmp) can run ctr. Its root, state
+# and socket are under $work too, apart from the Docker engine's containerd, and it runs in a
+# private mount namespace, so the snapshots it mounts never show on the host.
+containerd_dir=$work/containerd
+containerd_socket=$containerd_dir/containerd.sock
+started_containerd_pid=
+ensure_containerd() {
+  [[ -n $started_containerd_pid ]] && return 0
+  source "$repo_root/benchmarks/peer_tools.sh"
+  peer_unpack containerd usr/bin/containerd containerd || return 1
+  mkdir -p "$containerd_dir/bin"
+  cp "$peer_cache"/containerd/usr/bin/{containerd,containerd-shim-runc-v2,ctr} "$containerd_dir/bin/" || return 1
+  # Kubernetes' CRI and NRI are not needed to import and run images.
+  cat >"$containerd_dir/config.toml" <<TOML
+version = 3
+root = "$containerd_dir/root"
+state = "$containerd_dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.nri.v1.nri"]
+[grpc]
+  address = "$containerd_socket"
+[ttrpc]
+  address = "$containerd_socket.ttrpc"
+[plugins.'io.containerd.internal.v1.opt']
+  path = "$containerd_dir/opt"
+[plugins.'io.containerd.image-verifier.v1.bindir']
+  bin_dir = "$containerd_dir/opt/image-verifier/bin"
+TOML
+  say "starting containerd $("$containerd_dir/bin/containerd" --version | awk '{print $3}') (state in $containerd_dir)"
+  # The shim is found on PATH; runc is the host's.
+  PATH="$containerd_dir/bin:$PATH" setsid unshare --mount --propagation private \
+    "$containerd_dir/bin/containerd" --config "$containerd_dir/config.toml" >"$containerd_dir/containerd.log" 2>&1 &
+  started_containerd_pid=$!
+  local i
+  for i in $(seq 60); do
+    ctr_e2e version >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  tail -20 "$containerd_dir/containerd.log" >&2
+  echo "containerd did not start" >&2
+  return 1
+}
+
+# ctr of that containerd.
+ctr_e2e() { CONTAINERD_ADDRESS=$containerd_socket "$containerd_dir/bin/ctr" "$@"; }
+
+stop_containerd() {
+  if [[ -n $started_containerd_pid ]]; then
+    kill "$started_containerd_pid" 2>/dev/null || true
+    wait "$started_containerd_pid" 2>/dev/null || true
+    started_containerd_pid=
+  fi
+}
+
 # Test bookkeeping: every check is `check "name" command...`; a summary line ends the run.
 passed=0
 failed=0
@@ -106,13 +162,15 @@ run_suite() {
   done
 }
 
-# Stops what the suites started, the registries and the Docker engine we started; removes $work.
+# Stops what the suites started, the registries, and the containerd and Docker engine we
+# started; removes $work.
 e2e_cleanup() {
   local suite
   for suite in "${suites_started[@]}"; do
     declare -F "${suite}_shutdown" >/dev/null && "${suite}_shutdown"
   done
   declare -F registry_stop_all >/dev/null && registry_stop_all
+  stop_containerd
   stop_docker
   if [[ ${E2E_KEEP:-} == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
