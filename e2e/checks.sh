@@ -97,13 +97,21 @@ ctr_same_as_built() {
     { echo "$ref has config $config, not //app:$image's" >&2; return 1; }
 }
 
+# `ctr run` of containerd's NS/REF prints the example's greeting and MESSAGE.
+ctr_run_prints() {
+  local ns=$1 ref=$2 message=$3 out
+  out=$(ctr_e2e -n "$ns" run --rm "$ref" "rules-image-e2e-$RANDOM") || return 1
+  echo "$out"
+  grep -qx 'Hello, container!' <<<"$out" && grep -qxF "message: $message" <<<"$out"
+}
+
 # The containerd path of image_load, against a containerd 2 of this run's own (lib.sh):
 # //app:load_containerd into namespace k8s.io sends the one layer, and `ctr run` runs the image,
 # whose manifest and config are the ones Bazel built. //app:image_v2 (the same image and one
 # layer more) then sends only that layer, and runs on the layer containerd already had. Into
 # the default namespace, which has neither, both layers travel. The figures go to the log.
 load_containerd() {
-  local ns=k8s.io first=docker.io/rules-image-example/app:containerd second=docker.io/rules-image-example/app:v2 out
+  local ns=k8s.io first=docker.io/rules-image-example/app:containerd second=docker.io/rules-image-example/app:v2
   (cd "$repo_root/examples" && "$bazelw" build //app:image //app:image_v2 //app:load_containerd //app:load_containerd_v2) || return 1
   ensure_containerd || return 1
   ctr_e2e version | grep -A1 '^Server' | tail -1
@@ -111,16 +119,12 @@ load_containerd() {
   ctr_load 1 //app:load_containerd --namespace "$ns" || return 1
   [[ $ctr_line =~ ^"loaded $first into containerd namespace $ns: 1 of 1 layers sent (".*" MiB), 0 already present"$ ]] || return 1
   ctr_same_as_built "$ns" "$first" image || return 1
-  out=$(ctr_e2e -n "$ns" run --rm "$first" rules-image-e2e-1) || return 1
-  echo "$out"
-  grep -qx 'Hello, container!' <<<"$out" && grep -qx 'message: built by Bazel, shipped by rules_image' <<<"$out" || return 1
+  ctr_run_prints "$ns" "$first" 'built by Bazel, shipped by rules_image' || return 1
 
   ctr_load 2 //app:load_containerd_v2 --namespace "$ns" || return 1
   [[ $ctr_line =~ ^"loaded $second into containerd namespace $ns: 1 of 2 layers sent (".*" MiB), 1 already present"$ ]] || return 1
   ctr_same_as_built "$ns" "$second" image_v2 || return 1
-  out=$(ctr_e2e -n "$ns" run --rm "$second" rules-image-e2e-2) || return 1
-  echo "$out"
-  grep -qx 'Hello, container!' <<<"$out" && grep -qx 'message: only this layer was sent to containerd' <<<"$out" || return 1
+  ctr_run_prints "$ns" "$second" 'only this layer was sent to containerd' || return 1
 
   ctr_load 3 //app:load_containerd_v2 || return 1
   [[ $ctr_line =~ ^"loaded $second into containerd namespace default: 2 of 2 layers sent (" ]] || return 1

@@ -49,21 +49,30 @@ ensure_docker() {
     --data-root="$dir/data" --exec-root="$dir/exec" --pidfile="$dir/dockerd.pid" \
     >"$dir/dockerd.log" 2>&1 &
   started_dockerd_pid=$!
-  local i
+  answers_within_30s dockerd "$dir/dockerd.log" docker info
+}
+
+stop_docker() { stop_started started_dockerd_pid; }
+
+# answers_within_30s NAME LOG COMMAND...: waits for COMMAND to succeed; else LOG's end, an error.
+answers_within_30s() {
+  local name=$1 log=$2 i; shift 2
   for i in $(seq 60); do
-    docker info >/dev/null 2>&1 && return 0
+    "$@" >/dev/null 2>&1 && return 0
     sleep 0.5
   done
-  tail -20 "$dir/dockerd.log" >&2
-  echo "dockerd did not start" >&2
+  tail -20 "$log" >&2
+  echo "$name did not start" >&2
   return 1
 }
 
-stop_docker() {
-  if [[ -n $started_dockerd_pid ]]; then
-    kill "$started_dockerd_pid" 2>/dev/null || true
-    wait "$started_dockerd_pid" 2>/dev/null || true
-    started_dockerd_pid=
+# stop_started VAR: stops the daemon whose pid VAR holds (if we started one) and clears VAR.
+stop_started() {
+  local -n pid=$1
+  if [[ -n $pid ]]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=
   fi
 }
 
@@ -101,26 +110,13 @@ TOML
   PATH="$containerd_dir/bin:$PATH" setsid unshare --mount --propagation private \
     "$containerd_dir/bin/containerd" --config "$containerd_dir/config.toml" >"$containerd_dir/containerd.log" 2>&1 &
   started_containerd_pid=$!
-  local i
-  for i in $(seq 60); do
-    ctr_e2e version >/dev/null 2>&1 && return 0
-    sleep 0.5
-  done
-  tail -20 "$containerd_dir/containerd.log" >&2
-  echo "containerd did not start" >&2
-  return 1
+  answers_within_30s containerd "$containerd_dir/containerd.log" ctr_e2e version
 }
 
 # ctr of that containerd.
 ctr_e2e() { CONTAINERD_ADDRESS=$containerd_socket "$containerd_dir/bin/ctr" "$@"; }
 
-stop_containerd() {
-  if [[ -n $started_containerd_pid ]]; then
-    kill "$started_containerd_pid" 2>/dev/null || true
-    wait "$started_containerd_pid" 2>/dev/null || true
-    started_containerd_pid=
-  fi
-}
+stop_containerd() { stop_started started_containerd_pid; }
 
 # Test bookkeeping: every check is `check "name" command...`; a summary line ends the run.
 passed=0
