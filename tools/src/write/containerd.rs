@@ -1,9 +1,10 @@
 //! `load` into containerd, through its CLI `ctr`: the namespace's content store is asked which
 //! of the image's layers it has (`ctr content ls -q digest==...`), and the image tarball without
 //! those layers is streamed into `ctr images import`. containerd's importer stores the blobs
-//! it reads, resolves the index from its content store (where the omitted layers are), unpacks
-//! the image for the snapshotter (ctr's default, or CONTAINERD_SNAPSHOTTER) and only then
-//! names it, so a failed import leaves no half-loaded tag.
+//! it reads, resolves the index from its content store (where the omitted layers are) and
+//! unpacks the image for the snapshotter (ctr's default, or CONTAINERD_SNAPSHOTTER). containerd
+//! 2's ctr imports through the transfer service, which names the image only after that, so a
+//! failed import leaves no half-loaded tag; our own failure kills ctr before the stream ends.
 
 use super::load::{Daemon, Stderr, Streamed, quoted, shown_command, spawn, stream_into, tail_of};
 use super::tarball;
@@ -92,7 +93,9 @@ impl Ctr {
         }
         // Whatever is left is drained so ctr can exit.
         let _ = std::io::copy(&mut lines.into_inner().into_inner(), &mut std::io::sink());
-        let status = child.wait()?;
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for `{shown}`"))?;
         let stderr = err_tail.join().unwrap_or_default();
         if !status.success() {
             bail!(
@@ -137,7 +140,7 @@ pub struct Summary {
     pub layers: usize,
     pub layers_sent: usize,
     pub layers_present: usize,
-    /// Everything ctr read: the tar of the manifest, config, index and the layers sent.
+    /// The whole stream ctr was sent: the tar of the index, manifest, config and layers sent.
     pub bytes_sent: u64,
 }
 

@@ -39,7 +39,7 @@ impl Daemon {
     }
 
     /// The client binary: `docker`, `podman` or `ctr` from PATH unless its variable is set.
-    pub fn binary(self) -> String {
+    fn binary(self) -> String {
         let default = match self {
             Daemon::Containerd => "ctr",
             d => d.name(),
