@@ -153,6 +153,38 @@ consumer_workspace() {
   [[ $out == "$(printf 'alpha\nbeta\ngamma\nrunning as 1234')" ]]
 }
 
+# The consumer's file metadata as a running engine sees it: capabilities granted by the
+# security.capability xattr (CapPrm/CapEff of a non-root process), owners, names, modes and
+# times in `docker export`, and cat2 a hard link (cat's bytes are in the layer once, with
+# cat, cat2 and their runfiles copies linked to the first).
+file_metadata_in_docker() {
+  [[ -f $work/consumer/bazel-bin/image.digest ]] || consumer_workspace >/dev/null || return 1
+  local status plain
+  status=$(docker run --rm --network none --user 1234:1234 --entrypoint /usr/local/bin/capcat consumer/app:test /proc/self/status) || return 1
+  grep -q $'^CapPrm:\t0000000000000400$' <<<"$status" && grep -q $'^CapEff:\t0000000000000400$' <<<"$status" ||
+    { echo "capcat (cap_net_bind_service) as uid 1234:" >&2; grep ^Cap <<<"$status" >&2; return 1; }
+  plain=$(docker run --rm --network none consumer/app:test /proc/self/status) || return 1
+  grep -q $'^CapPrm:\t0000000000000000$' <<<"$plain" || { echo "plain cat has capabilities:" >&2; grep ^Cap <<<"$plain" >&2; return 1; }
+  local cid listing
+  cid=$(docker create consumer/app:test) || return 1
+  listing=$(docker export "$cid" | tar -tv --numeric-owner --full-time); docker rm "$cid" >/dev/null
+  local want line
+  for want in \
+    '^-rw-r----- 1234/1234 +6 2024-05-01 12:00:00 srv/data/alpha.txt$' \
+    '^drwxr-xr-x 1234/1234 +0 2024-05-01 12:00:00 srv/data/$' \
+    '^-rwxr-x--- 0/1234 .* usr/local/bin/capcat$' \
+    '^h.* usr/local/bin/cat2 link to usr/local/bin/'; do
+    line=$(grep -E -- "$want" <<<"$listing") || { echo "docker export: no entry matching $want" >&2; grep -E 'srv|usr/local' <<<"$listing" >&2; return 1; }
+    echo "$line"
+  done
+  # The names are in the layer (engines keep only ids): read them back from the blob.
+  local layer names
+  layer=$(find -L "$work/consumer/bazel-bin" -maxdepth 1 -name 'files.tar.gz') || return 1
+  names=$(tar -tvzf "$layer" srv/data/alpha.txt) || return 1
+  [[ $names == *" app/app "* ]] || { echo "layer entry: $names" >&2; return 1; }
+  echo "$names"
+}
+
 # The prebuilt toolchain path: a lock file pinning a file:// URL and sha256 of a tool binary per
 # platform, one toolchain per platform chosen by each action's exec platform.
 prebuilt_toolchain() {
@@ -460,6 +492,7 @@ example_checks=(
   "bazel run //app:load, docker run|load_and_run"
   "bazel run //app:load_podman, podman image inspect|load_podman"
   "consumer: build, load, run|consumer_workspace"
+  "file metadata: capabilities in docker run, owners/times/hard links in docker export|file_metadata_in_docker"
   "prebuilt toolchain from a pinned lock file|prebuilt_toolchain"
 )
 while IFS=$'\t' read -r target _ _ what; do

@@ -22,8 +22,7 @@ use self::foreign_layer::Normalize;
 use self::select::{ImageSrc, Selected};
 use self::source::Source;
 use crate::build::layer::LayerMetadata;
-use crate::io::output::{AtomicDir, BUF_SIZE, parent_dir};
-use crate::oci::digest::HashingReader;
+use crate::io::output::{AtomicDir, parent_dir};
 use crate::oci::media_type::{self, LAYER_GZIP, LAYER_TAR, LAYER_ZSTD};
 use crate::oci::{Descriptor, Digest, ImageIndex, ImageManifest, Platform, json};
 use crate::repo_dir::{self, ImageDir, Origin};
@@ -381,15 +380,7 @@ fn check_digest(src: &Source, what: &str, d: &Descriptor, got: Digest, n: u64) -
 }
 
 fn hash_file(path: &Path) -> Result<(Digest, u64)> {
-    let ctx = || format!("cannot read {}", path.display());
-    let mut r = HashingReader::new(File::open(path).with_context(ctx)?);
-    let mut buf = vec![0u8; BUF_SIZE];
-    loop {
-        if r.read(&mut buf).with_context(ctx)? == 0 {
-            break;
-        }
-    }
-    Ok(r.finish())
+    Digest::of_file(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Puts the blob `src` at `dest` and returns the digest and size of what `dest` holds. A

@@ -32,8 +32,9 @@ pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, Input
             output: &p(out),
             metadata: &p(meta),
             codec: crate::io::compress::Codec::new(kind, None, Some(2)).unwrap(),
-            modes: &[],
-            owners: &[],
+            default_metadata: None,
+            file_metadata: &[],
+            link_duplicates: true,
             entries: &entries,
         })
         .unwrap();
