@@ -20,17 +20,7 @@ def file_metadata(
     0755 for executables and directories, owner root (0:0) with no names, mtime 0, no pax
     records).
 
-    ```starlark
-    image_layer(
-        name = "app_layer",
-        srcs = {"/app/server": "//server", "/app/etc": ":config_files"},
-        default_metadata = file_metadata(uid = 1000, gid = 1000, uname = "app", gname = "app"),
-        file_metadata = {
-            "/app/server": file_metadata(mode = "0750", capabilities = ["cap_net_bind_service"]),
-            "/app/etc/**/*.key": file_metadata(mode = "0400"),
-        },
-    )
-    ```
+    See `image_layer` for an example and for how defaults, patterns and paths combine.
 
     Args:
         mode: Octal permission bits as a string, e.g. "0755" (at most "07777", so setuid,
