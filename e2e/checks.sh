@@ -185,6 +185,34 @@ file_metadata_in_docker() {
   echo "$names"
 }
 
+# Stamping: unstamped, //:stamped keeps its templates (created is the epoch) and its digest
+# from build to build; with --stamp, skopeo sees the status value in the label and annotation
+# and Bazel's BUILD_TIMESTAMP as created.
+stamping() {
+  [[ -f $work/consumer/bazel-bin/image.digest ]] || consumer_workspace >/dev/null || return 1
+  local ws="$work/consumer" d0 d1 d2 inspect
+  printf '#!/bin/sh\necho STABLE_GIT_COMMIT 0123abcd\n' >"$ws/status.sh"; chmod +x "$ws/status.sh"
+  build() { (cd "$ws" && "$bazelw" build //:stamped --output_groups=+oci_layout "$@") && cat "$ws/bazel-bin/stamped.digest"; }
+  look() {
+    skopeo inspect "oci:$ws/bazel-bin/stamped.oci_layout:latest" >"$work/stamped.json" &&
+      skopeo inspect --raw "oci:$ws/bazel-bin/stamped.oci_layout:latest" >"$work/stamped.manifest.json" &&
+      python3 -c 'import json,sys; i=json.load(open(sys.argv[1])); m=json.load(open(sys.argv[2])); print(i["Created"], i["Labels"]["org.opencontainers.image.revision"], m["annotations"]["org.opencontainers.image.revision"])' \
+        "$work/stamped.json" "$work/stamped.manifest.json"
+  }
+  d0=$(build) || return 1
+  inspect=$(look) || return 1
+  [[ $inspect == "1970-01-01T00:00:00Z {STABLE_GIT_COMMIT} {STABLE_GIT_COMMIT}" ]] || { echo "unstamped: $inspect" >&2; return 1; }
+  d1=$(build --stamp --workspace_status_command="$ws/status.sh") || return 1
+  inspect=$(look) || return 1
+  local ts want
+  ts=$(sed -n 's/^BUILD_TIMESTAMP //p' "$ws/bazel-out/volatile-status.txt")
+  want="$(date -u -d "@$ts" +%Y-%m-%dT%H:%M:%SZ) 0123abcd 0123abcd"
+  [[ $inspect == "$want" ]] || { echo "stamped: $inspect, want $want" >&2; return 1; }
+  d2=$(build) || return 1
+  [[ $d0 == "$d2" && $d1 != "$d0" ]] || { echo "unstamped $d0 then $d2, stamped $d1" >&2; return 1; }
+  echo "unstamped $d0 (twice), stamped $d1: $inspect"
+}
+
 # The prebuilt toolchain path: a lock file pinning a file:// URL and sha256 of a tool binary per
 # platform, one toolchain per platform chosen by each action's exec platform.
 prebuilt_toolchain() {
@@ -493,6 +521,7 @@ example_checks=(
   "bazel run //app:load_podman, podman image inspect|load_podman"
   "consumer: build, load, run|consumer_workspace"
   "file metadata: capabilities in docker run, owners/times/hard links in docker export|file_metadata_in_docker"
+  "stamping: workspace status in created, labels, annotations only under --stamp|stamping"
   "prebuilt toolchain from a pinned lock file|prebuilt_toolchain"
 )
 while IFS=$'\t' read -r target _ _ what; do

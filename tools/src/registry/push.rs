@@ -14,11 +14,11 @@ use crate::io::untrusted::shown_str;
 use crate::oci::media_type::MANIFEST_ACCEPT;
 use crate::oci::reference::{Repo, valid_tag};
 use crate::oci::{Descriptor, Digest, json};
-use anyhow::{Context, Result, anyhow, bail};
+use crate::stamp::Status;
+use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -92,7 +92,7 @@ pub fn run(o: &PushOptions) -> Result<()> {
     let (top_bytes, top_desc) = o.input.top();
     let top = ManifestPut::new(top_bytes, top_desc);
     let digest = top.digest;
-    let tags = expand_tags(&o.tags, &read_status_files(&o.status_files)?, &digest)?;
+    let tags = expand_tags(&o.tags, &Status::read(&o.status_files)?, &digest)?;
 
     let client = Client::new(o.insecure_http)?;
     let names: Vec<String> = o.destinations.iter().map(Repo::to_string).collect();
@@ -163,14 +163,10 @@ impl DestinationSummary {
 }
 
 /// The tags, each template expanded, each once.
-fn expand_tags(
-    templates: &[String],
-    vars: &BTreeMap<String, String>,
-    digest: &Digest,
-) -> Result<Vec<String>> {
+fn expand_tags(templates: &[String], status: &Status, digest: &Digest) -> Result<Vec<String>> {
     let mut tags: Vec<String> = Vec::new();
     for t in templates {
-        let t = expand_tag(t, vars, digest)?;
+        let t = expand_tag(t, status, digest)?;
         if !tags.contains(&t) {
             tags.push(t);
         }
@@ -178,47 +174,14 @@ fn expand_tags(
     Ok(tags)
 }
 
-/// Bazel workspace status files: `KEY value...` lines.
-pub fn read_status_files(files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
-    let mut vars = BTreeMap::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read status file {}", f.display()))?;
-        for line in text.lines() {
-            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-            if !k.is_empty() {
-                vars.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-    Ok(vars)
-}
-
-/// Expands `{KEY}` placeholders; the result must be a valid tag.
-pub fn expand_tag(
-    template: &str,
-    vars: &BTreeMap<String, String>,
-    digest: &Digest,
-) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find('}')
-            .ok_or_else(|| anyhow!("tag template {template:?} has an unclosed {{"))?;
-        let key = &rest[start + 1..start + end];
-        let value = match key {
-            "IMAGE_DIGEST" => format!("sha256-{}", digest.hex()),
-            "IMAGE_DIGEST_SHORT" => digest.hex()[..12].to_string(),
-            _ => vars.get(key).cloned().ok_or_else(|| {
-                anyhow!("tag template {template:?}: unknown key {key:?} (not in any --status-file)")
-            })?,
-        };
-        out.push_str(&value);
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
+/// Expands `{KEY}` (workspace status, `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`); the result
+/// must be a valid tag.
+pub fn expand_tag(template: &str, status: &Status, digest: &Digest) -> Result<String> {
+    let out = status.expand(template, "tag template", |key| match key {
+        "IMAGE_DIGEST" => Some(format!("sha256-{}", digest.hex())),
+        "IMAGE_DIGEST_SHORT" => Some(digest.hex()[..12].to_string()),
+        _ => None,
+    })?;
     if !valid_tag(&out) {
         bail!(
             "tag {out:?} (from template {template:?}) is not a valid tag: [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
@@ -1027,10 +990,7 @@ mod tests {
     #[test]
     fn tag_templates() {
         let d = Digest::of(b"x");
-        let vars = BTreeMap::from([
-            ("STABLE_GIT_COMMIT".to_string(), "abc123".to_string()),
-            ("BUILD_USER".to_string(), "me".to_string()),
-        ]);
+        let vars = Status::from_pairs(&[("STABLE_GIT_COMMIT", "abc123"), ("BUILD_USER", "me")]);
         assert_eq!(expand_tag("v1", &vars, &d).unwrap(), "v1");
         assert_eq!(
             expand_tag("git-{STABLE_GIT_COMMIT}", &vars, &d).unwrap(),
@@ -1049,16 +1009,5 @@ mod tests {
         assert!(expand_tag("a{b", &vars, &d).is_err());
         assert!(expand_tag("-x", &vars, &d).is_err());
         assert!(expand_tag("{IMAGE_DIGEST}{IMAGE_DIGEST}", &vars, &d).is_err()); // > 128
-    }
-
-    #[test]
-    fn status_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("stable-status.txt");
-        std::fs::write(&f, "STABLE_A one two\nEMPTY\nB x\n").unwrap();
-        let v = read_status_files(&[f]).unwrap();
-        assert_eq!(v["STABLE_A"], "one two");
-        assert_eq!(v["EMPTY"], "");
-        assert_eq!(v["B"], "x");
     }
 }
