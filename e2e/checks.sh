@@ -462,6 +462,32 @@ pull_consumer_stamped_tags() {
   [[ $tags == "sha256-${digest#sha256:} v1.2.3 " ]]
 }
 
+# multi_deploy: a deployment with one unreachable destination fails and moves no tag at the
+# reachable ones; the whole one pushes both images to three repositories in one run, and the
+# registries serve each tag at the digest Bazel built.
+pull_consumer_multi_deploy() {
+  local ws="$work/pull_consumer" reg2="127.0.0.1:$reg_port_plain2" s="$work/deploy.json"
+  if (cd "$ws" && RULES_IMAGE_RETRY_BASE_MS=10 "$bazelw" run //:deploy_broken); then
+    echo "deploy with an unreachable destination succeeded" >&2; return 1
+  fi
+  if skopeo inspect --raw --tls-verify=false "docker://$reg2/pull-consumer/two:deployed" >/dev/null 2>&1; then
+    echo "the failed deploy moved pull-consumer/two:deployed" >&2; return 1
+  fi
+  (cd "$ws" && "$bazelw" run //:deploy -- --summary-json "$s") || return 1
+  local want_one want_two got
+  want_one=$(cat "$ws/bazel-bin/image.digest"); want_two=$(cat "$ws/bazel-bin/image_two.digest")
+  for ref in "127.0.0.1:$reg_port_plain/pull-consumer/app:latest=$want_one" "$reg2/pull-consumer/app:latest=$want_one" \
+    "$reg2/pull-consumer/two:deployed=$want_two"; do
+    got=sha256:$(skopeo inspect --raw --tls-verify=false "docker://${ref%=*}" | sha256sum | cut -d' ' -f1)
+    [[ $got == "${ref#*=}" ]] || { echo "${ref%=*} is $got, not ${ref#*=}" >&2; return 1; }
+  done
+  jq -e --arg one "$want_one" --arg two "$want_two" \
+    '[.pushes[].digest] == [$one, $one, $two] and ([.pushes[].label] == ["//:push_same_registry", "//:push_other_registry", "//:push_two"])' \
+    "$s" >/dev/null || { echo "deploy summary:" >&2; jq -c '.pushes[] | {label, digest}' "$s" >&2; return 1; }
+  (($(pulled_blobs) == 0)) || { echo "deploy downloaded base layers to disk" >&2; return 1; }
+  jq -r '.pushes[] | .label + ": " + (.destinations[] | .registry + "/" + .repository + " uploaded " + (.bytes_uploaded|tostring) + " B, skipped " + (.blobs_skipped|tostring) + ", mounted " + (.blobs_mounted|tostring))' "$s"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Suites (see run.sh).
 
