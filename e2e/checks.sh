@@ -213,6 +213,66 @@ consumer_workspace() {
   [[ $out == "$(printf 'alpha\nbeta\ngamma\nrunning as 1234')" ]]
 }
 
+# The consumer's file metadata as a running engine sees it: capabilities granted by the
+# security.capability xattr (CapPrm/CapEff of a non-root process), owners, names, modes and
+# times in `docker export`, and cat2 a hard link (cat's bytes are in the layer once, with
+# cat, cat2 and their runfiles copies linked to the first).
+file_metadata_in_docker() {
+  [[ -f $work/consumer/bazel-bin/image.digest ]] || consumer_workspace >/dev/null || return 1
+  local status plain
+  status=$(docker run --rm --network none --user 1234:1234 --entrypoint /usr/local/bin/capcat consumer/app:test /proc/self/status) || return 1
+  grep -q $'^CapPrm:\t0000000000000400$' <<<"$status" && grep -q $'^CapEff:\t0000000000000400$' <<<"$status" ||
+    { echo "capcat (cap_net_bind_service) as uid 1234:" >&2; grep ^Cap <<<"$status" >&2; return 1; }
+  plain=$(docker run --rm --network none consumer/app:test /proc/self/status) || return 1
+  grep -q $'^CapPrm:\t0000000000000000$' <<<"$plain" || { echo "plain cat has capabilities:" >&2; grep ^Cap <<<"$plain" >&2; return 1; }
+  local cid listing
+  cid=$(docker create consumer/app:test) || return 1
+  listing=$(docker export "$cid" | tar -tv --numeric-owner --full-time); docker rm "$cid" >/dev/null
+  local want line
+  for want in \
+    '^-rw-r----- 1234/1234 +6 2024-05-01 12:00:00 srv/data/alpha.txt$' \
+    '^drwxr-xr-x 1234/1234 +0 2024-05-01 12:00:00 srv/data/$' \
+    '^-rwxr-x--- 0/1234 .* usr/local/bin/capcat$' \
+    '^h.* usr/local/bin/cat2 link to usr/local/bin/'; do
+    line=$(grep -E -- "$want" <<<"$listing") || { echo "docker export: no entry matching $want" >&2; grep -E 'srv|usr/local' <<<"$listing" >&2; return 1; }
+    echo "$line"
+  done
+  # The names are in the layer (engines keep only ids): read them back from the blob.
+  local layer names
+  layer=$(find -L "$work/consumer/bazel-bin" -maxdepth 1 -name 'files.tar.gz') || return 1
+  names=$(tar -tvzf "$layer" srv/data/alpha.txt) || return 1
+  [[ $names == *" app/app "* ]] || { echo "layer entry: $names" >&2; return 1; }
+  echo "$names"
+}
+
+# Stamping: unstamped, //:stamped keeps its templates (created is the epoch) and its digest
+# from build to build; with --stamp, skopeo sees the status value in the label and annotation
+# and Bazel's BUILD_TIMESTAMP as created.
+stamping() {
+  [[ -f $work/consumer/bazel-bin/image.digest ]] || consumer_workspace >/dev/null || return 1
+  local ws="$work/consumer" d0 d1 d2 inspect
+  printf '#!/bin/sh\necho STABLE_GIT_COMMIT 0123abcd\n' >"$ws/status.sh"; chmod +x "$ws/status.sh"
+  build() { (cd "$ws" && "$bazelw" build //:stamped --output_groups=+oci_layout "$@") && cat "$ws/bazel-bin/stamped.digest"; }
+  look() {
+    skopeo inspect "oci:$ws/bazel-bin/stamped.oci_layout:latest" >"$work/stamped.json" &&
+      skopeo inspect --raw "oci:$ws/bazel-bin/stamped.oci_layout:latest" >"$work/stamped.manifest.json" &&
+      python3 -c 'import json,sys; i=json.load(open(sys.argv[1])); m=json.load(open(sys.argv[2])); print(i["Created"], i["Labels"]["org.opencontainers.image.revision"], m["annotations"]["org.opencontainers.image.revision"])' \
+        "$work/stamped.json" "$work/stamped.manifest.json"
+  }
+  d0=$(build) || return 1
+  inspect=$(look) || return 1
+  [[ $inspect == "1970-01-01T00:00:00Z {STABLE_GIT_COMMIT} {STABLE_GIT_COMMIT}" ]] || { echo "unstamped: $inspect" >&2; return 1; }
+  d1=$(build --stamp --workspace_status_command="$ws/status.sh") || return 1
+  inspect=$(look) || return 1
+  local ts want
+  ts=$(sed -n 's/^BUILD_TIMESTAMP //p' "$ws/bazel-out/volatile-status.txt")
+  want="$(date -u -d "@$ts" +%Y-%m-%dT%H:%M:%SZ) 0123abcd 0123abcd"
+  [[ $inspect == "$want" ]] || { echo "stamped: $inspect, want $want" >&2; return 1; }
+  d2=$(build) || return 1
+  [[ $d0 == "$d2" && $d1 != "$d0" ]] || { echo "unstamped $d0 then $d2, stamped $d1" >&2; return 1; }
+  echo "unstamped $d0 (twice), stamped $d1: $inspect"
+}
+
 # The prebuilt toolchain path: a lock file pinning a file:// URL and sha256 of a tool binary per
 # platform, one toolchain per platform chosen by each action's exec platform.
 prebuilt_toolchain() {
@@ -462,6 +522,32 @@ pull_consumer_stamped_tags() {
   [[ $tags == "sha256-${digest#sha256:} v1.2.3 " ]]
 }
 
+# multi_deploy: a deployment with one unreachable destination fails and moves no tag at the
+# reachable ones; the whole one pushes both images to three repositories in one run, and the
+# registries serve each tag at the digest Bazel built.
+pull_consumer_multi_deploy() {
+  local ws="$work/pull_consumer" reg2="127.0.0.1:$reg_port_plain2" s="$work/deploy.json"
+  if (cd "$ws" && RULES_IMAGE_RETRY_BASE_MS=10 "$bazelw" run //:deploy_broken); then
+    echo "deploy with an unreachable destination succeeded" >&2; return 1
+  fi
+  if skopeo inspect --raw --tls-verify=false "docker://$reg2/pull-consumer/two:deployed" >/dev/null 2>&1; then
+    echo "the failed deploy moved pull-consumer/two:deployed" >&2; return 1
+  fi
+  (cd "$ws" && "$bazelw" run //:deploy -- --summary-json "$s") || return 1
+  local want_one want_two got
+  want_one=$(cat "$ws/bazel-bin/image.digest"); want_two=$(cat "$ws/bazel-bin/image_two.digest")
+  for ref in "127.0.0.1:$reg_port_plain/pull-consumer/app:latest=$want_one" "$reg2/pull-consumer/app:latest=$want_one" \
+    "$reg2/pull-consumer/two:deployed=$want_two"; do
+    got=sha256:$(skopeo inspect --raw --tls-verify=false "docker://${ref%=*}" | sha256sum | cut -d' ' -f1)
+    [[ $got == "${ref#*=}" ]] || { echo "${ref%=*} is $got, not ${ref#*=}" >&2; return 1; }
+  done
+  jq -e --arg one "$want_one" --arg two "$want_two" \
+    '[.pushes[].digest] == [$one, $one, $two] and ([.pushes[].label] == ["//:push_same_registry", "//:push_other_registry", "//:push_two"])' \
+    "$s" >/dev/null || { echo "deploy summary:" >&2; jq -c '.pushes[] | {label, digest}' "$s" >&2; return 1; }
+  (($(pulled_blobs) == 0)) || { echo "deploy downloaded base layers to disk" >&2; return 1; }
+  jq -r '.pushes[] | .label + ": " + (.destinations[] | .registry + "/" + .repository + " uploaded " + (.bytes_uploaded|tostring) + " B, skipped " + (.blobs_skipped|tostring) + ", mounted " + (.blobs_mounted|tostring))' "$s"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Suites (see run.sh).
 
@@ -521,6 +607,8 @@ example_checks=(
   "bazel run //app:load_podman, podman image inspect|load_podman"
   "bazel run //app:load_containerd (and a one-layer-larger image): only missing layers sent, ctr run|load_containerd"
   "consumer: build, load, run|consumer_workspace"
+  "file metadata: capabilities in docker run, owners/times/hard links in docker export|file_metadata_in_docker"
+  "stamping: workspace status in created, labels, annotations only under --stamp|stamping"
   "prebuilt toolchain from a pinned lock file|prebuilt_toolchain"
 )
 while IFS=$'\t' read -r target _ _ what; do

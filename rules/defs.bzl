@@ -1,7 +1,7 @@
 """Build rules of rules_image: layers, images, indexes, and `bazel run` targets that push and load them.
 
 ```starlark
-load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "layer_from_tar")
+load("@rules_image//rules:defs.bzl", "file_metadata", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "layer_from_tar", "multi_deploy")
 ```
 
 Images built by other means come in through the module extensions (`images.pull`,
@@ -10,7 +10,9 @@ each is an ordinary target that `image_manifest(base = ...)`, `image_push` and `
 take. The providers are public for rules that consume or produce images.
 """
 
-load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
+load("//rules/private:file_metadata.bzl", _file_metadata = "file_metadata")
+load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _ImagePushInfo = "ImagePushInfo", _LayerInfo = "LayerInfo")
+load("//rules/private/rules:deploy.bzl", _multi_deploy = "multi_deploy")
 load("//rules/private/rules:index.bzl", _image_index = "image_index")
 load("//rules/private/rules:layer.bzl", _image_layer = "image_layer")
 load("//rules/private/rules:layer_from_tar.bzl", _layer_from_tar = "layer_from_tar")
@@ -19,13 +21,16 @@ load("//rules/private/rules:manifest.bzl", _image_manifest = "image_manifest")
 load("//rules/private/rules:nix_layer.bzl", _nix_layer = "nix_layer")
 load("//rules/private/rules:push.bzl", _image_push = "image_push")
 
+file_metadata = _file_metadata
 image_index = _image_index
 image_layer = _image_layer
 image_manifest = _image_manifest
 image_load = _image_load
 image_push = _image_push
 layer_from_tar = _layer_from_tar
+multi_deploy = _multi_deploy
 nix_layer = _nix_layer
 LayerInfo = _LayerInfo
 ImageManifestInfo = _ImageManifestInfo
 ImageIndexInfo = _ImageIndexInfo
+ImagePushInfo = _ImagePushInfo

@@ -43,3 +43,11 @@ ImageIndexInfo = provider(
         "manifests": "list of ImageManifestInfo: the index's images, in index order.",
     },
 )
+
+ImagePushInfo = provider(
+    doc = "What an `image_push` target pushes, for `multi_deploy` to push it with others in one run.",
+    fields = {
+        "arguments": "list of string: the tool's `push` arguments (file arguments as rlocation paths).",
+        "runfiles": "runfiles: the files those arguments name.",
+    },
+)

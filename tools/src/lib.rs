@@ -12,6 +12,7 @@
 //! | `build/` | what build actions write: layers (plan + the one encode pipeline), manifests, indexes |
 //! | `write/` | layouts, tarballs, loading into an engine |
 //! | `repo_dir` | the directory pull and import write for repository rules |
+//! | `stamp` | Bazel workspace status values and the `{KEY}` templates filled from them (push tags, stamped configs) |
 //! | `registry/` | the OCI distribution client: auth, push, pull |
 //! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
 //! | `nix/` | the layering of Nix closures |
@@ -28,6 +29,7 @@ mod nix;
 mod oci;
 mod registry;
 mod repo_dir;
+mod stamp;
 mod write;
 
 use clap::Parser;

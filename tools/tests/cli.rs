@@ -75,8 +75,8 @@ fn layer_manifest_tarball_layout_pipeline() {
         "zstd",
         "--compression-level",
         "19",
-        "--mode",
-        "/etc/hello=0600",
+        "--file-metadata",
+        "/etc/hello\t{\"mode\":\"0600\"}",
         "file\t/etc/hello\thello",
         "dir\t/tmp",
     ]);

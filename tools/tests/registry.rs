@@ -1901,3 +1901,91 @@ fn a_redirected_blob_head_is_followed_and_only_a_final_200_means_present() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("exists "), "{}", stderr(&o));
 }
+
+/// `deploy`: two images sharing a layer, pushed in one run to their own repositories; the
+/// shared layer is one blob in the request log per repository. A deploy in which one job's
+/// destination fails pushes no manifest or tag anywhere.
+#[test]
+fn deploy_pushes_many_images_and_tags_only_when_all_arrived() {
+    let reg = Fake::start();
+    let shared = bytes(4000, 1);
+    let (one, two) = (
+        image(vec![shared.clone(), bytes(100, 2)]),
+        image(vec![shared.clone(), bytes(100, 3)]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |name: &str, img: &Image, dest: &str, tag: &str| {
+        let mut lines = vec![format!("--label=//app:{name}")];
+        lines.extend(
+            push_args(img, &["--default-destination", dest, "--default-tag", tag])
+                .into_iter()
+                .skip(1),
+        );
+        let f = dir.path().join(format!("{name}.args"));
+        std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+        path(&f)
+    };
+    let (d1, d2) = (
+        format!("{}/team/one", reg.addr),
+        format!("{}/team/two", reg.addr),
+    );
+    // One job to a registry that refuses connections: nothing may be tagged at the good one.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let broken = [
+        spec("one", &one, &d1, "v1"),
+        spec("dead", &two, &format!("{dead}/x/y"), "v1"),
+    ];
+    let o = tool(&["deploy", "--push", &broken[0], "--push", &broken[1]], &[]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&dead) && e.contains("no manifest or tag was pushed"),
+        "{e}"
+    );
+    assert!(
+        reg.st().manifests.is_empty(),
+        "a manifest was pushed by a failed deploy"
+    );
+
+    let sum = dir.path().join("deploy.json");
+    let ok = [spec("one", &one, &d1, "v1"), spec("two", &two, &d2, "v2")];
+    let o = tool(
+        &[
+            "deploy",
+            "--push",
+            &ok[0],
+            "--push",
+            &ok[1],
+            "--summary-json",
+            &path(&sum),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = reg.st();
+    for (repo, tag, img) in [("team/one", "v1", &one), ("team/two", "v2", &two)] {
+        assert_eq!(
+            s.manifests[&(repo.to_string(), tag.to_string())].1,
+            img.manifest,
+            "{repo}:{tag}"
+        );
+        assert_eq!(s.blobs[repo][&sha(&shared)], shared);
+        let puts = s
+            .log
+            .iter()
+            .filter(|l| l.starts_with(&format!("POST /v2/{repo}/blobs/uploads/")))
+            .count();
+        assert_eq!(puts, 3, "{repo}: one upload per blob (2 layers + config)");
+    }
+    drop(s);
+    let v = summary(&sum);
+    assert_eq!(v["pushes"][0]["label"], "//app:one");
+    assert_eq!(v["pushes"][1]["digest"], json!(two.digest));
+    assert_eq!(
+        v["pushes"][1]["destinations"][0]["references"][1],
+        json!(format!("{d2}:v2"))
+    );
+}

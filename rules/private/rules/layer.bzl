@@ -1,5 +1,6 @@
 """image_layer: a deterministic tar layer built from Bazel targets."""
 
+load("//rules/private:file_metadata.bzl", "file_metadata_args")
 load("//rules/private:labels.bzl", "display_label")
 load("//rules/private:launcher.bzl", "runfiles_path")
 load("//rules/private:layer_action.bzl", "LAYER_ACTION_ATTRS", "compress_attr", "layer_args", "run_layer_action")
@@ -27,9 +28,11 @@ def _image_layer_impl(ctx):
         fail("%s: image_layer needs at least one entry in `srcs` or `symlinks`" % display_label(ctx.label))
     layer = layer_args(ctx, ctx.attr.compress, ctx.attr.compression_level)
     args = layer.args
-    for dest, mode in ctx.attr.modes.items():
+    for dest in ctx.attr.modes:
         _check_dest(ctx, dest)
-        args.add("--mode", "%s=%s" % (dest, mode))
+    file_metadata_args(ctx, args, ctx.attr.default_metadata, ctx.attr.file_metadata, ctx.attr.modes)
+    if not ctx.attr.link_duplicates:
+        args.add("--no-link-duplicates")
 
     inputs = []
     for dest, target in ctx.attr.srcs.items():
@@ -83,7 +86,10 @@ image_layer = rule(
 
 Entries are sorted, ancestor directories are added once (0755), timestamps are 0 and owners
 root, so the same inputs give the same digest on any machine. Files are 0755 when executable
-(an executable target, or a file with an execute bit) and 0644 otherwise.
+(an executable target, or a file with an execute bit) and 0644 otherwise; `default_metadata`
+and `file_metadata` change modes, owners, names, times, extended attributes and file
+capabilities. Files with the same bytes and metadata are stored once, as hard links
+(`link_duplicates`).
 
 ```starlark
 image_layer(
@@ -94,6 +100,16 @@ image_layer(
         "/srv/static": ":static_files",     # several files: a directory
     },
     symlinks = {"/usr/bin/server": "/app/server"},
+)
+
+image_layer(
+    name = "server_layer",
+    srcs = {"/app/server": "//server", "/app/etc": ":config_files"},
+    default_metadata = file_metadata(uid = 1000, gid = 1000, uname = "app", gname = "app"),
+    file_metadata = {
+        "/app/server": file_metadata(mode = "0750", capabilities = ["cap_net_bind_service"]),
+        "/app/etc/**/*.key": file_metadata(mode = "0400"),
+    },
 )
 ```
 
@@ -106,8 +122,8 @@ of the level and that block size, never of the thread count.
 
 The build fails, leaving no output, on: an image path that is not absolute or escapes the
 root with `..`; two sources for one image path (after normalising `//` and `.`); a file used
-as a directory; an invalid mode, or a mode for a path not in the layer; a missing source; an
-empty layer.
+as a directory; invalid metadata, metadata for a path not in the layer or a pattern that
+matches nothing; a missing source; an empty layer.
 """,
     attrs = dict(LAYER_ACTION_ATTRS, **{
         "srcs": attr.string_keyed_label_dict(
@@ -121,7 +137,26 @@ empty layer.
             doc = "Absolute path in the image -> symlink target (stored verbatim, never resolved).",
         ),
         "modes": attr.string_dict(
-            doc = "Absolute path in the image -> octal mode (e.g. \"0700\") overriding the default mode of that entry.",
+            doc = "Absolute path in the image -> octal mode (e.g. \"0700\") overriding the default mode of that entry " +
+                  "(shorthand for a `file_metadata` entry with only a mode).",
+        ),
+        "default_metadata": attr.string(
+            doc = "`file_metadata(...)` for every entry of `srcs` and `symlinks` and their contents (not for the " +
+                  "parent directories the layer adds on its own, which stay root-owned 0755). Its `mode` applies to " +
+                  "regular files only.",
+        ),
+        "file_metadata": attr.string_dict(
+            doc = "Absolute path or glob pattern in the image -> `file_metadata(...)`, overriding the defaults field " +
+                  "by field: patterns in the order given, then exact paths. In a pattern `*` and `?` match within one " +
+                  "path component and `**` across components (`/app/**/*.so`). An exact path must be in the layer " +
+                  "(implicit parent directories included) and a pattern must match something.",
+        ),
+        "link_duplicates": attr.bool(
+            default = True,
+            doc = "Store regular files that have the same bytes, mode and metadata once: the first (in path order) " +
+                  "as a file, the others as hard links to it. Engines extract them as hard links, so a container " +
+                  "writing to one copy may, on some storage drivers, see the change at the others; set False for " +
+                  "files that are modified at run time.",
         ),
         "compress": compress_attr("Compression of the layer blob."),
         "compression_level": attr.int(

@@ -4,6 +4,7 @@ load("//rules/private:image_args.bzl", "image_attr", "write_image_outputs")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform", "platform_string", "select_platform")
 load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
+load("//rules/private:stamp.bzl", "STAMP_ATTRS", "should_stamp")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
@@ -68,6 +69,12 @@ def _image_manifest_impl(ctx):
     args.add("--output-config", config)
     args.add("--output-digest", digest)
     args.add("--output-descriptor", descriptor)
+    templated = [ctx.attr.created] + ctx.attr.labels.values() + ctx.attr.annotations.values()
+    if should_stamp(ctx) and any(["{" in v for v in templated]):
+        # Only stamped builds read the status files, so unstamped ones stay cacheable.
+        for status in [ctx.info_file, ctx.version_file]:
+            args.add("--status-file", status)
+            inputs.append(status)
     ctx.actions.run(
         executable = image_tool(ctx),
         arguments = ["manifest", args],
@@ -110,7 +117,11 @@ IMAGE_CONFIG_ATTRS = {
     "env": attr.string_dict(doc = "Environment variables; over a base image, they replace its variables of the same name."),
     "working_dir": attr.string(doc = "Working directory of the container process."),
     "user": attr.string(doc = "User (and group) the process runs as, e.g. \"1000:1000\" or \"nobody\"."),
-    "labels": attr.string_dict(doc = "Config labels; over a base image, merged over its labels."),
+    "labels": attr.string_dict(
+        doc = "Config labels; over a base image, merged over its labels. Values may name workspace " +
+              "status keys, `{STABLE_GIT_COMMIT}`, filled in when stamping (see `stamp`); unstamped " +
+              "they keep their text.",
+    ),
 }
 
 _ATTRS = dict(
@@ -131,12 +142,18 @@ _ATTRS = dict(
     **IMAGE_CONFIG_ATTRS
 )
 _ATTRS.update({
-    "annotations": attr.string_dict(doc = "Manifest annotations."),
+    "annotations": attr.string_dict(doc = "Manifest annotations; values may name workspace status keys, as `labels`."),
     "exposed_ports": attr.string_list(doc = "Exposed ports, e.g. [\"8080/tcp\"]; merged with the base's."),
     "volumes": attr.string_list(doc = "Volume mount points; merged with the base's."),
     "stop_signal": attr.string(doc = "Signal that stops the container, e.g. \"SIGTERM\"."),
-    "created": attr.string(doc = "RFC 3339 creation time; default 1970-01-01T00:00:00Z so builds are reproducible."),
+    "created": attr.string(
+        doc = "Creation time (RFC 3339) of the config and of the new layers' history; default " +
+              "1970-01-01T00:00:00Z so builds are reproducible. A workspace status template such as " +
+              "`{BUILD_TIMESTAMP}` or `{SOURCE_DATE_EPOCH}` (seconds become RFC 3339) is filled in " +
+              "when stamping and is the epoch otherwise.",
+    ),
 })
+_ATTRS.update(STAMP_ATTRS)
 
 image_manifest = rule(
     implementation = _image_manifest_impl,
@@ -153,6 +170,11 @@ Output groups: `oci_layout` (`<name>.oci_layout/`, an OCI image layout with ref 
 `latest`), `tarball` (`<name>.tar`, which `docker load` accepts and which is also an OCI
 layout) and `descriptor`. Provides `ImageManifestInfo`.
 
+Stamping: with `bazel build --stamp` (or `stamp = 1`), `{KEY}` in `created`, `labels` and
+`annotations` is replaced by that key of the workspace status (`--workspace_status_command`;
+Bazel's own `BUILD_TIMESTAMP`, `BUILD_USER`, ...). Without it nothing reads the status, so the
+image and its digest are the same on every build and cache hits survive new commits.
+
 ```starlark
 image_manifest(
     name = "image",
@@ -160,6 +182,8 @@ image_manifest(
     layers = [":app_layer"],
     entrypoint = ["/app/server"],
     env = {"PORT": "8080"},
+    labels = {"org.opencontainers.image.revision": "{STABLE_GIT_COMMIT}"},  # stamped builds only
+    created = "{BUILD_TIMESTAMP}",                                         # the epoch unless stamped
 )
 ```
 """,

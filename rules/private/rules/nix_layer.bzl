@@ -1,5 +1,6 @@
 """nix_layer: an image layer of Nix store paths, read from the local `/nix/store`."""
 
+load("//rules/private:file_metadata.bzl", "file_metadata", "file_metadata_args")
 load("//rules/private:labels.bzl", "display_label")
 load("//rules/private:layer_action.bzl", "LAYER_ACTION_ATTRS", "compress_attr", "layer_args", "run_layer_action")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE")
@@ -34,10 +35,16 @@ def _nix_layer_impl(ctx):
         fail("%s: nix_layer needs at least one entry in `store_paths` or `root_paths`" % display_label(ctx.label))
     layer = layer_args(ctx, ctx.attr.compress)
     args = layer.args
+    owners = {}
     for path, owner in ctx.attr.owners.items():
-        args.add("--owner", "%s=%s" % (path, owner))
-    for path, mode in ctx.attr.modes.items():
-        args.add("--mode", "%s=%s" % (path, mode))
+        ids = owner.split(":")
+        if len(ids) != 2 or not ids[0].isdigit() or not ids[1].isdigit():
+            fail("%s: owner of %s must be numeric \"UID:GID\", got %r" % (display_label(ctx.label), path, owner))
+        owners[path] = file_metadata(uid = int(ids[0]), gid = int(ids[1]), mode = ctx.attr.modes.get(path))
+    modes = {p: m for p, m in ctx.attr.modes.items() if p not in owners}
+    file_metadata_args(ctx, args, "", owners, modes)
+    if not ctx.attr.link_duplicates:
+        args.add("--no-link-duplicates")
     for path in ctx.attr.store_paths:
         _check_store_path(ctx, path)
         args.add("store\t" + path)
@@ -83,6 +90,10 @@ paths present (e.g. a shared, read-only `/nix/store`), which Bazel cannot check.
         ),
         "modes": attr.string_dict(
             doc = "Absolute path in the image -> octal mode (e.g. \"0755\") overriding that entry's mode.",
+        ),
+        "link_duplicates": attr.bool(
+            default = True,
+            doc = "Store files with the same bytes and metadata once, as hard links (see image_layer).",
         ),
         "compress": compress_attr("Compression of the layer blob."),
     }),

@@ -3,6 +3,7 @@
 load("//rules/private:image_args.bzl", "image_attr", "image_info", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
+load("//rules/private:providers.bzl", "ImagePushInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
@@ -44,7 +45,11 @@ def _image_push_impl(ctx):
             files.append(status)
 
     launcher = write_launcher(ctx, tool, "push", args)
-    return [DefaultInfo(executable = launcher, runfiles = ctx.runfiles(files = files))]
+    runfiles = ctx.runfiles(files = files)
+    return [
+        DefaultInfo(executable = launcher, runfiles = runfiles),
+        ImagePushInfo(arguments = args, runfiles = runfiles),
+    ]
 
 image_push = rule(
     implementation = _image_push_impl,

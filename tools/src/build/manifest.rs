@@ -8,6 +8,7 @@
 use super::layer::LayerMetadata;
 use crate::io::output;
 use crate::oci::{Descriptor, Digest, ImageManifest, Platform, json, media_type};
+use crate::stamp::Status;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -41,6 +42,36 @@ pub struct ConfigFragment {
     pub created: Option<String>,
     /// `created_by` of each new layer's history entry, in layer order.
     pub layer_history: Option<Vec<String>>,
+}
+
+impl ConfigFragment {
+    /// Fills `{KEY}` templates of `created` and of label and annotation values from the
+    /// workspace status when stamping (`status` given). A `created` that is then all digits
+    /// is seconds since the epoch (`{BUILD_TIMESTAMP}`, `{SOURCE_DATE_EPOCH}`). Unstamped, a
+    /// templated `created` is the epoch and labels and annotations keep their text, so that
+    /// the image stays the same from build to build.
+    pub fn stamp(&mut self, status: Option<&Status>) -> Result<()> {
+        let Some(status) = status else {
+            if self.created.as_deref().is_some_and(|c| c.contains('{')) {
+                self.created = None;
+            }
+            return Ok(());
+        };
+        if let Some(c) = &self.created {
+            let c = status.expand(c, "created", |_| None)?;
+            let secs = c.parse::<u64>().ok().filter(|_| !c.is_empty());
+            self.created = Some(secs.map(crate::oci::config::rfc3339).unwrap_or(c));
+        }
+        for (what, map) in [
+            ("label", &mut self.labels),
+            ("annotation", &mut self.annotations),
+        ] {
+            for (key, value) in map.iter_mut().flatten() {
+                *value = status.expand(value, &format!("{what} {key}"), |_| None)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn nonempty(s: &Option<String>) -> Option<&str> {
@@ -296,10 +327,17 @@ pub struct ManifestOptions {
     pub output_config: PathBuf,
     pub output_digest: PathBuf,
     pub output_descriptor: PathBuf,
+    /// Workspace status files: given only when stamping.
+    pub status_files: Vec<PathBuf>,
 }
 
 pub fn run(o: &ManifestOptions) -> Result<Assembled> {
-    let frag: ConfigFragment = json::read(&o.config_fragment, "config fragment")?;
+    let mut frag: ConfigFragment = json::read(&o.config_fragment, "config fragment")?;
+    let status = match o.status_files.as_slice() {
+        [] => None,
+        files => Some(Status::read(files)?),
+    };
+    frag.stamp(status.as_ref())?;
     let base = match (&o.base_manifest, &o.base_config) {
         (Some(m), Some(c)) => Some(read_base(m, c)?),
         (None, None) => None,

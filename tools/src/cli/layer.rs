@@ -13,12 +13,17 @@ pub struct Args {
     pub metadata: PathBuf,
     #[command(flatten)]
     pub codec: CodecArgs,
-    /// Mode override, `/dest=OCTAL`.
-    #[arg(long = "mode")]
-    pub modes: Vec<String>,
-    /// Numeric owner override, `/dest=UID:GID`.
-    #[arg(long = "owner")]
-    pub owners: Vec<String>,
+    /// Metadata of every entry given (not of implicit parent directories): a JSON object
+    /// with any of mode, uid, gid, uname, gname, mtime, pax_records, capabilities.
+    #[arg(long)]
+    pub default_metadata: Option<String>,
+    /// Metadata of a path or glob pattern, `/path<TAB>JSON` (patterns and then paths
+    /// override the default, field by field).
+    #[arg(long = "file-metadata")]
+    pub file_metadata: Vec<String>,
+    /// Keep identical files as separate copies instead of hard links to the first.
+    #[arg(long)]
+    pub no_link_duplicates: bool,
     /// `file|exec|symlink<TAB>/dest<TAB>src-or-target`, `dir<TAB>/dest`,
     /// `group<TAB>/dest<TAB>package prefix<TAB>short_path<TAB>src` (a file of a multi-file
     /// target), or a Nix store path: `store<TAB>/nix/store/...` (at its own path) or
@@ -32,8 +37,9 @@ impl Args {
             output: &self.output,
             metadata: &self.metadata,
             codec: self.codec.codec()?,
-            modes: &self.modes,
-            owners: &self.owners,
+            default_metadata: self.default_metadata.as_deref(),
+            file_metadata: &self.file_metadata,
+            link_duplicates: !self.no_link_duplicates,
             entries: &self.entries,
         })
         .map(drop)

@@ -22,6 +22,10 @@ pub struct Args {
     pub output_digest: PathBuf,
     #[arg(long)]
     pub output_descriptor: PathBuf,
+    /// Bazel workspace status files (`KEY value` lines), given when stamping: `{KEY}` in
+    /// `created`, label and annotation values is filled from them.
+    #[arg(long = "status-file")]
+    pub status_files: Vec<PathBuf>,
 }
 
 impl Args {
@@ -35,6 +39,7 @@ impl Args {
             output_config: self.output_config,
             output_digest: self.output_digest,
             output_descriptor: self.output_descriptor,
+            status_files: self.status_files,
         })
         .map(drop)
     }

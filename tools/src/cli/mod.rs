@@ -2,6 +2,7 @@
 //! its arguments and calls one operation of the tool.
 
 mod codec_args;
+mod deploy;
 mod fetch_blob;
 mod image_args;
 mod import;
@@ -54,6 +55,9 @@ pub enum Command {
     Load(load::Args),
     /// Push the image to registries: blobs, then the manifest by digest, then tags.
     Push(push::Args),
+    /// Push many images and indexes in one run (each distinct blob once); tags only after
+    /// every image arrived everywhere.
+    Deploy(deploy::Args),
     /// Fetch an image's manifest and config (by digest) from a registry.
     Pull(pull::Args),
     /// Download one blob, verified.
@@ -78,6 +82,7 @@ impl Command {
             Command::Tarball(a) => a.run(),
             Command::Load(a) => a.run(),
             Command::Push(a) => a.run(),
+            Command::Deploy(a) => a.run(),
             Command::Pull(a) => a.run(),
             Command::FetchBlob(a) => a.run(),
             Command::Resolve(a) => a.run(),

@@ -1,6 +1,6 @@
 use super::image_args::ImageArgs;
 use crate::oci::reference::Repo;
-use crate::registry::push::{self, PushOptions};
+use crate::registry::push::{self, PushJob, PushSettings};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 
@@ -46,7 +46,23 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> Result<()> {
         let resolver = self.image.resolver()?;
-        push::run(&PushOptions {
+        let job = self.job("")?;
+        push::run(
+            &job,
+            &PushSettings {
+                summary_json: self.summary_json.map(|p| resolver.user_path(p)),
+                jobs: self.jobs,
+                chunk_size: self.chunk_size,
+                insecure_http: self.insecure_http,
+            },
+        )
+    }
+
+    /// The image, its destinations and tags (what `deploy` reads of each push's arguments).
+    pub fn job(&self, label: &str) -> Result<PushJob> {
+        let resolver = self.image.resolver()?;
+        Ok(PushJob {
+            label: label.to_string(),
             input: self.image.read(&resolver)?,
             destinations: self.destinations()?,
             tags: if self.tags.is_empty() {
@@ -59,10 +75,6 @@ impl Args {
                 .iter()
                 .map(|p| resolver.resolve(p))
                 .collect::<Result<_>>()?,
-            summary_json: self.summary_json.map(|p| resolver.user_path(p)),
-            jobs: self.jobs,
-            chunk_size: self.chunk_size,
-            insecure_http: self.insecure_http,
         })
     }
 

@@ -22,8 +22,7 @@ use self::foreign_layer::Normalize;
 use self::select::{ImageSrc, Selected};
 use self::source::Source;
 use crate::build::layer::LayerMetadata;
-use crate::io::output::{AtomicDir, BUF_SIZE, parent_dir};
-use crate::oci::digest::HashingReader;
+use crate::io::output::{AtomicDir, parent_dir};
 use crate::oci::media_type::{self, LAYER_GZIP, LAYER_TAR, LAYER_ZSTD};
 use crate::oci::{Descriptor, Digest, ImageIndex, ImageManifest, Platform, json};
 use crate::repo_dir::{self, ImageDir, Origin};
@@ -381,15 +380,7 @@ fn check_digest(src: &Source, what: &str, d: &Descriptor, got: Digest, n: u64) -
 }
 
 fn hash_file(path: &Path) -> Result<(Digest, u64)> {
-    let ctx = || format!("cannot read {}", path.display());
-    let mut r = HashingReader::new(File::open(path).with_context(ctx)?);
-    let mut buf = vec![0u8; BUF_SIZE];
-    loop {
-        if r.read(&mut buf).with_context(ctx)? == 0 {
-            break;
-        }
-    }
-    Ok(r.finish())
+    Digest::of_file(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Puts the blob `src` at `dest` and returns the digest and size of what `dest` holds. A
@@ -437,7 +428,7 @@ fn sniff_layer(path: &Path) -> Result<&'static str> {
 /// the build host's state (`container`, `container_config`, `config.Image`) removed.
 fn normalize_config(cfg: &Map<String, Value>, diff_ids: &[Digest], epoch: u64) -> Vec<u8> {
     let mut cfg = cfg.clone();
-    let created = Value::String(rfc3339(epoch));
+    let created = Value::String(crate::oci::config::rfc3339(epoch));
     cfg.insert("created".into(), created.clone());
     cfg.remove("container");
     cfg.remove("container_config");
@@ -464,28 +455,6 @@ fn normalize_config(cfg: &Map<String, Value>, diff_ids: &[Digest], epoch: u64) -
         }
     }
     json::canonical(&cfg)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (UTC, proleptic Gregorian).
-pub fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days, for days >= 0.
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

@@ -1105,15 +1105,6 @@ fn normalize_an_index_and_a_docker_save() {
 }
 
 #[test]
-fn rfc3339_formats_utc() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(rfc3339(500), "1970-01-01T00:08:20Z");
-    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-    assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-}
-
-#[test]
 fn relative_paths_are_normalized_or_refused() {
     assert_eq!(source::normalize_rel("./a//b/").unwrap(), "a/b");
     assert!(source::normalize_rel("/a").is_err());

@@ -32,8 +32,9 @@ pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, Input
             output: &p(out),
             metadata: &p(meta),
             codec: crate::io::compress::Codec::new(kind, None, Some(2)).unwrap(),
-            modes: &[],
-            owners: &[],
+            default_metadata: None,
+            file_metadata: &[],
+            link_duplicates: true,
             entries: &entries,
         })
         .unwrap();
@@ -64,6 +65,7 @@ pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, Input
         output_config: p("c.json"),
         output_digest: p("digest"),
         output_descriptor: p("desc.json"),
+        status_files: Vec::new(),
     })
     .unwrap();
     let img = Image::read(&sample_files(dir.path(), &["l1.tgz", "l2.tar"])).unwrap();
@@ -89,6 +91,7 @@ pub(crate) fn sample_index() -> (tempfile::TempDir, Input) {
         output_config: p("c-arm.json"),
         output_digest: p("digest-arm"),
         output_descriptor: p("desc-arm.json"),
+        status_files: Vec::new(),
     })
     .unwrap();
     crate::build::index::run(&crate::build::index::IndexOptions {

@@ -2,9 +2,10 @@
 //!
 //! Headers are built by hand rather than through the `tar` crate so that every byte is under
 //! our control: ustar headers, a pax extended header only where a value does not fit its ustar
-//! field (or for xattrs), mtime 0, uid/gid 0, empty user/group names, zero device numbers, no
-//! GNU extensions, no sparse files, never following symlinks. Callers supply entries in the
-//! order to write. Rewritten imported layers may set a per-entry mtime, owner and xattrs.
+//! field (or for xattrs and other records), by default mtime 0, uid/gid 0 and empty user/group
+//! names, zero device numbers, no GNU extensions, no sparse files, never following symlinks.
+//! Callers supply entries in the order to write, and may set per-entry owners, names, mtimes
+//! and pax records (a layer's file metadata, an imported layer's own values).
 
 use std::io::{self, Read, Write};
 
@@ -16,6 +17,8 @@ const MAX_USTAR_MTIME: u64 = 0o77777777777;
 /// Largest uid/gid the 7 octal digits of the ustar fields can hold.
 const MAX_USTAR_ID: u32 = 0o7777777;
 const NAME_LEN: usize = 100;
+/// The ustar uname and gname fields.
+const NAME_FIELD_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryType {
@@ -44,9 +47,11 @@ pub struct TarWriter<W: Write> {
     owner: (u32, u32),
     /// mtime of the entries written next; 0 unless an imported layer keeps its own.
     mtime: u64,
-    /// Extended attributes (name without the `SCHILY.xattr.` prefix, value) of the entries
-    /// written next, sorted by name; empty unless an imported layer carries some.
-    xattrs: Vec<(String, Vec<u8>)>,
+    /// User and group names of the entries written next; empty unless a layer asks otherwise.
+    names: (String, String),
+    /// Extra pax records (key, value) of the entries written next, sorted by key: xattrs as
+    /// `SCHILY.xattr.<name>`, or records a layer's file metadata asks for.
+    records: Vec<(String, Vec<u8>)>,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -55,7 +60,8 @@ impl<W: Write> TarWriter<W> {
             w,
             owner: (0, 0),
             mtime: 0,
-            xattrs: Vec::new(),
+            names: (String::new(), String::new()),
+            records: Vec::new(),
         }
     }
 
@@ -69,16 +75,28 @@ impl<W: Write> TarWriter<W> {
         self.mtime = mtime;
     }
 
+    /// Sets the user and group names of the entries written from now on.
+    pub fn set_names(&mut self, uname: &str, gname: &str) {
+        self.names = (uname.to_string(), gname.to_string());
+    }
+
+    /// Sets extra pax records of the entries written from now on. They are sorted here so
+    /// that the bytes do not depend on the caller's order; a key given twice keeps its last
+    /// value. Keys the writer derives from the header (path, size, uid, ...) are the caller's
+    /// to refuse.
+    pub fn set_records<I: IntoIterator<Item = (String, Vec<u8>)>>(&mut self, records: I) {
+        let sorted: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
+        self.records = sorted.into_iter().collect();
+    }
+
     /// Sets the extended attributes of the entries written from now on, as
-    /// `SCHILY.xattr.<name>` pax records. They are sorted here so that the bytes do not depend
-    /// on the caller's order; a name given twice keeps its last value.
+    /// `SCHILY.xattr.<name>` pax records (replacing any records set before).
     pub fn set_xattrs(&mut self, xattrs: &[(String, Vec<u8>)]) {
-        let sorted: std::collections::BTreeMap<&String, &Vec<u8>> =
-            xattrs.iter().map(|(k, v)| (k, v)).collect();
-        self.xattrs = sorted
-            .into_iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        self.set_records(
+            xattrs
+                .iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone())),
+        );
     }
 
     /// Writes a directory entry; `name` must already end with `/`.
@@ -198,8 +216,15 @@ impl<W: Write> TarWriter<W> {
         if self.mtime > MAX_USTAR_MTIME {
             pax_record(&mut pax, "mtime", self.mtime.to_string().as_bytes());
         }
-        for (name, value) in &self.xattrs {
-            pax_record(&mut pax, &format!("SCHILY.xattr.{name}"), value);
+        let (uname, gname) = self.names.clone();
+        if !fits_name_field(&uname) {
+            pax_record(&mut pax, "uname", uname.as_bytes());
+        }
+        if !fits_name_field(&gname) {
+            pax_record(&mut pax, "gname", gname.as_bytes());
+        }
+        for (key, value) in &self.records {
+            pax_record(&mut pax, key, value);
         }
         if !pax.is_empty() {
             // The pax header's own name is informational; a fixed scheme keeps it deterministic.
@@ -222,7 +247,14 @@ impl<W: Write> TarWriter<W> {
         } else {
             self.mtime
         };
-        let blk = ustar_header_full(
+        let field = |n: &'_ str| {
+            if fits_name_field(n) {
+                n.to_string()
+            } else {
+                String::new()
+            }
+        };
+        let mut blk = ustar_header_full(
             truncate(name, NAME_LEN),
             ty.flag(),
             mode,
@@ -231,8 +263,25 @@ impl<W: Write> TarWriter<W> {
             (fit(uid), fit(gid)),
             mtime,
         );
+        set_names(&mut blk, &field(&uname), &field(&gname));
         self.w.write_all(&blk)
     }
+}
+
+/// Whether a user or group name fits its 32-byte ustar field (with a terminating NUL);
+/// longer or non-ASCII names go in a pax record instead.
+fn fits_name_field(name: &str) -> bool {
+    name.len() < NAME_FIELD_LEN && name.is_ascii()
+}
+
+/// Fills the uname/gname fields of a finished header and recomputes its checksum.
+fn set_names(h: &mut [u8; BLOCK], uname: &str, gname: &str) {
+    if uname.is_empty() && gname.is_empty() {
+        return;
+    }
+    h[265..265 + uname.len()].copy_from_slice(uname.as_bytes());
+    h[297..297 + gname.len()].copy_from_slice(gname.as_bytes());
+    checksum(h);
 }
 
 fn last_component(name: &str) -> &str {
@@ -313,17 +362,21 @@ fn ustar_header_full(
     h[157..157 + link.len()].copy_from_slice(link.as_bytes());
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
-    // uname/gname (265..329) stay empty; device numbers are zero.
+    // uname/gname (265..329) are filled by the writer when set; device numbers are zero.
     octal(&mut h[329..337], 0);
     octal(&mut h[337..345], 0);
-    // The checksum is computed with its own field filled with spaces.
+    checksum(&mut h);
+    h
+}
+
+/// Writes a header's checksum, computed with its own field filled with spaces.
+fn checksum(h: &mut [u8; BLOCK]) {
     h[148..156].copy_from_slice(b"        ");
     let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
     let s = format!("{sum:06o}");
     h[148..154].copy_from_slice(s.as_bytes());
     h[154] = 0;
     h[155] = b' ';
-    h
 }
 
 #[cfg(test)]

@@ -14,6 +14,15 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The digest and size of a file's bytes, read in one pass.
+    pub fn of_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
+        use io::Read;
+        let mut r = HashingReader::new(std::fs::File::open(path)?);
+        let mut buf = vec![0u8; crate::io::output::BUF_SIZE];
+        while r.read(&mut buf)? != 0 {}
+        Ok(r.finish())
+    }
+
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }

@@ -14,34 +14,55 @@ use crate::io::untrusted::shown_str;
 use crate::oci::media_type::MANIFEST_ACCEPT;
 use crate::oci::reference::{Repo, valid_tag};
 use crate::oci::{Descriptor, Digest, json};
-use anyhow::{Context, Result, anyhow, bail};
+use crate::stamp::Status;
+use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub struct PushOptions {
+/// One image (or index) to push: where, and with which tags.
+pub struct PushJob {
+    /// The `image_push` target, for messages (may be empty).
+    pub label: String,
     /// One image, or an index and its images.
     pub input: Input,
     pub destinations: Vec<Repo>,
     /// Tag templates (`{KEY}` from status files, `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`).
     pub tags: Vec<String>,
     pub status_files: Vec<PathBuf>,
+}
+
+/// How to push: the same for every job of one run.
+pub struct PushSettings {
     pub summary_json: Option<PathBuf>,
     pub jobs: usize,
     pub chunk_size: u64,
     pub insecure_http: bool,
 }
 
-/// `--summary-json`: what was pushed where.
+/// `--summary-json` of `push`: what was pushed where.
 #[derive(Serialize)]
 struct PushSummary {
     digest: Digest,
     destinations: Vec<DestinationSummary>,
+}
+
+/// `--summary-json` of `deploy`: one entry per job, in order. A destination's counters cover
+/// everything the run sent there, for whichever job.
+#[derive(Serialize)]
+struct DeploySummary {
+    pushes: Vec<JobSummary>,
+}
+
+#[derive(Serialize)]
+struct JobSummary {
+    label: String,
+    #[serde(flatten)]
+    push: PushSummary,
 }
 
 #[derive(Serialize)]
@@ -76,70 +97,192 @@ impl<'a> ManifestPut<'a> {
     }
 }
 
-pub fn run(o: &PushOptions) -> Result<()> {
-    if o.destinations.is_empty() {
-        bail!("no destination: give --registry and --repository, or --default-destination");
-    }
-    // Every image's manifest before the index that refers to them; the tags on the top one.
-    let children: Vec<ManifestPut> = match &o.input {
-        Input::Image(_) => Vec::new(),
-        Input::Index(x) => x
-            .children
-            .iter()
-            .map(|i| ManifestPut::new(&i.manifest, i.descriptor()))
-            .collect(),
-    };
-    let (top_bytes, top_desc) = o.input.top();
-    let top = ManifestPut::new(top_bytes, top_desc);
-    let digest = top.digest;
-    let tags = expand_tags(&o.tags, &read_status_files(&o.status_files)?, &digest)?;
+/// A job made ready: its manifests in push order (an index's images first) and its tags.
+struct Planned<'a> {
+    manifests: Vec<ManifestPut<'a>>,
+    digest: Digest,
+    tags: Vec<String>,
+}
 
-    let client = Client::new(o.insecure_http)?;
-    let names: Vec<String> = o.destinations.iter().map(Repo::to_string).collect();
-    let mut progress = Progress::new(&names);
-    let pusher = Pusher {
-        client: &client,
-        chunk_size: o.chunk_size,
-        progress: &progress,
-    };
-    if let Err(e) = pusher.blobs(&o.destinations, &o.input.blobs(), o.jobs) {
-        progress.finish();
-        return Err(e);
-    }
-    for dest in &o.destinations {
-        for m in children.iter().chain([&top]) {
-            let d = m.digest;
-            pusher.manifest(dest, &d.to_string(), m.bytes, &m.media_type, &d)?;
-        }
-        for t in &tags {
-            pusher.manifest(dest, t, top.bytes, &top.media_type, &digest)?;
-        }
-    }
-    progress.finish();
-    let summary = PushSummary {
-        digest,
-        destinations: o
-            .destinations
-            .iter()
-            .zip(&progress.dests)
-            .map(|(dest, (_, stats))| DestinationSummary::new(dest, &digest, &tags, stats))
-            .collect(),
-    };
-    for dest in &o.destinations {
-        eprintln!(
-            "pushed {dest}@{digest} (tags: {})",
-            if tags.is_empty() {
-                "none".to_string()
+impl<'a> Planned<'a> {
+    fn new(job: &'a PushJob) -> Result<Planned<'a>> {
+        let named = |e: anyhow::Error| {
+            if job.label.is_empty() {
+                e
             } else {
-                tags.join(", ")
+                e.context(job.label.clone())
             }
-        );
+        };
+        if job.destinations.is_empty() {
+            return Err(named(anyhow!(
+                "no destination: give --registry and --repository, or --default-destination"
+            )));
+        }
+        // Every image's manifest before the index that refers to them; the tags on the top one.
+        let mut manifests: Vec<ManifestPut> = match &job.input {
+            Input::Image(_) => Vec::new(),
+            Input::Index(x) => x
+                .children
+                .iter()
+                .map(|i| ManifestPut::new(&i.manifest, i.descriptor()))
+                .collect(),
+        };
+        let (top_bytes, top_desc) = job.input.top();
+        manifests.push(ManifestPut::new(top_bytes, top_desc));
+        let digest = manifests.last().expect("the top manifest").digest;
+        let tags = Status::read(&job.status_files)
+            .and_then(|status| expand_tags(&job.tags, &status, &digest))
+            .map_err(named)?;
+        Ok(Planned {
+            manifests,
+            digest,
+            tags,
+        })
     }
-    println!("{digest}");
-    if let Some(p) = &o.summary_json {
+
+    fn top(&self) -> &ManifestPut<'a> {
+        self.manifests.last().expect("the top manifest")
+    }
+}
+
+/// `push`: one image or index to its destinations.
+pub fn run(job: &PushJob, settings: &PushSettings) -> Result<()> {
+    let summaries = run_all(std::slice::from_ref(job), settings)?;
+    let summary = summaries.into_iter().next().expect("one job");
+    if let Some(p) = &settings.summary_json {
         output::write_all_atomic(&[(p.as_path(), &json::canonical(&summary))])?;
     }
     Ok(())
+}
+
+/// `deploy`: many images and indexes in one run. Each distinct blob is one work item for
+/// every destination of every job that needs it (read once, uploaded in parallel with the
+/// rest); only when all of them arrived are manifests pushed by digest, and tags last, so no
+/// tag moves anywhere unless every image is complete everywhere.
+pub fn deploy(jobs: &[PushJob], settings: &PushSettings) -> Result<()> {
+    let pushes = run_all(jobs, settings)?
+        .into_iter()
+        .zip(jobs)
+        .map(|(push, job)| JobSummary {
+            label: job.label.clone(),
+            push,
+        })
+        .collect();
+    if let Some(p) = &settings.summary_json {
+        let summary = DeploySummary { pushes };
+        output::write_all_atomic(&[(p.as_path(), &json::canonical(&summary))])?;
+    }
+    Ok(())
+}
+
+fn run_all(jobs: &[PushJob], settings: &PushSettings) -> Result<Vec<PushSummary>> {
+    let planned = jobs.iter().map(Planned::new).collect::<Result<Vec<_>>>()?;
+    // Every destination once, in first-seen order; each job's destinations as indexes.
+    let mut dests: Vec<Repo> = Vec::new();
+    let mut job_dests: Vec<Vec<usize>> = Vec::new();
+    for job in jobs {
+        let mut mine = Vec::new();
+        for d in &job.destinations {
+            let i = dests.iter().position(|x| x == d).unwrap_or_else(|| {
+                dests.push(d.clone());
+                dests.len() - 1
+            });
+            if !mine.contains(&i) {
+                mine.push(i);
+            }
+        }
+        job_dests.push(mine);
+    }
+    let work = blob_work(jobs, &job_dests);
+
+    let client = Client::new(settings.insecure_http)?;
+    let names: Vec<String> = dests.iter().map(Repo::to_string).collect();
+    let mut progress = Progress::new(&names);
+    let pusher = Pusher {
+        client: &client,
+        chunk_size: settings.chunk_size,
+        progress: &progress,
+    };
+    if let Err(e) = pusher.blobs(&dests, &work, settings.jobs) {
+        progress.finish();
+        return Err(e);
+    }
+    let manifests = |tags: bool| -> Result<()> {
+        for (p, mine) in planned.iter().zip(&job_dests) {
+            for dest in mine.iter().map(|&i| &dests[i]) {
+                if tags {
+                    let top = p.top();
+                    for t in &p.tags {
+                        pusher.manifest(dest, t, top.bytes, &top.media_type, &p.digest)?;
+                    }
+                } else {
+                    for m in &p.manifests {
+                        let d = m.digest;
+                        pusher.manifest(dest, &d.to_string(), m.bytes, &m.media_type, &d)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    // Every manifest of every job by digest, then the tags of all.
+    let pushed = manifests(false).and_then(|()| manifests(true));
+    progress.finish();
+    pushed?;
+    let mut summaries = Vec::new();
+    for (p, mine) in planned.iter().zip(&job_dests) {
+        let destinations = mine
+            .iter()
+            .map(|&i| DestinationSummary::new(&dests[i], &p.digest, &p.tags, &progress.dests[i].1))
+            .collect();
+        for &i in mine {
+            eprintln!(
+                "pushed {}@{} (tags: {})",
+                dests[i],
+                p.digest,
+                if p.tags.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.tags.join(", ")
+                }
+            );
+        }
+        println!("{}", p.digest);
+        summaries.push(PushSummary {
+            digest: p.digest,
+            destinations,
+        });
+    }
+    Ok(summaries)
+}
+
+/// Every config and layer blob of every job once, with the destinations that need it; a local
+/// copy of a layer wins over a remote one (as in `Input::blobs`).
+fn blob_work(jobs: &[PushJob], job_dests: &[Vec<usize>]) -> Vec<(Blob, Vec<usize>)> {
+    let mut work: Vec<(Blob, Vec<usize>)> = Vec::new();
+    for (job, mine) in jobs.iter().zip(job_dests) {
+        for blob in job.input.blobs() {
+            match work
+                .iter_mut()
+                .find(|(b, _)| b.desc.digest == blob.desc.digest)
+            {
+                Some((have, targets)) => {
+                    if matches!(have.content, Content::Remote(_))
+                        && !matches!(blob.content, Content::Remote(_))
+                    {
+                        have.content = blob.content;
+                    }
+                    for i in mine {
+                        if !targets.contains(i) {
+                            targets.push(*i);
+                        }
+                    }
+                }
+                None => work.push((blob, mine.clone())),
+            }
+        }
+    }
+    work
 }
 
 impl DestinationSummary {
@@ -163,14 +306,10 @@ impl DestinationSummary {
 }
 
 /// The tags, each template expanded, each once.
-fn expand_tags(
-    templates: &[String],
-    vars: &BTreeMap<String, String>,
-    digest: &Digest,
-) -> Result<Vec<String>> {
+fn expand_tags(templates: &[String], status: &Status, digest: &Digest) -> Result<Vec<String>> {
     let mut tags: Vec<String> = Vec::new();
     for t in templates {
-        let t = expand_tag(t, vars, digest)?;
+        let t = expand_tag(t, status, digest)?;
         if !tags.contains(&t) {
             tags.push(t);
         }
@@ -178,47 +317,14 @@ fn expand_tags(
     Ok(tags)
 }
 
-/// Bazel workspace status files: `KEY value...` lines.
-pub fn read_status_files(files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
-    let mut vars = BTreeMap::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read status file {}", f.display()))?;
-        for line in text.lines() {
-            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-            if !k.is_empty() {
-                vars.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-    Ok(vars)
-}
-
-/// Expands `{KEY}` placeholders; the result must be a valid tag.
-pub fn expand_tag(
-    template: &str,
-    vars: &BTreeMap<String, String>,
-    digest: &Digest,
-) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find('}')
-            .ok_or_else(|| anyhow!("tag template {template:?} has an unclosed {{"))?;
-        let key = &rest[start + 1..start + end];
-        let value = match key {
-            "IMAGE_DIGEST" => format!("sha256-{}", digest.hex()),
-            "IMAGE_DIGEST_SHORT" => digest.hex()[..12].to_string(),
-            _ => vars.get(key).cloned().ok_or_else(|| {
-                anyhow!("tag template {template:?}: unknown key {key:?} (not in any --status-file)")
-            })?,
-        };
-        out.push_str(&value);
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
+/// Expands `{KEY}` (workspace status, `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`); the result
+/// must be a valid tag.
+pub fn expand_tag(template: &str, status: &Status, digest: &Digest) -> Result<String> {
+    let out = status.expand(template, "tag template", |key| match key {
+        "IMAGE_DIGEST" => Some(format!("sha256-{}", digest.hex())),
+        "IMAGE_DIGEST_SHORT" => Some(digest.hex()[..12].to_string()),
+        _ => None,
+    })?;
     if !valid_tag(&out) {
         bail!(
             "tag {out:?} (from template {template:?}) is not a valid tag: [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
@@ -371,7 +477,7 @@ impl Pusher<'_> {
     /// item per blob covers every destination: a blob several destinations lack is read once
     /// and sent to all of them at the same time (see `blob_everywhere`). After a failure
     /// nothing new starts (no manifest will be pushed anyway); every failure is reported.
-    fn blobs(&self, dests: &[Repo], blobs: &[Blob], jobs: usize) -> Result<()> {
+    fn blobs(&self, dests: &[Repo], blobs: &[(Blob, Vec<usize>)], jobs: usize) -> Result<()> {
         let all_stats: Vec<&Stats> = self
             .progress
             .dests
@@ -379,8 +485,8 @@ impl Pusher<'_> {
             .map(|(_, s)| s.as_ref())
             .collect();
         // Largest first: a big blob started last would finish alone, long after the rest.
-        let mut order: Vec<&Blob> = blobs.iter().collect();
-        order.sort_by_key(|b| std::cmp::Reverse(b.desc.size));
+        let mut order: Vec<&(Blob, Vec<usize>)> = blobs.iter().collect();
+        order.sort_by_key(|(b, _)| std::cmp::Reverse(b.desc.size));
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let errors = Mutex::new(Vec::<String>::new());
@@ -388,10 +494,11 @@ impl Pusher<'_> {
             for _ in 0..jobs.clamp(1, blobs.len().max(1)) {
                 s.spawn(|| {
                     while !failed.load(Ordering::Relaxed) {
-                        let Some(blob) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        let Some((blob, targets)) = order.get(next.fetch_add(1, Ordering::Relaxed))
+                        else {
                             break;
                         };
-                        if let Err(e) = self.blob_everywhere(dests, blob, &all_stats) {
+                        if let Err(e) = self.blob_everywhere(dests, targets, blob, &all_stats) {
                             failed.store(true, Ordering::Relaxed);
                             errors.lock().unwrap().push(format!("{e:#}"));
                         }
@@ -406,14 +513,21 @@ impl Pusher<'_> {
         Ok(())
     }
 
-    /// Pushes one blob to every destination that lacks it. Destinations that can mount it, or
+    /// Pushes one blob to every destination of `targets` that lacks it. Destinations that can mount it, or
     /// a single one that needs the bytes, go one by one; when several need the bytes, the blob
     /// is read once and streamed to all of them together (each verifies what it sends; one
     /// whose shared stream fails retries on its own, reading the blob again).
-    fn blob_everywhere(&self, dests: &[Repo], blob: &Blob, stats: &[&Stats]) -> Result<()> {
+    fn blob_everywhere(
+        &self,
+        dests: &[Repo],
+        targets: &[usize],
+        blob: &Blob,
+        stats: &[&Stats],
+    ) -> Result<()> {
         let d = blob.desc.digest;
         let mut need_bytes = Vec::new();
-        for (i, dest) in dests.iter().enumerate() {
+        for &i in targets {
+            let dest = &dests[i];
             let what = || format!("cannot push blob {d} to {dest}");
             let scope = Scope::push(&dest.registry, &dest.repository);
             if let Head::Present(_) = self
@@ -1027,10 +1141,7 @@ mod tests {
     #[test]
     fn tag_templates() {
         let d = Digest::of(b"x");
-        let vars = BTreeMap::from([
-            ("STABLE_GIT_COMMIT".to_string(), "abc123".to_string()),
-            ("BUILD_USER".to_string(), "me".to_string()),
-        ]);
+        let vars = Status::from_pairs(&[("STABLE_GIT_COMMIT", "abc123"), ("BUILD_USER", "me")]);
         assert_eq!(expand_tag("v1", &vars, &d).unwrap(), "v1");
         assert_eq!(
             expand_tag("git-{STABLE_GIT_COMMIT}", &vars, &d).unwrap(),
@@ -1049,16 +1160,5 @@ mod tests {
         assert!(expand_tag("a{b", &vars, &d).is_err());
         assert!(expand_tag("-x", &vars, &d).is_err());
         assert!(expand_tag("{IMAGE_DIGEST}{IMAGE_DIGEST}", &vars, &d).is_err()); // > 128
-    }
-
-    #[test]
-    fn status_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("stable-status.txt");
-        std::fs::write(&f, "STABLE_A one two\nEMPTY\nB x\n").unwrap();
-        let v = read_status_files(&[f]).unwrap();
-        assert_eq!(v["STABLE_A"], "one two");
-        assert_eq!(v["EMPTY"], "");
-        assert_eq!(v["B"], "x");
     }
 }

@@ -2,6 +2,7 @@
 
 mod encode;
 pub mod from_tar;
+pub mod metadata;
 mod plan;
 
 pub use encode::write_layer;
@@ -49,14 +50,22 @@ pub struct LayerOptions<'a> {
     pub output: &'a Path,
     pub metadata: &'a Path,
     pub codec: Codec,
-    pub modes: &'a [String],
-    pub owners: &'a [String],
+    /// `--default-metadata`: a `FileMetadata` JSON object for every entry given.
+    pub default_metadata: Option<&'a str>,
+    /// `--file-metadata`: `/path-or-pattern<TAB>FileMetadata JSON`.
+    pub file_metadata: &'a [String],
+    /// Store identical files once, as hard links (see `Plan::link_duplicates`).
+    pub link_duplicates: bool,
     pub entries: &'a [String],
 }
 
 /// The `layer` subcommand: both outputs appear only if everything succeeded.
 pub fn run(opts: &LayerOptions) -> Result<LayerMetadata> {
-    let plan = Plan::build(opts.entries, opts.modes, opts.owners)?;
+    let rules = metadata::MetadataRules::parse(opts.default_metadata, opts.file_metadata)?;
+    let mut plan = Plan::build(opts.entries, &rules)?;
+    if opts.link_duplicates {
+        plan.link_duplicates()?;
+    }
     let (blob, meta) = write_layer(opts.output, opts.codec, |w| plan.write_tar(w).map(drop))?;
     let meta_file = output::stage(opts.metadata, &meta.to_bytes())?;
     blob.commit()?;

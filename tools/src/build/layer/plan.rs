@@ -6,8 +6,10 @@
 //! and reports every conflict before any byte is written. `Plan::write_tar` then writes the
 //! entries in that order, reading each input file once.
 
+use super::metadata::{EntryMeta, Kind, MetadataRules};
 use crate::io::output::BUF_SIZE;
 use crate::io::tarfmt::TarWriter;
+use crate::oci::Digest;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -23,16 +25,33 @@ pub enum NodeKind {
     File(PathBuf),
     Dir,
     Symlink(String),
+    /// A hard link to the file planned at this key (earlier in the tar): identical contents
+    /// and metadata stored once.
+    HardLink(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct Node {
     pub content: NodeKind,
     pub mode: u32,
-    /// Numeric (uid, gid); (0, 0) unless overridden with --owner.
-    pub owner: (u32, u32),
+    /// Owner, names, mtime and pax records: root, empty, 0 and none unless file metadata
+    /// says otherwise.
+    pub meta: EntryMeta,
     /// Where the entry came from, for error messages.
     pub origin: String,
+    /// A parent directory the layer added on its own (the layer-wide default metadata
+    /// leaves it alone).
+    pub implicit: bool,
+}
+
+impl Node {
+    fn kind(&self) -> Kind {
+        match self.content {
+            NodeKind::File(_) | NodeKind::HardLink(_) => Kind::File,
+            NodeKind::Dir => Kind::Dir,
+            NodeKind::Symlink(_) => Kind::Symlink,
+        }
+    }
 }
 
 /// How a directory is walked.
@@ -90,30 +109,6 @@ pub fn normalize_dest(dest: &str) -> Result<String> {
         bail!("destination {dest:?} is the image root, which is not a valid destination");
     }
     Ok(parts.join("/"))
-}
-
-fn parse_owner(spec: &str) -> Result<(String, (u32, u32))> {
-    let (path, value) = spec
-        .rsplit_once('=')
-        .ok_or_else(|| anyhow!("--owner {spec:?} must have the form /path=UID:GID"))?;
-    let ids = value
-        .split_once(':')
-        .and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)))
-        .ok_or_else(|| anyhow!("--owner for {path}: {value:?} is not numeric UID:GID"))?;
-    let key = normalize_dest(path).with_context(|| format!("--owner {spec:?}"))?;
-    Ok((key, ids))
-}
-
-fn parse_mode(spec: &str) -> Result<(String, u32)> {
-    let (path, value) = spec
-        .rsplit_once('=')
-        .ok_or_else(|| anyhow!("--mode {spec:?} must have the form /path=OCTAL"))?;
-    let mode = u32::from_str_radix(value, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777 && !value.is_empty())
-        .ok_or_else(|| anyhow!("--mode for {path}: {value:?} is not an octal mode <= 07777"))?;
-    let key = normalize_dest(path).with_context(|| format!("--mode {spec:?}"))?;
-    Ok((key, mode))
 }
 
 #[cfg(unix)]
@@ -222,9 +217,8 @@ impl<'a> GroupMember<'a> {
 }
 
 impl Plan {
-    /// Builds the plan from `kind<TAB>/dest<TAB>src` entries, `/dest=OCTAL` mode overrides and
-    /// `/dest=UID:GID` owner overrides.
-    pub fn build(entries: &[String], modes: &[String], owners: &[String]) -> Result<Plan> {
+    /// Builds the plan from `kind<TAB>/dest<TAB>src` entries and applies the file metadata.
+    pub fn build(entries: &[String], metadata: &MetadataRules) -> Result<Plan> {
         if entries.is_empty() {
             bail!("the layer has no entries");
         }
@@ -244,23 +238,63 @@ impl Plan {
             plan.add_group(dest, &members)?;
         }
         plan.add_parents()?;
-        for spec in modes {
-            let (key, mode) = parse_mode(spec)?;
-            let node = plan
-                .nodes
-                .get_mut(&key)
-                .ok_or_else(|| anyhow!("--mode names /{key}, which is not in the layer"))?;
-            node.mode = mode;
-        }
-        for spec in owners {
-            let (key, owner) = parse_owner(spec)?;
-            let node = plan
-                .nodes
-                .get_mut(&key)
-                .ok_or_else(|| anyhow!("--owner names /{key}, which is not in the layer"))?;
-            node.owner = owner;
-        }
+        metadata.apply(plan.nodes.iter_mut().map(|(key, node)| {
+            let kind = node.kind();
+            (
+                key.as_str(),
+                kind,
+                node.implicit,
+                &mut node.mode,
+                &mut node.meta,
+            )
+        }))?;
         Ok(plan)
+    }
+
+    /// Turns every regular file whose bytes, mode and metadata equal those of an earlier file
+    /// into a hard link to it, so that the layer stores the bytes once. Only files that share
+    /// a size with another candidate are hashed. Returns the number of links made.
+    pub fn link_duplicates(&mut self) -> Result<usize> {
+        let mut by_shape: BTreeMap<(u64, u32, &EntryMeta), Vec<&str>> = BTreeMap::new();
+        for (key, node) in &self.nodes {
+            if let NodeKind::File(src) = &node.content {
+                let size = std::fs::metadata(src)
+                    .with_context(|| format!("cannot stat {} for /{key}", src.display()))?
+                    .len();
+                // An empty file costs a header either way.
+                if size > 0 {
+                    by_shape
+                        .entry((size, node.mode, &node.meta))
+                        .or_default()
+                        .push(key);
+                }
+            }
+        }
+        let mut links: Vec<(String, String)> = Vec::new();
+        for keys in by_shape.values().filter(|k| k.len() > 1) {
+            // Keys are in tar order, so the first of each content is written before its links.
+            let mut first: BTreeMap<Digest, &str> = BTreeMap::new();
+            for key in keys {
+                let NodeKind::File(src) = &self.nodes[*key].content else {
+                    unreachable!("only files are grouped")
+                };
+                let (digest, _) = Digest::of_file(src)
+                    .with_context(|| format!("cannot read {} for /{key}", src.display()))?;
+                match first.get(&digest) {
+                    Some(leader) => links.push((key.to_string(), leader.to_string())),
+                    None => {
+                        first.insert(digest, key);
+                    }
+                }
+            }
+        }
+        let count = links.len();
+        for (key, leader) in links {
+            if let Some(node) = self.nodes.get_mut(&key) {
+                node.content = NodeKind::HardLink(leader);
+            }
+        }
+        Ok(count)
     }
 
     fn add_entry(&mut self, entry: &str) -> Result<()> {
@@ -312,7 +346,23 @@ impl Plan {
             let rel =
                 rel.unwrap_or_else(|| m.short_path.strip_prefix("../").unwrap_or(m.short_path));
             let key = normalize_dest(&format!("{}/{rel}", dest.trim_end_matches('/')))?;
-            self.add_source(key, Path::new(m.src), false)?;
+            self.add_source(key.clone(), Path::new(m.src), false)?;
+            // The directories from `dest` down to the file belong to this entry (they take its
+            // default metadata), unlike the implicit parents above `dest`.
+            let top = normalize_dest(dest)?;
+            let mut dir = key.as_str();
+            while let Some((parent, _)) = dir.rsplit_once('/') {
+                if parent.len() < top.len() {
+                    break;
+                }
+                self.insert(
+                    parent.to_string(),
+                    NodeKind::Dir,
+                    DIR_MODE,
+                    format!("the directory {dest}"),
+                )?;
+                dir = parent;
+            }
         }
         Ok(())
     }
@@ -491,8 +541,9 @@ impl Plan {
             Node {
                 content,
                 mode,
-                owner: (0, 0),
+                meta: EntryMeta::default(),
                 origin,
+                implicit: false,
             },
         );
         Ok(())
@@ -525,8 +576,9 @@ impl Plan {
                 Node {
                     content: NodeKind::Dir,
                     mode: DIR_MODE,
-                    owner: (0, 0),
+                    meta: EntryMeta::default(),
                     origin: "an implicit parent directory".into(),
+                    implicit: true,
                 },
             );
         }
@@ -538,8 +590,13 @@ impl Plan {
         let mut tw = TarWriter::new(w);
         let mut buf = vec![0u8; BUF_SIZE];
         for (key, node) in &self.nodes {
-            tw.set_owner(node.owner.0, node.owner.1);
+            let m = &node.meta;
+            tw.set_owner(m.uid, m.gid);
+            tw.set_names(&m.uname, &m.gname);
+            tw.set_mtime(m.mtime);
+            tw.set_records(m.records.iter().map(|(k, v)| (k.clone(), v.clone())));
             match &node.content {
+                NodeKind::HardLink(target) => tw.hardlink(key, target, node.mode)?,
                 NodeKind::Dir => tw.dir(&format!("{key}/"), node.mode)?,
                 NodeKind::Symlink(t) => tw.symlink(key, t, node.mode)?,
                 NodeKind::File(src) => {

@@ -1,4 +1,5 @@
 use super::encode::encode;
+use super::metadata::MetadataRules;
 use super::plan::normalize_dest;
 use super::*;
 use crate::io::compress::{Codec, Compression};
@@ -17,8 +18,18 @@ fn write(path: &Path, data: &[u8], mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn tar_of(entries: &[String], modes: &[String]) -> Vec<u8> {
-    Plan::build(entries, modes, &[])
+/// The plan of `entries` with `--file-metadata` values.
+fn plan(entries: &[String], file_metadata: &[String]) -> anyhow::Result<Plan> {
+    Plan::build(entries, &MetadataRules::parse(None, file_metadata)?)
+}
+
+/// A `--file-metadata` value setting a mode.
+fn mode(path: &str, mode: &str) -> String {
+    format!("{path}\t{{\"mode\":\"{mode}\"}}")
+}
+
+fn tar_of(entries: &[String], file_metadata: &[String]) -> Vec<u8> {
+    plan(entries, file_metadata)
         .unwrap()
         .write_tar(Vec::new())
         .unwrap()
@@ -218,7 +229,7 @@ fn output_does_not_depend_on_paths_mtimes_modes_or_owners() {
             entry(&["file", "/etc/plain", root.join("plain").to_str().unwrap()]),
             entry(&["file", "/opt/tree", root.join("tree").to_str().unwrap()]),
         ];
-        let plan = Plan::build(&entries, &[], &[]).unwrap();
+        let plan = plan(&entries, &[]).unwrap();
         let (blob, meta) = encode(
             Codec::new(Compression::Gzip, Some(6), Some(2)).unwrap(),
             Vec::new(),
@@ -337,22 +348,24 @@ fn mode_overrides() {
     write(&d.path().join("f"), b"x", 0o644);
     let f = d.path().join("f").to_str().unwrap().to_string();
     let entries = vec![entry(&["file", "/a/b", &f])];
-    let got = read_back(&tar_of(&entries, &["/a//b=4750".into(), "/a=0700".into()]));
+    let got = read_back(&tar_of(
+        &entries,
+        &[mode("/a//b", "4750"), mode("/a", "0700")],
+    ));
     assert_eq!((got[0].2, got[1].2), (0o700, 0o4750));
 
-    let err = |modes: &[&str]| {
-        let modes: Vec<String> = modes.iter().map(|s| s.to_string()).collect();
-        format!("{:#}", Plan::build(&entries, &modes, &[]).unwrap_err())
-    };
-    let e = err(&["/a/b=0778"]);
+    let err = |specs: &[String]| format!("{:#}", plan(&entries, specs).unwrap_err());
+    let e = err(&[mode("/a/b", "0778")]);
     assert!(e.contains("/a/b") && e.contains("0778"), "{e}");
-    let e = err(&["/a/b=17777"]);
+    let e = err(&[mode("/a/b", "17777")]);
     assert!(e.contains("17777"), "{e}");
-    let e = err(&["/a/b="]);
+    let e = err(&[mode("/a/b", "")]);
     assert!(e.contains("/a/b"), "{e}");
-    let e = err(&["/nope=0644"]);
+    let e = err(&[mode("/nope", "0644")]);
     assert!(e.contains("/nope") && e.contains("not in the layer"), "{e}");
-    assert!(err(&["no-equals"]).contains("/path=OCTAL"));
+    assert!(err(&["no-tab".into()]).contains("/path<TAB>JSON"));
+    let e = err(&[mode("/a/b", "0600"), mode("/a//b", "0644")]);
+    assert!(e.contains("/a/b twice"), "{e}");
 }
 
 #[test]
@@ -362,7 +375,7 @@ fn conflicts_are_errors() {
     write(&d.path().join("f2"), b"2", 0o644);
     let f1 = d.path().join("f1").to_str().unwrap().to_string();
     let f2 = d.path().join("f2").to_str().unwrap().to_string();
-    let err = |entries: Vec<String>| format!("{:#}", Plan::build(&entries, &[], &[]).unwrap_err());
+    let err = |entries: Vec<String>| format!("{:#}", plan(&entries, &[]).unwrap_err());
 
     let e = err(vec![
         entry(&["file", "/app/bin", &f1]),
@@ -397,7 +410,7 @@ fn conflicts_are_errors() {
     assert!(e.contains("malformed entry"), "{e}");
     assert!(err(vec![]).contains("no entries"));
     // Directories given twice are one directory, not a conflict.
-    assert!(Plan::build(&[entry(&["dir", "/d"]), entry(&["dir", "/d/"])], &[], &[]).is_ok());
+    assert!(plan(&[entry(&["dir", "/d"]), entry(&["dir", "/d/"])], &[]).is_ok());
 }
 
 #[test]
@@ -414,7 +427,7 @@ fn failed_run_leaves_no_output() {
         ),
         (vec![entry(&["file", "/../a", &f])], vec![]),
         (vec![entry(&["file", "/a", "/missing/src"])], vec![]),
-        (vec![entry(&["file", "/a", &f])], vec!["/a=9".into()]),
+        (vec![entry(&["file", "/a", &f])], vec![mode("/a", "9")]),
         (vec![], vec![]),
     ];
     for (entries, modes) in cases {
@@ -422,8 +435,9 @@ fn failed_run_leaves_no_output() {
             output: &out_dir.join("layer.tgz"),
             metadata: &out_dir.join("layer.json"),
             codec: Codec::new(Compression::Gzip, None, Some(2)).unwrap(),
-            modes: &modes,
-            owners: &[],
+            default_metadata: None,
+            file_metadata: &modes,
+            link_duplicates: true,
             entries: &entries,
         });
         assert!(r.is_err());
@@ -482,8 +496,9 @@ fn metadata_matches_blob_for_every_compression() {
             output: &out,
             metadata: &meta_path,
             codec: Codec::new(kind, None, Some(2)).unwrap(),
-            modes: &[],
-            owners: &[],
+            default_metadata: None,
+            file_metadata: &[],
+            link_duplicates: true,
             entries: &entries,
         })
         .unwrap();
@@ -529,7 +544,7 @@ fn metadata_matches_blob_for_every_compression() {
 #[test]
 fn levels_change_bytes_not_diff_ids() {
     let d = tempfile::tempdir().unwrap();
-    let plan = Plan::build(&fixed_layer(d.path()), &[], &[]).unwrap();
+    let plan = plan(&fixed_layer(d.path()), &[]).unwrap();
     let (a, ma) = encode(
         Codec::new(Compression::Gzip, Some(1), Some(2)).unwrap(),
         Vec::new(),
@@ -589,9 +604,7 @@ fn a_single_file_target_goes_to_dest_and_several_become_a_directory() {
     .map(|(p, m)| (p.to_string(), *m))
     .collect();
     assert_eq!(got, want);
-    let err = Plan::build(&[entry(&["group", "/x", "p/"])], &[], &[])
-        .err()
-        .unwrap();
+    let err = plan(&[entry(&["group", "/x", "p/"])], &[]).err().unwrap();
     assert!(format!("{err:#}").contains("malformed entry"));
 }
 
@@ -692,12 +705,7 @@ fn store_symlinks_into_bazel_out_are_not_followed() {
     assert_eq!((last.1, last.3.as_str()), (b'2', real.to_str().unwrap()));
     let e = format!(
         "{:#}",
-        Plan::build(
-            &[entry(&["store", "/nix/store/definitely-missing"])],
-            &[],
-            &[]
-        )
-        .unwrap_err()
+        plan(&[entry(&["store", "/nix/store/definitely-missing"])], &[]).unwrap_err()
     );
     assert!(e.contains("/nix/store/definitely-missing"), "{e}");
 }
@@ -745,7 +753,7 @@ fn roots_put_store_contents_at_the_image_root_and_merge_identical_paths() {
             entry(&["root", a.to_str().unwrap()]),
             entry(&["root", b.to_str().unwrap()]),
         ];
-        format!("{:#}", Plan::build(&entries, &[], &[]).unwrap_err())
+        format!("{:#}", plan(&entries, &[]).unwrap_err())
     };
     let e = err(&env1, &env3);
     assert!(
@@ -762,51 +770,175 @@ fn roots_put_store_contents_at_the_image_root_and_merge_identical_paths() {
     assert!(e.contains("not a directory"), "{e}");
 }
 
+/// Every metadata field reaches the tar, read back by the `tar` crate; the layer-wide
+/// default skips implicit parents and sets only files' modes; patterns and then paths win.
 #[test]
-fn owner_overrides() {
+fn file_metadata_fields_defaults_patterns_and_paths() {
     let d = tempfile::tempdir().unwrap();
-    write(&d.path().join("f"), b"x", 0o644);
-    let f = d.path().join("f").to_str().unwrap().to_string();
-    let entries = vec![entry(&["file", "/home/app/data", &f])];
-    let owners = [
-        "/home/app=1000:100".to_string(),
-        "/home/app/data=1000:1000".into(),
+    write(&d.path().join("bin"), b"#!/bin/sh\n", 0o755);
+    write(&d.path().join("tree/a.conf"), b"a", 0o644);
+    write(&d.path().join("tree/sub/b.conf"), b"b", 0o644);
+    write(&d.path().join("tree/sub/c.txt"), b"c", 0o644);
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let entries = vec![
+        entry(&["file", "/opt/app/bin", &p("bin")]),
+        entry(&["file", "/opt/app/etc", &p("tree")]),
     ];
-    let bytes = Plan::build(&entries, &[], &owners)
+    let default = r#"{"uid":1000,"gid":1000,"uname":"app","gname":"app","mode":"0640","mtime":"2024-05-01T12:00:00Z"}"#;
+    let files = [
+        "/opt/app/etc/**/*.conf\t{\"mode\":\"0600\",\"pax_records\":{\"SCHILY.xattr.user.kind\":\"conf\"}}".to_string(),
+        "/opt/app/bin\t{\"mode\":\"0750\",\"uid\":0,\"uname\":\"a-rather-long-user-name-of-40-chars-x\",\"capabilities\":[\"cap_net_bind_service\",\"CAP_SYS_TIME\"]}".into(),
+    ];
+    let rules = MetadataRules::parse(Some(default), &files).unwrap();
+    let bytes = Plan::build(&entries, &rules)
         .unwrap()
         .write_tar(Vec::new())
         .unwrap();
     let mut ar = tar::Archive::new(&bytes[..]);
-    let ids: Vec<(String, u64, u64)> = ar
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let h = e.header();
-            let p = String::from_utf8(e.path_bytes().into_owned()).unwrap();
-            (p, h.uid().unwrap(), h.gid().unwrap())
-        })
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            ("home/", 0, 0),
-            ("home/app/", 1000, 100),
-            ("home/app/data", 1000, 1000)
-        ]
-        .map(|(p, u, g)| (p.to_string(), u, g))
-    );
-    let err = |spec: &str| {
-        format!(
-            "{:#}",
-            Plan::build(&entries, &[], &[spec.to_string()]).unwrap_err()
-        )
-    };
-    let e = err("/nope=1:1");
-    assert!(e.contains("/nope") && e.contains("not in the layer"), "{e}");
-    for bad in ["/home=1000", "/home=a:b", "/home=-1:0", "/home=1:2:3"] {
-        let e = err(bad);
-        assert!(e.contains("UID:GID"), "{bad}: {e}");
+    let mut got = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let (mut pax, mut uname) = (Vec::new(), None);
+        if let Some(exts) = e.pax_extensions().unwrap() {
+            for x in exts {
+                let x = x.unwrap();
+                let key = x.key().unwrap();
+                if key.starts_with("SCHILY.xattr.") {
+                    pax.push((key.to_string(), x.value_bytes().to_vec()));
+                } else if key == "uname" {
+                    uname = Some(x.value().unwrap().to_string());
+                }
+            }
+        }
+        let h = e.header();
+        let uname = uname.unwrap_or_else(|| h.username().unwrap().unwrap_or("").to_string());
+        got.push((
+            String::from_utf8(e.path_bytes().into_owned()).unwrap(),
+            format!("{:o}", h.mode().unwrap()),
+            (h.uid().unwrap(), h.gid().unwrap()),
+            uname,
+            h.mtime().unwrap(),
+            pax,
+        ));
     }
-    assert!(err("no-equals").contains("/path=UID:GID"));
+    let may_1 = 1_714_564_800;
+    let row = |p: &str| {
+        got.iter()
+            .find(|g| g.0 == p)
+            .unwrap_or_else(|| panic!("{p}: {got:?}"))
+    };
+    // Implicit parents: untouched.
+    assert_eq!(row("opt/").1, "755");
+    assert_eq!((row("opt/app/").2, row("opt/app/").4), ((0, 0), 0));
+    // A directory the layer was given: the default's owner and time, not its mode.
+    let etc = row("opt/app/etc/");
+    assert_eq!(
+        (etc.1.as_str(), etc.2, etc.3.as_str(), etc.4),
+        ("755", (1000, 1000), "app", may_1)
+    );
+    // Files: the default mode, then the pattern.
+    assert_eq!(row("opt/app/etc/sub/c.txt").1, "640");
+    for conf in ["opt/app/etc/a.conf", "opt/app/etc/sub/b.conf"] {
+        let r = row(conf);
+        assert_eq!(r.1, "600", "{conf}");
+        assert_eq!(
+            r.5,
+            vec![("SCHILY.xattr.user.kind".to_string(), b"conf".to_vec())]
+        );
+    }
+    // The exact path, field by field over the default; a long name goes to a pax record.
+    let bin = row("opt/app/bin");
+    assert_eq!(
+        (bin.1.as_str(), bin.2, bin.3.as_str()),
+        ("750", (0, 1000), "a-rather-long-user-name-of-40-chars-x")
+    );
+    let cap = &bin.5[0];
+    assert_eq!(cap.0, "SCHILY.xattr.security.capability");
+    // vfs_cap_data v2, effective; net_bind_service is bit 10, sys_time bit 25.
+    let mut want = 0x0200_0001u32.to_le_bytes().to_vec();
+    want.extend_from_slice(&((1u32 << 10) | (1 << 25)).to_le_bytes());
+    want.extend_from_slice(&[0; 12]);
+    assert_eq!(cap.1, want);
+}
+
+#[test]
+fn bad_file_metadata_is_refused_with_the_path() {
+    let d = tempfile::tempdir().unwrap();
+    write(&d.path().join("f"), b"x", 0o644);
+    let f = d.path().join("f").to_str().unwrap().to_string();
+    let entries = vec![entry(&["file", "/etc/app/f", &f])];
+    let err = |specs: &[&str]| {
+        let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
+        format!("{:#}", plan(&entries, &specs).unwrap_err())
+    };
+    let cases = [
+        ("/etc/app/f\t{\"owner\":1}", "owner"),
+        ("/etc/app/f\t{\"uid\":-1}", "uid"),
+        (
+            "/etc/app/f\t{\"pax_records\":{\"path\":\"/x\"}}",
+            "\"path\"",
+        ),
+        ("/etc/app/f\t{\"pax_records\":{\"a=b\":\"x\"}}", "a=b"),
+        ("/etc/app/f\t{\"capabilities\":[\"cap_fly\"]}", "cap_fly"),
+        (
+            "/etc/app\t{\"capabilities\":[\"cap_chown\"]}",
+            "only regular files",
+        ),
+        ("/etc/app/f\t{\"mtime\":\"yesterday\"}", "yesterday"),
+        ("/etc/**/*.so\t{\"mode\":\"0755\"}", "matches no path"),
+        ("/etc/[\t{\"mode\":\"0755\"}", "/etc/["),
+        ("etc/*\t{\"mode\":\"0755\"}", "absolute"),
+        ("/etc/app/f\t{\"uname\":\"a\\nb\"}", "newline"),
+    ];
+    for (spec, want) in cases {
+        let e = err(&[spec]);
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+    let e = err(&[
+        "/etc/app/f\t{\"capabilities\":[\"cap_chown\"],\"pax_records\":{\"SCHILY.xattr.security.capability\":\"x\"}}",
+    ]);
+    assert!(e.contains("both"), "{e}");
+}
+
+/// Identical files with identical metadata are stored once; the others are hard links to
+/// the first in tar order, which an extractor has seen by then.
+#[test]
+fn identical_files_become_hard_links() {
+    let d = tempfile::tempdir().unwrap();
+    let big = vec![7u8; 100_000];
+    write(&d.path().join("x/one"), &big, 0o644);
+    write(&d.path().join("x/two"), &big, 0o644);
+    write(&d.path().join("x/exec"), &big, 0o755);
+    write(&d.path().join("x/other"), &vec![8u8; 100_000], 0o644);
+    write(&d.path().join("x/empty1"), b"", 0o644);
+    write(&d.path().join("x/empty2"), b"", 0o644);
+    let x = d.path().join("x").to_str().unwrap().to_string();
+    let entries = vec![entry(&["file", "/a", &x]), entry(&["file", "/b", &x])];
+    let owned = [mode("/b/one", "0600")];
+    let mut p = plan(&entries, &owned).unwrap();
+    let plain = p.write_tar(Vec::new()).unwrap();
+    assert_eq!(p.link_duplicates().unwrap(), 4);
+    let linked = p.write_tar(Vec::new()).unwrap();
+    assert!(
+        linked.len() + 4 * 90_000 < plain.len(),
+        "{} vs {}",
+        linked.len(),
+        plain.len()
+    );
+    let links: Vec<(String, String)> = read_back(&linked)
+        .into_iter()
+        .filter(|e| e.1 == b'1')
+        .map(|e| (e.0, e.4))
+        .collect();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    // /b/one has another mode, so it stays a file; the executable links only to its kind.
+    assert_eq!(
+        links,
+        [
+            pair("a/two", "a/one"),
+            pair("b/exec", "a/exec"),
+            pair("b/other", "a/other"),
+            pair("b/two", "a/one")
+        ]
+    );
 }

@@ -269,6 +269,7 @@ fn run_writes_all_outputs_and_validates_inputs() {
         output_config: out.join("c.json"),
         output_digest: out.join("digest"),
         output_descriptor: out.join("desc.json"),
+        status_files: Vec::new(),
     };
     let e = format!(
         "{:#}",
@@ -306,5 +307,67 @@ fn run_writes_all_outputs_and_validates_inputs() {
     assert_eq!(
         parse(&a.config)["rootfs"]["diff_ids"],
         json!([d('e').to_string()])
+    );
+}
+
+/// Stamped: `{KEY}` in created, labels and annotations from the status; digits are seconds.
+/// Unstamped: a templated created is the epoch and labels keep their text.
+#[test]
+fn stamping_fills_created_labels_and_annotations() {
+    let frag = || ConfigFragment {
+        os: Some("linux".into()),
+        architecture: Some("amd64".into()),
+        created: Some("{BUILD_TIMESTAMP}".into()),
+        labels: Some(BTreeMap::from([(
+            "rev".to_string(),
+            "git-{STABLE_GIT_COMMIT}".to_string(),
+        )])),
+        annotations: Some(BTreeMap::from([(
+            "org.opencontainers.image.revision".to_string(),
+            "{STABLE_GIT_COMMIT}".to_string(),
+        )])),
+        ..Default::default()
+    };
+    let status = Status::from_pairs(&[
+        ("BUILD_TIMESTAMP", "1700000000"),
+        ("STABLE_GIT_COMMIT", "abc123"),
+    ]);
+    let mut stamped = frag();
+    stamped.stamp(Some(&status)).unwrap();
+    let a = assemble(&stamped, None, &[]).unwrap();
+    let cfg: Value = serde_json::from_slice(&a.config).unwrap();
+    assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(cfg["config"]["Labels"]["rev"], "git-abc123");
+    let m: Value = serde_json::from_slice(&a.manifest).unwrap();
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.revision"],
+        "abc123"
+    );
+
+    let mut plain = frag();
+    plain.stamp(None).unwrap();
+    let a = assemble(&plain, None, &[]).unwrap();
+    let cfg: Value = serde_json::from_slice(&a.config).unwrap();
+    assert_eq!(cfg["created"], EPOCH);
+    assert_eq!(cfg["config"]["Labels"]["rev"], "git-{STABLE_GIT_COMMIT}");
+
+    let mut rfc = ConfigFragment {
+        created: Some("{WHEN}".into()),
+        ..frag()
+    };
+    rfc.stamp(Some(&Status::from_pairs(&[
+        ("WHEN", "2024-05-01T12:00:00Z"),
+        ("STABLE_GIT_COMMIT", "x"),
+    ])))
+    .unwrap();
+    assert_eq!(rfc.created.as_deref(), Some("2024-05-01T12:00:00Z"));
+
+    let e = frag()
+        .stamp(Some(&Status::from_pairs(&[("BUILD_TIMESTAMP", "1")])))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("label rev") && e.contains("STABLE_GIT_COMMIT"),
+        "{e}"
     );
 }
