@@ -46,8 +46,14 @@ pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
 
 /// Reads a layer blob, checks every entry, and returns its diff_id.
 pub fn scan_layer(blob: &Path) -> Result<Digest> {
-    let (diff_id, _) = read_layer(blob, None, u64::MAX)?;
-    Ok(diff_id)
+    Ok(read_entries(blob)?.0)
+}
+
+/// Reads a layer blob with the checks of an import: its diff_id, and its entries by
+/// normalized path (file data as offsets into the decompressed stream).
+pub(crate) fn read_entries(blob: &Path) -> Result<(Digest, BTreeMap<Vec<u8>, Item>)> {
+    let (diff_id, layer) = read_layer(blob, None, u64::MAX)?;
+    Ok((diff_id, layer.items))
 }
 
 /// Checks every entry and writes the normalized layer to `output`.
@@ -105,7 +111,7 @@ pub fn copy_layer(blob: &Path, codec: Codec, output: &Path) -> Result<(Digest, L
 
 /// What an entry is, once its type flag is accepted.
 #[derive(Debug, Clone)]
-enum Kind {
+pub(crate) enum Kind {
     /// Regular file; its data is `size` bytes at `offset` of the decompressed stream.
     File {
         offset: u64,
@@ -123,14 +129,16 @@ enum Kind {
 
 /// One entry of the layer: what is kept of it between reading and writing.
 #[derive(Debug, Clone)]
-struct Item {
+pub(crate) struct Item {
     /// Position in the archive, to tell whether a hard link comes after its target.
-    index: usize,
+    pub(crate) index: usize,
     /// The path as in the archive, for messages.
     raw: Vec<u8>,
-    kind: Kind,
-    mode: u32,
-    owner: (u32, u32),
+    pub(crate) kind: Kind,
+    pub(crate) mode: u32,
+    pub(crate) owner: (u32, u32),
+    /// Owner names (uname, gname): read for image-test; a normalized layer has none.
+    pub(crate) names: (Vec<u8>, Vec<u8>),
     /// Whole seconds; times before the epoch are taken as 0.
     mtime: u64,
     /// `SCHILY.xattr.*` records: (attribute name, value).
@@ -453,6 +461,10 @@ impl Layer {
         };
         let owner = (id(h.uid()?, "uid")?, id(h.gid()?, "gid")?);
         let mut mtime = h.mtime()?;
+        let mut names = (
+            h.username_bytes().unwrap_or_default().to_vec(),
+            h.groupname_bytes().unwrap_or_default().to_vec(),
+        );
         let mut xattrs = Vec::new();
         if let Some(pax) = entry.pax_extensions()? {
             for rec in pax {
@@ -472,6 +484,10 @@ impl Layer {
                 } else if k.starts_with(b"GNU.sparse.") {
                     // pax sparse files: the data is a sparse map the tar crate does not expand.
                     return Err(fail(&"sparse files are not supported"));
+                } else if k == b"uname" {
+                    names.0 = rec.value_bytes().to_vec();
+                } else if k == b"gname" {
+                    names.1 = rec.value_bytes().to_vec();
                 } else if k == b"mtime" {
                     mtime = parse_pax_time(rec.value_bytes()).ok_or_else(|| {
                         fail(&format!(
@@ -490,6 +506,7 @@ impl Layer {
                 kind,
                 mode,
                 owner,
+                names,
                 mtime,
                 xattrs,
             },
@@ -677,4 +694,4 @@ fn parse_pax_time(v: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,7 @@ pub mod from_tar;
 mod plan;
 
 pub use encode::write_layer;
-pub use plan::Plan;
+pub use plan::{Plan, normalize_image_path};
 
 use crate::io::compress::Codec;
 use crate::io::output;
