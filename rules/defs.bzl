@@ -1,7 +1,8 @@
-"""Build rules of rules_image: layers, images, indexes, and `bazel run` targets that push and load them.
+"""Build rules of rules_image: layers, images, indexes, `bazel run` targets that push and load them, and `bazel test` targets that check them.
 
 ```starlark
-load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "layer_from_tar")
+load("@rules_image//rules:defs.bzl", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "image_test", "layer_from_tar")
+load("@rules_image//rules:defs.bzl", "config_assertion", "file_assertion")  # image_test's assertions
 ```
 
 Images built by other means come in through the module extensions (`images.pull`,
@@ -11,6 +12,7 @@ take. The providers are public for rules that consume or produce images.
 """
 
 load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _LayerInfo = "LayerInfo")
+load("//rules/private/rules:image_test.bzl", _config_assertion = "config_assertion", _file_assertion = "file_assertion", _image_test = "image_test")
 load("//rules/private/rules:index.bzl", _image_index = "image_index")
 load("//rules/private/rules:layer.bzl", _image_layer = "image_layer")
 load("//rules/private/rules:layer_from_tar.bzl", _layer_from_tar = "layer_from_tar")
@@ -24,6 +26,9 @@ image_layer = _image_layer
 image_manifest = _image_manifest
 image_load = _image_load
 image_push = _image_push
+image_test = _image_test
+file_assertion = _file_assertion
+config_assertion = _config_assertion
 layer_from_tar = _layer_from_tar
 nix_layer = _nix_layer
 LayerInfo = _LayerInfo
