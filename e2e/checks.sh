@@ -53,6 +53,27 @@ umoci_unpack() {
 oci_image_tool_validate() { oci-image-tool validate --type image --ref name=latest "$(example_out image.oci_layout)" >/dev/null; }
 json_schemas() { /usr/bin/python3 "$repo_root/e2e/validate_schemas.py" "$schema_dir" "$(example_out image.oci_layout)" >/dev/null; }
 
+# image_test reads the example image's layers: //app:image_test passes; //app:image_test_wrong
+# fails as a test (exit 3, not a build error), its log naming the image, each failed path and
+# the layer that wrote it.
+example_image_test() { (cd "$repo_root/examples" && "$bazelw" test //app:image_test); }
+image_test_failures() {
+  local ex="$repo_root/examples" rc=0 log digest want
+  (cd "$ex" && "$bazelw" test //app:image_test_wrong) || rc=$?
+  ((rc == 3)) || { echo "bazel test //app:image_test_wrong: exit $rc, want 3 (a test failed)" >&2; return 1; }
+  log="$ex/bazel-testlogs/app/image_test_wrong/test.log"
+  digest=$(jq -r '.layers[0].digest' "$(example_out image.manifest.json)") || return 1
+  for want in \
+    "FAIL //app:image: /app/hello: mode is 0755, want 0700 (written by layers[0] $digest)" \
+    "FAIL //app:image: /app/missing: does not exist (no layer has it)" \
+    "FAIL //app:image: /usr/bin/hello: link_target is \"/app/hello\", want \"/bin/hello\" (written by layers[0] $digest)" \
+    'FAIL //app:image: config: env "GREETING" is "Hello", want "Goodbye"' \
+    "error: //app:image_test_wrong: 4 of 6 assertions failed on //app:image"; do
+    grep -qF -- "$want" "$log" || { echo "not in $log: $want" >&2; cat "$log" >&2; return 1; }
+  done
+  echo "4 failures, each naming //app:image and its path; layers[0] $digest"
+}
+
 load_and_run() {
   docker rmi -f rules-image-example/app:latest >/dev/null 2>&1 || true
   (cd "$repo_root/examples" && "$bazelw" run //app:load) || return 1
@@ -601,6 +622,8 @@ example_checks=(
   "skopeo copy verifies every digest|skopeo_copy_layout"
   "skopeo inspect tarball (docker-archive and oci-archive)|skopeo_inspect_tarball"
   "umoci unpack: files, modes, runfiles, symlink|umoci_unpack"
+  "bazel test //app:image_test: files and config read from the layers|example_image_test"
+  "image_test with wrong expectations fails, naming image, path and layer|image_test_failures"
   "oci-image-tool validate|oci_image_tool_validate"
   "image-spec JSON schemas|json_schemas"
   "bazel run //app:load, docker run|load_and_run"

@@ -20,6 +20,7 @@ load(
     "repo_name_from_canonical",
 )
 load("//rules/private/repo:tool_repos.bzl", "PLATFORMS", "host_platform", "toolchains_build_file")
+load("//rules/private/rules:image_test.bzl", "config_assertion", "file_assertion")
 load("//rules/private/rules:nix_layer.bzl", "is_store_path")
 load(":suite.bzl", "named_suite")
 
@@ -318,6 +319,30 @@ def _tool_test_impl(ctx):
 
 tool_test = unittest.make(_tool_test_impl)
 
+# ---------------------------------------------------------------- image_test's assertions
+
+def _assertions_test_impl(ctx):
+    env = unittest.begin(ctx)
+
+    # Only what is given is asserted; a string stands for a list of one.
+    asserts.equals(env, {}, json.decode(file_assertion()))
+    asserts.equals(env, {"absent": True}, json.decode(file_assertion(absent = True)))
+    asserts.equals(
+        env,
+        {"type": "file", "mode": "0755", "uid": 0, "contains": ["a"], "matches": ["^b", "c$"]},
+        json.decode(file_assertion(type = "file", mode = "0755", uid = 0, contains = "a", matches = ["^b", "c$"])),
+    )
+
+    # An empty list is an assertion (no cmd); empty subsets are none.
+    asserts.equals(
+        env,
+        {"cmd": [], "user": "", "env": {"A": "1"}, "exposed_ports": ["80"]},
+        json.decode(config_assertion(cmd = [], user = "", env = {"A": "1"}, exposed_ports = ["80"], labels = {})),
+    )
+    return unittest.end(env)
+
+assertions_test = unittest.make(_assertions_test_impl)
+
 def helpers_test_suite(name):
     """The unit tests of the helpers.
 
@@ -333,4 +358,5 @@ def helpers_test_suite(name):
         "dockerfile": dockerfile_test,
         "nix": nix_test,
         "tool": tool_test,
+        "assertions": assertions_test,
     })

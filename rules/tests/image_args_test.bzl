@@ -128,6 +128,43 @@ def _push_index_test_impl(ctx):
 
 push_index_test = analysistest.make(_push_index_test_impl)
 
+def _image_test_launcher(env, name, blob, spec):
+    asserts.equals(
+        env,
+        "image-test --rlocation '--label=//rules/tests:%s' '--spec' '_main/rules/tests/%s.spec.json' " % (name, name) +
+        "'--manifest' '_main/rules/tests/app.manifest.json' '--config' '_main/rules/tests/app.config.json' " +
+        "'--blob' '%s' '--blob' '_main/rules/tests/file_layer.tar.gz'" % blob,
+        _launcher_args(_written(env, name + ".sh")),
+    )
+    asserts.equals(env, spec, json.decode(_written(env, name + ".spec.json")))
+    runfiles = _runfiles(env)
+    asserts.true(env, "rules/tests/%s.spec.json" % name in runfiles, "the spec is in the runfiles")
+    return runfiles
+
+def _image_test_config_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    runfiles = _image_test_launcher(env, "test_app_config", "remote:registry.example/base", {
+        "image": "//rules/tests:app",
+        "files": {},
+        "config": {"user": "root"},
+    })
+    asserts.false(env, [f for f in runfiles if "/blobs/" in f], "a config test fetches no layer")
+    return analysistest.end(env)
+
+image_test_config_test = analysistest.make(_image_test_config_test_impl)
+
+def _image_test_files_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    runfiles = _image_test_launcher(env, "test_app_files", "_main/rules/tests/pulled/blobs/" + "a" * 64, {
+        "image": "//rules/tests:app",
+        "files": {"/etc/file.txt": {"mode": "0644"}},
+        "config": {},
+    })
+    asserts.true(env, "rules/tests/pulled/blobs/" + "a" * 64 in runfiles, "file assertions need the fetched base layer")
+    return analysistest.end(env)
+
+image_test_files_test = analysistest.make(_image_test_files_test_impl)
+
 # ---------------------------------------------------------------- repository_image
 
 def _shallow_fetch_test_impl(ctx):

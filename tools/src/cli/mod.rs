@@ -5,6 +5,7 @@ mod codec_args;
 mod deploy;
 mod fetch_blob;
 mod image_args;
+mod image_test;
 mod import;
 mod index;
 mod layer;
@@ -66,6 +67,8 @@ pub enum Command {
     Resolve(resolve::Args),
     /// Plan the layers of a Nix closure from `nix path-info -r --json`.
     NixLayers(nix_layers::Args),
+    /// Check assertions on an image's files and config, read from its layers (image_test).
+    ImageTest(image_test::Args),
     /// Import an image from an OCI image layout or a `docker save` tarball, verified, into a
     /// repository directory (the shape `pull --all-platforms` writes), with the layer blobs.
     Import(import::Args),
@@ -87,6 +90,7 @@ impl Command {
             Command::FetchBlob(a) => a.run(),
             Command::Resolve(a) => a.run(),
             Command::NixLayers(a) => a.run(),
+            Command::ImageTest(a) => a.run(),
             Command::Import(a) => a.run(),
         }
     }

@@ -13,7 +13,7 @@
 //! (`build::layer::write_layer`).
 
 use crate::build::layer::{LayerMetadata, write_layer};
-use crate::io::compress::Codec;
+use crate::io::compress::{Codec, DecompressError, Decompressor};
 use crate::io::output::{BUF_SIZE, parent_dir};
 use crate::io::tar_guard::{Guard, LimitError, MAX_PATH, MAX_XATTR_NAME, MAX_XATTR_VALUE};
 use crate::io::tarfmt::TarWriter;
@@ -24,12 +24,10 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::rc::Rc;
 
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// How a layer is rewritten when an import is normalized.
@@ -48,8 +46,14 @@ pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
 
 /// Reads a layer blob, checks every entry, and returns its diff_id.
 pub fn scan_layer(blob: &Path) -> Result<Digest> {
-    let (diff_id, _) = read_layer(blob, None, u64::MAX)?;
-    Ok(diff_id)
+    Ok(read_entries(blob)?.0)
+}
+
+/// Reads a layer blob with the checks of an import: its diff_id, and its entries by
+/// normalized path (file data as offsets into the decompressed stream).
+pub(crate) fn read_entries(blob: &Path) -> Result<(Digest, BTreeMap<Vec<u8>, Item>)> {
+    let (diff_id, layer) = read_layer(blob, None, u64::MAX)?;
+    Ok((diff_id, layer.items))
 }
 
 /// Checks every entry and writes the normalized layer to `output`.
@@ -60,7 +64,7 @@ pub fn normalize_layer(
 ) -> Result<(Digest, LayerMetadata)> {
     // Entry data is read back by offset in the uncompressed stream: from the blob itself when
     // it is an uncompressed tar (docker save's layers), else from a spooled copy.
-    let spool = if matches!(open_decoder(blob)?, Decoder::None(_)) {
+    let spool = if matches!(Decompressor::open(blob)?, Decompressor::None(_)) {
         None
     } else {
         // Anonymous (unlinked) where the OS allows it: nothing is left behind, even on a crash.
@@ -88,7 +92,7 @@ pub fn normalize_layer(
 /// again with `codec`) to `output`: the diff_id stays the source's.
 pub fn copy_layer(blob: &Path, codec: Codec, output: &Path) -> Result<(Digest, LayerMetadata)> {
     let diff_id = scan_layer(blob)?;
-    let mut tar = open_decoder(blob)?;
+    let mut tar = Decompressor::open(blob)?;
     let (out, meta) = write_layer(output, codec, |w| {
         io::copy(&mut tar, w)
             .map(drop)
@@ -107,7 +111,7 @@ pub fn copy_layer(blob: &Path, codec: Codec, output: &Path) -> Result<(Digest, L
 
 /// What an entry is, once its type flag is accepted.
 #[derive(Debug, Clone)]
-enum Kind {
+pub(crate) enum Kind {
     /// Regular file; its data is `size` bytes at `offset` of the decompressed stream.
     File {
         offset: u64,
@@ -125,14 +129,16 @@ enum Kind {
 
 /// One entry of the layer: what is kept of it between reading and writing.
 #[derive(Debug, Clone)]
-struct Item {
+pub(crate) struct Item {
     /// Position in the archive, to tell whether a hard link comes after its target.
-    index: usize,
+    pub(crate) index: usize,
     /// The path as in the archive, for messages.
     raw: Vec<u8>,
-    kind: Kind,
-    mode: u32,
-    owner: (u32, u32),
+    pub(crate) kind: Kind,
+    pub(crate) mode: u32,
+    pub(crate) owner: (u32, u32),
+    /// Owner names (uname, gname): read for image-test; a normalized layer has none.
+    pub(crate) names: (Vec<u8>, Vec<u8>),
     /// Whole seconds; times before the epoch are taken as 0.
     mtime: u64,
     /// `SCHILY.xattr.*` records: (attribute name, value).
@@ -231,8 +237,8 @@ fn show_type(flag: u8) -> String {
     }
 }
 
-/// A failure below the tar parser (decompression, the spool file), told apart from tar
-/// format errors in messages.
+/// A failure of the spool file, told apart from tar format errors in messages (as
+/// decompression failures are).
 #[derive(Debug)]
 struct StreamError(String);
 
@@ -244,33 +250,10 @@ impl fmt::Display for StreamError {
 
 impl std::error::Error for StreamError {}
 
-enum Decoder {
-    // Boxed: the inflate state is large and the enum is moved around.
-    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<File>>>),
-    Zstd(zstd::stream::read::Decoder<'static, BufReader<File>>),
-    None(BufReader<File>),
-}
-
-impl Read for Decoder {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (name, r) = match self {
-            Decoder::Gzip(d) => ("gzip", d.read(buf)),
-            Decoder::Zstd(d) => ("zstd", d.read(buf)),
-            Decoder::None(r) => return r.read(buf),
-        };
-        r.map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                StreamError(format!("{name} decompression failed: {e}")),
-            )
-        })
-    }
-}
-
 /// The decompressed stream as the tar parser reads it: hashed (diff_id), optionally copied to
 /// the spool, and noting whether its end was reached (so parse errors can say "truncated").
 struct Stream<'a> {
-    inner: HashingReader<Decoder>,
+    inner: HashingReader<Decompressor>,
     spool: Option<BufWriter<&'a File>>,
     /// Bytes of the spool left before the limit.
     spool_left: u64,
@@ -302,26 +285,12 @@ impl Read for Stream<'_> {
     }
 }
 
-fn open_decoder(blob: &Path) -> Result<Decoder> {
-    let file = File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?;
-    let mut r = BufReader::with_capacity(BUF_SIZE, file);
-    let head = r
-        .fill_buf()
-        .with_context(|| format!("cannot read {}", blob.display()))?;
-    Ok(if head.starts_with(GZIP_MAGIC) {
-        // Multi-member, like Go's gzip reader that container runtimes use.
-        Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(r)))
-    } else if head.starts_with(ZSTD_MAGIC) {
-        Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(r).context("cannot start zstd")?)
-    } else {
-        Decoder::None(r)
-    })
-}
-
 /// Turns an error of the tar parser (or of what it reads) into a clear message.
 fn read_error(e: io::Error, eof: bool) -> anyhow::Error {
-    if let Some(d) = e.get_ref().and_then(|i| i.downcast_ref::<StreamError>()) {
-        return anyhow!("{d}");
+    if let Some(inner) = e.get_ref()
+        && (inner.is::<StreamError>() || inner.is::<DecompressError>())
+    {
+        return anyhow!("{inner}");
     }
     if let Some(l) = LimitError::of(&e) {
         return anyhow!("{l}");
@@ -339,7 +308,7 @@ fn read_error(e: io::Error, eof: bool) -> anyhow::Error {
 fn read_layer(blob: &Path, spool: Option<&File>, spool_limit: u64) -> Result<(Digest, Layer)> {
     let eof = Rc::new(Cell::new(false));
     let stream = Stream {
-        inner: HashingReader::new(open_decoder(blob)?),
+        inner: HashingReader::new(Decompressor::open(blob)?),
         spool: spool.map(|f| BufWriter::with_capacity(BUF_SIZE, f)),
         spool_left: spool_limit,
         spool_limit,
@@ -492,6 +461,10 @@ impl Layer {
         };
         let owner = (id(h.uid()?, "uid")?, id(h.gid()?, "gid")?);
         let mut mtime = h.mtime()?;
+        let mut names = (
+            h.username_bytes().unwrap_or_default().to_vec(),
+            h.groupname_bytes().unwrap_or_default().to_vec(),
+        );
         let mut xattrs = Vec::new();
         if let Some(pax) = entry.pax_extensions()? {
             for rec in pax {
@@ -511,6 +484,10 @@ impl Layer {
                 } else if k.starts_with(b"GNU.sparse.") {
                     // pax sparse files: the data is a sparse map the tar crate does not expand.
                     return Err(fail(&"sparse files are not supported"));
+                } else if k == b"uname" {
+                    names.0 = rec.value_bytes().to_vec();
+                } else if k == b"gname" {
+                    names.1 = rec.value_bytes().to_vec();
                 } else if k == b"mtime" {
                     mtime = parse_pax_time(rec.value_bytes()).ok_or_else(|| {
                         fail(&format!(
@@ -529,6 +506,7 @@ impl Layer {
                 kind,
                 mode,
                 owner,
+                names,
                 mtime,
                 xattrs,
             },
@@ -716,4 +694,4 @@ fn parse_pax_time(v: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

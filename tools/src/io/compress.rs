@@ -1,13 +1,18 @@
 //! Layer compression: gzip (blocks deflated in parallel by `pgzip`, flate2 on zlib-rs), zstd
-//! (libzstd in multi-threaded mode) or none.
+//! (libzstd in multi-threaded mode) or none; and `Decompressor`, the one reader of a layer
+//! blob's tar, whatever its compression.
 //!
 //! The compressed bytes, and so the layer digest, are a function of (algorithm, backend,
 //! backend version, level, and for gzip `pgzip::BLOCK_SIZE`), never of the thread count.
 //! Every knob that could vary between machines is pinned here.
 
+use super::output::BUF_SIZE;
 use super::pgzip::ParallelGzip;
-use anyhow::{Result, bail};
-use std::io::{self, Write};
+use anyhow::{Context, Result, bail};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Compression {
@@ -149,6 +154,67 @@ impl<W: Write + Send + 'static> Write for Compressor<W> {
             Compressor::Zstd(e) => e.flush(),
             Compressor::None(w) => w.flush(),
         }
+    }
+}
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// A failure of decompression, carried inside the `io::Error` a `Decompressor` returns, so
+/// that a tar parser's caller can tell a corrupt stream from a malformed tar.
+#[derive(Debug)]
+pub struct DecompressError(pub String);
+
+impl fmt::Display for DecompressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecompressError {}
+
+/// The uncompressed bytes of a blob: gzip, zstd or plain, told by its magic bytes (a media
+/// type from elsewhere may be wrong, and Docker's layers say "tar" for all three).
+pub enum Decompressor {
+    // Boxed: the inflate state is large and the enum is moved around.
+    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<File>>>),
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<File>>),
+    None(BufReader<File>),
+}
+
+impl Decompressor {
+    pub fn open(blob: &Path) -> Result<Decompressor> {
+        let file = File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?;
+        let mut r = BufReader::with_capacity(BUF_SIZE, file);
+        let head = r
+            .fill_buf()
+            .with_context(|| format!("cannot read {}", blob.display()))?;
+        Ok(if head.starts_with(GZIP_MAGIC) {
+            // Multi-member, like Go's gzip reader that container runtimes use.
+            Decompressor::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(r)))
+        } else if head.starts_with(ZSTD_MAGIC) {
+            Decompressor::Zstd(
+                zstd::stream::read::Decoder::with_buffer(r).context("cannot start zstd")?,
+            )
+        } else {
+            Decompressor::None(r)
+        })
+    }
+}
+
+impl Read for Decompressor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (name, r) = match self {
+            Decompressor::Gzip(d) => ("gzip", d.read(buf)),
+            Decompressor::Zstd(d) => ("zstd", d.read(buf)),
+            Decompressor::None(r) => return r.read(buf),
+        };
+        r.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                DecompressError(format!("{name} decompression failed: {e}")),
+            )
+        })
     }
 }
 

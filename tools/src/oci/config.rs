@@ -2,8 +2,11 @@
 //! JSON object, so that the fields of configs built elsewhere survive a read-modify-write.
 
 use super::Digest;
-use anyhow::{Result, anyhow, bail};
+use super::json::null_is_empty;
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// `rootfs.diff_ids`: the sha256 of each layer's uncompressed tar, in layer order (none when
 /// the config has no rootfs).
@@ -26,6 +29,38 @@ pub fn diff_ids(config: &Map<String, Value>) -> Result<Vec<Digest>> {
             Digest::parse(s).map_err(|e| anyhow!("rootfs.diff_ids[{i}]: {e}"))
         })
         .collect()
+}
+
+/// The fields of a config's `config` object (how the image runs) that `image-test` checks.
+/// Configs come from other builders too, so absent and `null` fields read as empty and
+/// other fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct RunConfig {
+    #[serde(deserialize_with = "null_is_empty")]
+    pub entrypoint: Vec<String>,
+    #[serde(deserialize_with = "null_is_empty")]
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` strings, in order.
+    #[serde(deserialize_with = "null_is_empty")]
+    pub env: Vec<String>,
+    #[serde(deserialize_with = "null_is_empty")]
+    pub user: String,
+    #[serde(deserialize_with = "null_is_empty")]
+    pub working_dir: String,
+    /// `port/protocol` -> `{}`.
+    #[serde(deserialize_with = "null_is_empty")]
+    pub exposed_ports: BTreeMap<String, Value>,
+    #[serde(deserialize_with = "null_is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The config's `config` object (an empty one when there is none).
+pub fn run_config(config: &Map<String, Value>) -> Result<RunConfig> {
+    match config.get("config") {
+        None | Some(Value::Null) => Ok(RunConfig::default()),
+        Some(v) => RunConfig::deserialize(v).context("malformed config.config"),
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC) for seconds since the Unix epoch: the form of a

@@ -55,14 +55,14 @@ pub fn read_object(path: &Path, what: &str) -> Result<Map<String, Value>> {
     parse_object(&bytes).with_context(|| format!("malformed {what} {}", path.display()))
 }
 
-/// For `#[serde(deserialize_with)]`: a `null` list is an empty one, as Go's JSON decoding
-/// (and so registries and Docker) reads it.
-pub fn null_is_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+/// For `#[serde(deserialize_with)]`: a `null` list (string, map) is an empty one, as Go's JSON
+/// decoding (and so registries and Docker) reads it.
+pub fn null_is_empty<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
+    T: serde::Deserialize<'de> + Default,
 {
-    Ok(<Option<Vec<T>> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
+    Ok(<Option<T> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ impl MetadataRules {
                     .patterns
                     .push(rule(Selector::Pattern(glob.compile_matcher())));
             } else {
-                let path = super::plan::normalize_dest(key)
+                let path = super::plan::normalize_image_path(key)
                     .with_context(|| format!("file metadata path {key:?}"))?;
                 if rules
                     .paths

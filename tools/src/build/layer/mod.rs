@@ -6,7 +6,7 @@ pub mod metadata;
 mod plan;
 
 pub use encode::write_layer;
-pub use plan::Plan;
+pub use plan::{Plan, normalize_image_path};
 
 use crate::io::compress::Codec;
 use crate::io::output;

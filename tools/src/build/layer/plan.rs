@@ -92,21 +92,22 @@ pub struct Plan {
     pub nodes: BTreeMap<String, Node>,
 }
 
-/// Normalizes an image path to its relative form (`/a//./b/` -> `a/b`).
-pub fn normalize_dest(dest: &str) -> Result<String> {
+/// Normalizes an absolute path in an image to its relative form (`/a//./b/` -> `a/b`);
+/// `..` and the root itself are refused.
+pub fn normalize_image_path(dest: &str) -> Result<String> {
     if !dest.starts_with('/') {
-        bail!("destination {dest:?} must be an absolute path (start with /)");
+        bail!("path {dest:?} must be absolute (start with /)");
     }
     let mut parts = Vec::new();
     for c in dest.split('/') {
         match c {
             "" | "." => {}
-            ".." => bail!("destination {dest:?} escapes the image root (contains '..')"),
+            ".." => bail!("path {dest:?} escapes the image root (contains '..')"),
             c => parts.push(c),
         }
     }
     if parts.is_empty() {
-        bail!("destination {dest:?} is the image root, which is not a valid destination");
+        bail!("path {dest:?} is the image root itself, not a path in it");
     }
     Ok(parts.join("/"))
 }
@@ -311,7 +312,7 @@ impl Plan {
         if kind == "root" {
             return self.add_root(Path::new(dest));
         }
-        let key = normalize_dest(dest)?;
+        let key = normalize_image_path(dest)?;
         match (kind, arg) {
             ("dir", _) => self.insert(key, NodeKind::Dir, DIR_MODE, "a dir entry".into()),
             ("store", _) => self.add_store_path(key, Path::new(dest)),
@@ -335,7 +336,7 @@ impl Plan {
     /// holding each file at its path relative to the target's package (`prefix`).
     fn add_group(&mut self, dest: &str, members: &[GroupMember]) -> Result<()> {
         if let [single] = members {
-            return self.add_source(normalize_dest(dest)?, Path::new(single.src), false);
+            return self.add_source(normalize_image_path(dest)?, Path::new(single.src), false);
         }
         for m in members {
             let rel = m
@@ -345,11 +346,11 @@ impl Plan {
             // Files of other repositories have short paths like `../repo/path`.
             let rel =
                 rel.unwrap_or_else(|| m.short_path.strip_prefix("../").unwrap_or(m.short_path));
-            let key = normalize_dest(&format!("{}/{rel}", dest.trim_end_matches('/')))?;
+            let key = normalize_image_path(&format!("{}/{rel}", dest.trim_end_matches('/')))?;
             self.add_source(key.clone(), Path::new(m.src), false)?;
             // The directories from `dest` down to the file belong to this entry (they take its
             // default metadata), unlike the implicit parents above `dest`.
-            let top = normalize_dest(dest)?;
+            let top = normalize_image_path(dest)?;
             let mut dir = key.as_str();
             while let Some((parent, _)) = dir.rsplit_once('/') {
                 if parent.len() < top.len() {

@@ -1,6 +1,6 @@
 use super::encode::encode;
 use super::metadata::MetadataRules;
-use super::plan::normalize_dest;
+use super::plan::normalize_image_path;
 use super::*;
 use crate::io::compress::{Codec, Compression};
 use crate::oci::digest::Digest;
@@ -69,22 +69,24 @@ fn read_back(bytes: &[u8]) -> Vec<(String, u8, u32, u64, String, Vec<u8>)> {
 }
 
 #[test]
-fn normalizes_dest_paths() {
-    assert_eq!(normalize_dest("/a//b/./c/").unwrap(), "a/b/c");
-    assert_eq!(normalize_dest("/x").unwrap(), "x");
-    let e = normalize_dest("/a/../../etc").unwrap_err().to_string();
+fn normalizes_image_paths() {
+    assert_eq!(normalize_image_path("/a//b/./c/").unwrap(), "a/b/c");
+    assert_eq!(normalize_image_path("/x").unwrap(), "x");
+    let e = normalize_image_path("/a/../../etc")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("escapes the image root") && e.contains("/a/../../etc"),
         "{e}"
     );
-    assert!(normalize_dest("relative/x").is_err());
+    assert!(normalize_image_path("relative/x").is_err());
     assert!(
-        normalize_dest("/")
+        normalize_image_path("/")
             .unwrap_err()
             .to_string()
             .contains("root")
     );
-    assert!(normalize_dest("/./").is_err());
+    assert!(normalize_image_path("/./").is_err());
 }
 
 #[test]

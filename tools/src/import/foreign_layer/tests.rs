@@ -1,5 +1,6 @@
 //! A corpus of hostile and ordinary layer tarballs, built byte by byte: header fields are
 //! written raw where the `tar` crate's setters would refuse them (absolute paths, `..`).
+//! The tarball builders (`Ent`, `tar_of`, `gzip`, `zstd`) serve verify's tests too.
 
 use super::*;
 use crate::io::compress::{Codec, Compression, Compressor};
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 
 /// One entry of a test tarball.
 #[derive(Clone)]
-struct Ent {
+pub(crate) struct Ent {
     path: Vec<u8>,
     flag: u8,
     mode: u32,
@@ -17,11 +18,12 @@ struct Ent {
     mtime: u64,
     owner: (u64, u64),
     uname: &'static str,
+    gname: &'static str,
     /// pax records written in an `x` header before the entry.
     pax: Vec<(String, Vec<u8>)>,
 }
 
-fn ent(path: &str, flag: u8) -> Ent {
+pub(crate) fn ent(path: &str, flag: u8) -> Ent {
     Ent {
         path: path.as_bytes().to_vec(),
         flag,
@@ -31,22 +33,23 @@ fn ent(path: &str, flag: u8) -> Ent {
         mtime: 1_000,
         owner: (0, 0),
         uname: "",
+        gname: "",
         pax: Vec::new(),
     }
 }
 
-fn file(path: &str, data: &[u8]) -> Ent {
+pub(crate) fn file(path: &str, data: &[u8]) -> Ent {
     Ent {
         data: data.to_vec(),
         ..ent(path, b'0')
     }
 }
 
-fn dir(path: &str) -> Ent {
+pub(crate) fn dir(path: &str) -> Ent {
     ent(path, b'5')
 }
 
-fn symlink(path: &str, target: &str) -> Ent {
+pub(crate) fn symlink(path: &str, target: &str) -> Ent {
     Ent {
         link: target.as_bytes().to_vec(),
         mode: 0o777,
@@ -54,7 +57,7 @@ fn symlink(path: &str, target: &str) -> Ent {
     }
 }
 
-fn hardlink(path: &str, target: &str) -> Ent {
+pub(crate) fn hardlink(path: &str, target: &str) -> Ent {
     Ent {
         link: target.as_bytes().to_vec(),
         ..ent(path, b'1')
@@ -62,23 +65,27 @@ fn hardlink(path: &str, target: &str) -> Ent {
 }
 
 impl Ent {
-    fn mode(mut self, m: u32) -> Ent {
+    pub(crate) fn mode(mut self, m: u32) -> Ent {
         self.mode = m;
         self
     }
-    fn mtime(mut self, t: u64) -> Ent {
+    pub(crate) fn mtime(mut self, t: u64) -> Ent {
         self.mtime = t;
         self
     }
-    fn owner(mut self, uid: u64, gid: u64) -> Ent {
+    pub(crate) fn owner(mut self, uid: u64, gid: u64) -> Ent {
         self.owner = (uid, gid);
         self
     }
-    fn uname(mut self, u: &'static str) -> Ent {
+    pub(crate) fn uname(mut self, u: &'static str) -> Ent {
         self.uname = u;
         self
     }
-    fn pax(mut self, k: &str, v: &[u8]) -> Ent {
+    pub(crate) fn gname(mut self, g: &'static str) -> Ent {
+        self.gname = g;
+        self
+    }
+    pub(crate) fn pax(mut self, k: &str, v: &[u8]) -> Ent {
         self.pax.push((k.to_string(), v.to_vec()));
         self
     }
@@ -95,6 +102,7 @@ fn header(e: &Ent) -> tar::Header {
     h.set_mtime(e.mtime);
     h.set_size(e.data.len() as u64);
     h.set_username(e.uname).unwrap();
+    h.set_groupname(e.gname).unwrap();
     let b = h.as_mut_bytes();
     let n = e.path.len().min(100);
     b[..n].copy_from_slice(&e.path[..n]);
@@ -105,7 +113,7 @@ fn header(e: &Ent) -> tar::Header {
     h
 }
 
-fn tar_of(entries: &[Ent]) -> Vec<u8> {
+pub(crate) fn tar_of(entries: &[Ent]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         b.append_pax_extensions(e.pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
@@ -115,7 +123,7 @@ fn tar_of(entries: &[Ent]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut c = Compressor::new(
         Codec::new(Compression::Gzip, Some(6), Some(2)).unwrap(),
         Vec::new(),
@@ -125,7 +133,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     c.finish().unwrap()
 }
 
-fn zstd(data: &[u8]) -> Vec<u8> {
+pub(crate) fn zstd(data: &[u8]) -> Vec<u8> {
     let mut c = Compressor::new(
         Codec::new(Compression::Zstd, Some(3), Some(2)).unwrap(),
         Vec::new(),

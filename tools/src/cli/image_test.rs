@@ -1,0 +1,27 @@
+use super::image_args::ImageArgs;
+use crate::oci::Platform;
+use crate::verify::{self, spec::Spec};
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// The assertions, as image_test writes them (JSON; see verify/spec.rs).
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// With --index, test only the image for this platform (os/arch[/variant]); default:
+    /// every image of the index.
+    #[arg(long, requires = "index")]
+    pub platform: Option<String>,
+}
+
+impl Args {
+    pub fn run(self) -> Result<()> {
+        let resolver = self.image.resolver()?;
+        let spec = Spec::read(&resolver.resolve(&self.spec)?)?;
+        let platform = self.platform.as_deref().map(Platform::parse).transpose()?;
+        verify::run(self.image.read(&resolver)?, &spec, platform.as_ref())
+    }
+}
