@@ -1,6 +1,6 @@
 use super::push;
 use crate::input::Resolver;
-use crate::registry::push::{PushSettings, deploy};
+use crate::registry::push::deploy;
 use anyhow::{Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
@@ -14,17 +14,8 @@ pub struct Args {
     /// The --push files are rlocation paths, resolved through this program's runfiles.
     #[arg(long)]
     pub rlocation: bool,
-    #[arg(long)]
-    pub summary_json: Option<PathBuf>,
-    /// Blobs uploaded at a time, across all images and destinations.
-    #[arg(long, default_value_t = 4)]
-    pub jobs: usize,
-    /// As for `push`: PATCH chunks of this many bytes (0: one streaming PATCH per large blob).
-    #[arg(long, default_value_t = 0)]
-    pub chunk_size: u64,
-    /// Allow plain http to non-loopback registries.
-    #[arg(long)]
-    pub insecure_http: bool,
+    #[command(flatten)]
+    pub settings: push::SettingsArgs,
 }
 
 /// One `--push` file: the `push` command's arguments and the target's label.
@@ -50,14 +41,6 @@ impl Args {
             let label = line.label.clone().unwrap_or_default();
             jobs.push(line.push.job(&label).with_context(|| label.clone())?);
         }
-        deploy(
-            &jobs,
-            &PushSettings {
-                summary_json: self.summary_json.map(|p| resolver.user_path(p)),
-                jobs: self.jobs,
-                chunk_size: self.chunk_size,
-                insecure_http: self.insecure_http,
-            },
-        )
+        deploy(&jobs, &self.settings.settings(&resolver))
     }
 }

@@ -1,4 +1,5 @@
 use super::image_args::ImageArgs;
+use crate::input::Resolver;
 use crate::oci::reference::Repo;
 use crate::registry::push::{self, PushJob, PushSettings};
 use anyhow::{Result, bail};
@@ -28,9 +29,16 @@ pub struct Args {
     /// Bazel workspace status files (`KEY value` lines).
     #[arg(long = "status-file")]
     pub status_files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// How to push, shared by `push` and `deploy`.
+#[derive(clap::Args, Debug)]
+pub struct SettingsArgs {
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
-    /// Blobs uploaded at a time, across all destinations.
+    /// Blobs uploaded at a time, across all images and destinations.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
     /// Upload larger blobs in PATCH chunks of this many bytes (blobs up to it go in one PUT),
@@ -43,19 +51,22 @@ pub struct Args {
     pub insecure_http: bool,
 }
 
+impl SettingsArgs {
+    pub fn settings(self, resolver: &Resolver) -> PushSettings {
+        PushSettings {
+            summary_json: self.summary_json.map(|p| resolver.user_path(p)),
+            jobs: self.jobs,
+            chunk_size: self.chunk_size,
+            insecure_http: self.insecure_http,
+        }
+    }
+}
+
 impl Args {
     pub fn run(self) -> Result<()> {
         let resolver = self.image.resolver()?;
         let job = self.job("")?;
-        push::run(
-            &job,
-            &PushSettings {
-                summary_json: self.summary_json.map(|p| resolver.user_path(p)),
-                jobs: self.jobs,
-                chunk_size: self.chunk_size,
-                insecure_http: self.insecure_http,
-            },
-        )
+        push::run(&job, &self.settings.settings(&resolver))
     }
 
     /// The image, its destinations and tags (what `deploy` reads of each push's arguments).
