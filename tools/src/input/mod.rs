@@ -64,6 +64,16 @@ pub struct Blob {
 }
 
 impl Blob {
+    /// Takes the bytes of `other`, the same blob, if only a remote copy is known so far: a
+    /// local copy wins over a remote one.
+    pub fn prefer_local(&mut self, other: Blob) {
+        if matches!(self.content, Content::Remote(_))
+            && !matches!(other.content, Content::Remote(_))
+        {
+            self.content = other.content;
+        }
+    }
+
     /// How messages name the blob's bytes.
     pub fn name(&self) -> String {
         match &self.content {
@@ -268,10 +278,7 @@ impl Input {
         let mut out: Vec<Blob> = Vec::new();
         for blob in self.images().iter().flat_map(Image::blobs) {
             match out.iter_mut().find(|b| b.desc.digest == blob.desc.digest) {
-                Some(have) if matches!(have.content, Content::Remote(_)) => {
-                    have.content = blob.content
-                }
-                Some(_) => {}
+                Some(have) => have.prefer_local(blob),
                 None => out.push(blob),
             }
         }

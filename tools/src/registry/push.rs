@@ -257,7 +257,7 @@ fn run_all(jobs: &[PushJob], settings: &PushSettings) -> Result<Vec<PushSummary>
 }
 
 /// Every config and layer blob of every job once, with the destinations that need it; a local
-/// copy of a layer wins over a remote one (as in `Input::blobs`).
+/// copy of a layer wins over a remote one (`Blob::prefer_local`).
 fn blob_work(jobs: &[PushJob], job_dests: &[Vec<usize>]) -> Vec<(Blob, Vec<usize>)> {
     let mut work: Vec<(Blob, Vec<usize>)> = Vec::new();
     for (job, mine) in jobs.iter().zip(job_dests) {
@@ -267,11 +267,7 @@ fn blob_work(jobs: &[PushJob], job_dests: &[Vec<usize>]) -> Vec<(Blob, Vec<usize
                 .find(|(b, _)| b.desc.digest == blob.desc.digest)
             {
                 Some((have, targets)) => {
-                    if matches!(have.content, Content::Remote(_))
-                        && !matches!(blob.content, Content::Remote(_))
-                    {
-                        have.content = blob.content;
-                    }
+                    have.prefer_local(blob);
                     for i in mine {
                         if !targets.contains(i) {
                             targets.push(*i);

@@ -76,18 +76,9 @@ struct Setting {
     capabilities: bool,
 }
 
-/// Which entries a `--file-metadata` value is for.
-enum Selector {
-    /// A normalized path (no leading `/`).
-    Path(String),
-    /// A glob on the absolute path: `*` and `?` stay within a component, `**` spans several.
-    Pattern(GlobMatcher),
-}
-
 struct Rule {
-    /// As the user wrote it, for messages.
+    /// The path or pattern as the user wrote it, for messages.
     given: String,
-    selector: Selector,
     setting: Setting,
 }
 
@@ -103,8 +94,10 @@ pub enum Kind {
 #[derive(Default)]
 pub struct MetadataRules {
     default: Setting,
-    patterns: Vec<Rule>,
-    paths: Vec<Rule>,
+    /// Globs on the absolute path: `*` and `?` stay within a component, `**` spans several.
+    patterns: Vec<(GlobMatcher, Rule)>,
+    /// Exact paths by normalized path (no leading `/`), looked up once per entry.
+    paths: BTreeMap<String, Rule>,
 }
 
 /// Whether a `--file-metadata` key is a pattern rather than a path.
@@ -125,9 +118,8 @@ impl MetadataRules {
             })?;
             let setting =
                 Setting::parse(json).with_context(|| format!("file metadata of {key}"))?;
-            let rule = |selector| Rule {
+            let rule = Rule {
                 given: key.to_string(),
-                selector,
                 setting,
             };
             if is_pattern(key) {
@@ -138,20 +130,13 @@ impl MetadataRules {
                     .literal_separator(true)
                     .build()
                     .with_context(|| format!("file metadata pattern {key:?}"))?;
-                rules
-                    .patterns
-                    .push(rule(Selector::Pattern(glob.compile_matcher())));
+                rules.patterns.push((glob.compile_matcher(), rule));
             } else {
                 let path = super::plan::normalize_image_path(key)
                     .with_context(|| format!("file metadata path {key:?}"))?;
-                if rules
-                    .paths
-                    .iter()
-                    .any(|r| matches!(&r.selector, Selector::Path(p) if *p == path))
-                {
+                if rules.paths.insert(path.clone(), rule).is_some() {
                     bail!("file metadata names /{path} twice");
                 }
-                rules.paths.push(rule(Selector::Path(path)));
             }
         }
         Ok(rules)
@@ -164,39 +149,37 @@ impl MetadataRules {
         I: IntoIterator<Item = (&'a str, Kind, bool, &'a mut u32, &'a mut EntryMeta)>,
     {
         let mut used = vec![false; self.patterns.len()];
-        let mut found = vec![false; self.paths.len()];
+        let mut found = std::collections::BTreeSet::new();
         for (key, kind, implicit, mode, meta) in entries {
             if !implicit {
                 self.default.apply_to(key, kind, mode, meta, true)?;
             }
-            let abs = format!("/{key}");
-            for (i, rule) in self.patterns.iter().enumerate() {
-                if let Selector::Pattern(m) = &rule.selector
-                    && m.is_match(&abs)
-                {
-                    used[i] = true;
-                    rule.setting
-                        .apply_to(key, kind, mode, meta, false)
-                        .with_context(|| format!("file metadata pattern {}", rule.given))?;
+            if !self.patterns.is_empty() {
+                let abs = format!("/{key}");
+                for (i, (glob, rule)) in self.patterns.iter().enumerate() {
+                    if glob.is_match(&abs) {
+                        used[i] = true;
+                        rule.setting
+                            .apply_to(key, kind, mode, meta, false)
+                            .with_context(|| format!("file metadata pattern {}", rule.given))?;
+                    }
                 }
             }
-            for (i, rule) in self.paths.iter().enumerate() {
-                if matches!(&rule.selector, Selector::Path(p) if p == key) {
-                    found[i] = true;
-                    rule.setting.apply_to(key, kind, mode, meta, false)?;
-                }
+            if let Some(rule) = self.paths.get(key) {
+                found.insert(key);
+                rule.setting.apply_to(key, kind, mode, meta, false)?;
             }
         }
         if let Some(i) = used.iter().position(|u| !u) {
             bail!(
                 "file metadata pattern {} matches no path in the layer",
-                self.patterns[i].given
+                self.patterns[i].1.given
             );
         }
-        if let Some(i) = found.iter().position(|f| !f) {
+        if let Some((_, rule)) = self.paths.iter().find(|(p, _)| !found.contains(p.as_str())) {
             bail!(
                 "file metadata names {}, which is not in the layer",
-                self.paths[i].given
+                rule.given
             );
         }
         Ok(())
