@@ -183,7 +183,7 @@ in_rootfs() {
   local rootfs=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs
   unshare --mount --propagation private bash -c '
     rootfs=$1; shift
-    mount -t proc proc "$rootfs/proc" && mount --rbind /dev "$rootfs/dev" &&
+    mount --bind "$rootfs" "$rootfs" && mount -t proc proc "$rootfs/proc" && mount --rbind /dev "$rootfs/dev" &&
       mount --rbind /sys "$rootfs/sys" && mount --rbind /run "$rootfs/run" && exec chroot "$rootfs" "$@"
   ' _ "$rootfs" "$@"
 }

@@ -1,7 +1,7 @@
 """Build rules of rules_image: layers, images, indexes, `bazel run` targets that push and load them, and `bazel test` targets that check them.
 
 ```starlark
-load("@rules_image//rules:defs.bzl", "file_metadata", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "image_test", "layer_from_tar", "multi_deploy")
+load("@rules_image//rules:defs.bzl", "dockerfile_image", "file_metadata", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "image_test", "layer_from_tar", "multi_deploy")
 load("@rules_image//rules:defs.bzl", "config_assertion", "file_assertion")  # image_test's assertions
 ```
 
@@ -14,6 +14,7 @@ take. The providers are public for rules that consume or produce images.
 load("//rules/private:file_metadata.bzl", _file_metadata = "file_metadata")
 load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _ImagePushInfo = "ImagePushInfo", _LayerInfo = "LayerInfo")
 load("//rules/private/rules:deploy.bzl", _multi_deploy = "multi_deploy")
+load("//rules/private/rules:dockerfile_image.bzl", _dockerfile_image = "dockerfile_image")
 load("//rules/private/rules:image_test.bzl", _config_assertion = "config_assertion", _file_assertion = "file_assertion", _image_test = "image_test")
 load("//rules/private/rules:index.bzl", _image_index = "image_index")
 load("//rules/private/rules:layer.bzl", _image_layer = "image_layer")
@@ -23,6 +24,7 @@ load("//rules/private/rules:manifest.bzl", _image_manifest = "image_manifest")
 load("//rules/private/rules:nix_layer.bzl", _nix_layer = "nix_layer")
 load("//rules/private/rules:push.bzl", _image_push = "image_push")
 
+dockerfile_image = _dockerfile_image
 file_metadata = _file_metadata
 image_index = _image_index
 image_layer = _image_layer

@@ -127,18 +127,37 @@ def _write_child_files(ctx, index, path, children_dir, remote, link):
     inputs = []
     for i, image in enumerate(index.manifests):
         own = _linker(ctx, "%s/%d/" % (children_dir, i)) if link else _same
-        blobs = _blobs(image, path, remote, own)
-        manifest = own(image.manifest, "manifest.json")
-        config = own(image.config, "config.json")
-        child = ctx.actions.declare_file("%s/child_%d.json" % (children_dir, i))
-        ctx.actions.write(child, json.encode({
-            "manifest": path(manifest),
-            "config": path(config),
-            "blobs": blobs.paths,
-        }))
-        children.append(child)
-        inputs += blobs.files + [manifest, config]
+        child = _child_file(ctx, image, "%s/child_%d.json" % (children_dir, i), path, remote, own)
+        children.append(child.file)
+        inputs += child.inputs
     return struct(files = children, inputs = inputs)
+
+def _child_file(ctx, image, name, path, remote, own):
+    blobs = _blobs(image, path, remote, own)
+    manifest = own(image.manifest, "manifest.json")
+    config = own(image.config, "config.json")
+    child = ctx.actions.declare_file(name)
+    ctx.actions.write(child, json.encode({
+        "manifest": path(manifest),
+        "config": path(config),
+        "blobs": blobs.paths,
+    }))
+    return struct(file = child, inputs = blobs.files + [manifest, config])
+
+def action_image_file(ctx, image, name):
+    """One image as a child file (`{"manifest", "config", "blobs"}`, exec paths), for an action.
+
+    For commands that take several images, each by one file argument (`dockerfile-build --base`).
+
+    Args:
+        ctx: rule context.
+        image: ImageManifestInfo.
+        name: the child file to declare.
+
+    Returns:
+        struct(file = File, inputs = list of File: the child file's files, not itself).
+    """
+    return _child_file(ctx, image, name, _exec_path, False, _same)
 
 def _same(f, _name):
     return f

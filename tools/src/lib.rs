@@ -15,6 +15,7 @@
 //! | `stamp` | Bazel workspace status values and the `{KEY}` templates filled from them (push tags, stamped configs) |
 //! | `registry/` | the OCI distribution client: auth, push, pull |
 //! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
+//! | `dockerfile/` | `dockerfile-build`: a Dockerfile built by a private Buildah on given base images, its new layers squashed into one |
 //! | `nix/` | the layering of Nix closures |
 //! | `verify/` | `image-test`: an image's layers applied into one tree (whiteouts, hard links), assertions on its files and config |
 //! | `io/` | tar writing, limits on untrusted tar header extensions (`tar_guard`), compression, background output, atomic files, param files, untrusted text |
@@ -22,6 +23,7 @@
 
 mod build;
 mod cli;
+mod dockerfile;
 pub mod fuzzing;
 mod import;
 mod input;

@@ -291,15 +291,9 @@ pub fn assemble(
     merge_runtime_config(&mut config, frag)?;
     let config_bytes = json::canonical(&config);
 
-    // A Docker-format base layer is listed with its OCI media type (the bytes are the same);
-    // everything else of its descriptor (urls, annotations) is kept.
     let base_layers = base.map(|b| b.layers.as_slice()).unwrap_or_default();
-    let manifest_layers = base_layers
-        .iter()
-        .map(|d| Descriptor {
-            media_type: media_type::oci_layer(&d.media_type).into(),
-            ..d.clone()
-        })
+    let manifest_layers = listed_base_layers(base_layers)
+        .into_iter()
         .chain(layers.iter().map(LayerMetadata::descriptor))
         .collect();
     let manifest = ImageManifest::new(
@@ -316,6 +310,19 @@ pub fn assemble(
         descriptor: json::canonical(&descriptor),
         manifest,
     })
+}
+
+/// A base image's layers as an image built on it lists them: a Docker-format layer with its
+/// OCI media type (the bytes are the same); everything else of the descriptor (urls,
+/// annotations) kept.
+pub fn listed_base_layers(layers: &[Descriptor]) -> Vec<Descriptor> {
+    layers
+        .iter()
+        .map(|d| Descriptor {
+            media_type: media_type::oci_layer(&d.media_type).into(),
+            ..d.clone()
+        })
+        .collect()
 }
 
 pub struct ManifestOptions {

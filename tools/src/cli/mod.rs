@@ -3,6 +3,7 @@
 
 mod codec_args;
 mod deploy;
+mod dockerfile_build;
 mod fetch_blob;
 mod image_args;
 mod image_test;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Import an image from an OCI image layout or a `docker save` tarball, verified, into a
     /// repository directory (the shape `pull --all-platforms` writes), with the layer blobs.
     Import(import::Args),
+    /// Build a Dockerfile with Buildah on images given as bases; the result is the final
+    /// stage's base plus one normalized layer (dockerfile_image).
+    DockerfileBuild(dockerfile_build::Args),
 }
 
 impl Command {
@@ -92,6 +96,7 @@ impl Command {
             Command::NixLayers(a) => a.run(),
             Command::ImageTest(a) => a.run(),
             Command::Import(a) => a.run(),
+            Command::DockerfileBuild(a) => a.run(),
         }
     }
 }

@@ -82,7 +82,9 @@ pub fn normalize_layer(
     };
 
     let (out, meta) = write_layer(output, n.codec, |w| {
-        layer.write_tar(w, &spool, n.source_date_epoch).map(drop)
+        layer
+            .write_tar(w, std::slice::from_ref(&spool), n.source_date_epoch)
+            .map(drop)
     })?;
     out.commit()?;
     Ok((diff_id, meta))
@@ -130,8 +132,12 @@ pub(crate) enum Kind {
 /// One entry of the layer: what is kept of it between reading and writing.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    /// Position in the archive, to tell whether a hard link comes after its target.
+    /// Position in the archive, to tell whether a hard link comes after its target (for a
+    /// squashed layer: in the concatenation of its source layers).
     pub(crate) index: usize,
+    /// Which spool holds the data of a `Kind::File`: always 0 but in a squashed layer, where
+    /// it is the index of the source layer.
+    source: usize,
     /// The path as in the archive, for messages.
     raw: Vec<u8>,
     pub(crate) kind: Kind,
@@ -502,6 +508,7 @@ impl Layer {
             key,
             Item {
                 index,
+                source: 0,
                 raw,
                 kind,
                 mode,
@@ -593,8 +600,8 @@ impl Layer {
     }
 
     /// Writes the normalized tar: entries sorted by path, each hard-link group led by its
-    /// smallest path, data read back from `spool`.
-    fn write_tar<W: Write>(&self, w: W, spool: &File, epoch: u64) -> Result<W> {
+    /// smallest path, data read back from `spools[item.source]`.
+    fn write_tar<W: Write>(&self, w: W, spools: &[File], epoch: u64) -> Result<W> {
         // In sorted order a link could precede its target, which no extractor can apply; so
         // the smallest path of each group (target and links to it) carries the content.
         let mut leaders: HashMap<&[u8], &[u8]> = HashMap::new();
@@ -646,7 +653,7 @@ impl Layer {
                 }
                 Kind::Fifo => tw.fifo(name, node.mode)?,
                 Kind::File { offset, size } => {
-                    let mut r = spool;
+                    let mut r = &spools[node.source];
                     r.seek(SeekFrom::Start(*offset)).with_context(ctx)?;
                     tw.file(name, node.mode, *size, &mut r.take(*size), &mut buf)
                         .with_context(ctx)?;
@@ -692,6 +699,9 @@ fn parse_pax_time(v: &[u8]) -> Option<u64> {
     }
     int.parse().ok()
 }
+
+mod squash;
+pub use squash::squash_layers;
 
 #[cfg(test)]
 pub(crate) mod tests;

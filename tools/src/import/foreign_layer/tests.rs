@@ -143,25 +143,25 @@ pub(crate) fn zstd(data: &[u8]) -> Vec<u8> {
     c.finish().unwrap()
 }
 
-struct Dir {
+pub(crate) struct Dir {
     tmp: tempfile::TempDir,
 }
 
 impl Dir {
-    fn new() -> Dir {
+    pub(crate) fn new() -> Dir {
         Dir {
             tmp: tempfile::tempdir().unwrap(),
         }
     }
-    fn blob(&self, name: &str, bytes: &[u8]) -> PathBuf {
+    pub(crate) fn blob(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.tmp.path().join(name);
         std::fs::write(&p, bytes).unwrap();
         p
     }
-    fn out(&self, name: &str) -> PathBuf {
+    pub(crate) fn out(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
-    fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -173,7 +173,7 @@ impl Dir {
 
 const EPOCH: u64 = 1_700_000_000;
 
-fn plain() -> Normalize {
+pub(crate) fn plain() -> Normalize {
     Normalize {
         source_date_epoch: EPOCH,
         codec: Codec {
@@ -229,18 +229,18 @@ fn refused_bytes(bytes: &[u8]) -> String {
 
 /// What the `tar` crate reads back from an output tar.
 #[derive(Debug, PartialEq)]
-struct Read_ {
-    path: String,
-    flag: u8,
-    mode: u32,
-    mtime: u64,
-    owner: (u64, u64),
-    link: String,
-    data: Vec<u8>,
-    xattrs: Vec<(String, Vec<u8>)>,
+pub(crate) struct Read_ {
+    pub(crate) path: String,
+    pub(crate) flag: u8,
+    pub(crate) mode: u32,
+    pub(crate) mtime: u64,
+    pub(crate) owner: (u64, u64),
+    pub(crate) link: String,
+    pub(crate) data: Vec<u8>,
+    pub(crate) xattrs: Vec<(String, Vec<u8>)>,
 }
 
-fn read_back(bytes: &[u8]) -> Vec<Read_> {
+pub(crate) fn read_back(bytes: &[u8]) -> Vec<Read_> {
     let mut ar = tar::Archive::new(bytes);
     let mut out = Vec::new();
     for e in ar.entries().unwrap() {
