@@ -360,6 +360,121 @@ df_bad_builds() {
   echo "$log" | grep -m1 'A FROM image is missing'
 }
 
+# ------------------------------------------------- dockerfile_image: bases that are Bazel targets
+
+df_targets="$df_ws/targets"
+
+# The digest of //targets:NAME and its manifest's layer digests, after building it.
+df_target_build() {
+  local rootfs=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs
+  [[ -f $df_targets/busybox ]] || cp "$rootfs/bin/busybox" "$df_targets/busybox" || return 1
+  (cd "$df_ws" && "$bazelw" build "//targets:$1" --output_groups=+oci_layout) || return 1
+  cat "$df_ws/bazel-bin/targets/$1.digest"
+}
+
+df_layer_digests() {
+  /usr/bin/python3 -c 'import json,sys; print(" ".join(l["digest"] for l in json.load(open(sys.argv[1]))["layers"]))' "$1"
+}
+
+# A three-stage Dockerfile on a Bazel-built base: the result is the base's own layer blob plus
+# one squashed layer (the base's /etc/motd whited out, a directory made and removed in between
+# gone); skopeo and umoci read its layout; Docker runs it; FROM scratch gives one layer.
+df_image_from_targets() {
+  echo "base v1" >"$df_targets/version.txt" || return 1
+  df_target_build multi >/dev/null && df_target_build from_scratch >/dev/null || return 1
+  local bin="$df_ws/bazel-bin/targets" base_layers layers
+  base_layers=$(df_layer_digests "$bin/base.manifest.json") && layers=$(df_layer_digests "$bin/multi.manifest.json") || return 1
+  echo "base layers: $base_layers; image layers: $layers"
+  [[ $layers == "$base_layers "* && $(wc -w <<<"$layers") -eq 2 ]] ||
+    { echo "want the base's layer then one new layer" >&2; return 1; }
+  [[ $(df_layer_digests "$bin/from_scratch.manifest.json" | wc -w) -eq 1 ]] || { echo "FROM scratch: want one layer" >&2; return 1; }
+  local listing; listing=$(tar tzf "$bin/multi.layer.tar.gz") || return 1
+  grep -qx 'etc/.wh.motd' <<<"$listing" && grep -qx 'srv/build.txt' <<<"$listing" &&
+    ! grep -q 'scratchdir/f' <<<"$listing" || { echo "squashed layer: $listing" >&2; return 1; }
+  rm -rf "$work/dfi-copy" "$work/dfi-bundle"
+  skopeo copy -q "oci:$bin/multi.oci_layout:latest" "oci:$work/dfi-copy:latest" &&
+    umoci unpack --image "$bin/multi.oci_layout:latest" "$work/dfi-bundle" >/dev/null || return 1
+  [[ ! -e $work/dfi-bundle/rootfs/etc/motd && -f $work/dfi-bundle/rootfs/srv/greeting.txt ]] ||
+    { echo "umoci: /etc/motd still there or greeting missing" >&2; return 1; }
+  docker rmi -f rules-image-e2e/dockerfile-image:multi >/dev/null 2>&1
+  (cd "$df_ws" && "$bazelw" run //targets:load_multi) || return 1
+  local out; out=$(docker run --rm --network none rules-image-e2e/dockerfile-image:multi) || return 1
+  echo "$out"
+  grep -q 'Hello from a Dockerfile on a Bazel-built base' <<<"$out" && grep -qx 'built at 1700000000' <<<"$out" &&
+    grep -qx 'base v1' <<<"$out" || return 1
+  docker run --rm --network none rules-image-e2e/dockerfile-image:multi sh -c 'test ! -e /etc/motd && test ! -e /tmp/scratchdir'
+}
+
+# A change to the base target rebuilds the image on the new base's layer; going back gives
+# the first digest again (the build is reproducible).
+df_image_rebuilds_on_base_change() {
+  local d0 d1 d2
+  d0=$(df_target_build multi) || return 1
+  echo "base v2" >"$df_targets/version.txt"
+  d1=$(df_target_build multi) || return 1
+  local bin="$df_ws/bazel-bin/targets"
+  [[ $(df_layer_digests "$bin/multi.manifest.json") == "$(df_layer_digests "$bin/base.manifest.json") "* ]] ||
+    { echo "rebuilt image is not on the new base" >&2; return 1; }
+  (cd "$df_ws" && "$bazelw" run //targets:load_multi) || return 1
+  docker run --rm --network none rules-image-e2e/dockerfile-image:multi | grep -qx 'base v2' || return 1
+  echo "base v1" >"$df_targets/version.txt"
+  d2=$(df_target_build multi) || return 1
+  echo "v1 $d0, v2 $d1, v1 again $d2"
+  [[ $d1 != "$d0" ]] || { echo "a new base did not change the image" >&2; return 1; }
+  [[ $d2 == "$d0" ]] || { echo "the same inputs gave another digest" >&2; return 1; }
+}
+
+# The same workspace at another path, with its own output base (so a clean build): the same
+# digest.
+df_image_reproducible_elsewhere() {
+  local other="$work/dockerfile_ws_elsewhere" d0 d1
+  d0=$(cat "$df_ws/bazel-bin/targets/multi.digest") || return 1
+  rm -rf "$other" && cp -r "$df_ws" "$other" && rm -f "$other"/bazel-* || return 1
+  (cd "$other" && "$bazelw" build //targets:multi) || return 1
+  d1=$(cat "$other/bazel-bin/targets/multi.digest")
+  (cd "$other" && "$bazelw" shutdown >/dev/null 2>&1)
+  echo "$df_ws: $d0; $other: $d1"
+  [[ $d0 == "$d1" ]]
+}
+
+# A FROM that is not a base, and a final stage on another base than final_base: the target,
+# the image and the base found are named; no output is left.
+df_image_errors() {
+  local log
+  df_target_build base >/dev/null || return 1
+  if log=$(cd "$df_ws" && "$bazelw" build //targets:unknown_from 2>&1); then
+    echo "a FROM outside base built" >&2; return 1
+  fi
+  grep -q '//targets:unknown_from' <<<"$log" && grep -q 'elsewhere/not-a-base:1' <<<"$log" &&
+    grep -q 'A FROM image is not one of the bases' <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
+  echo "$log" | grep -m1 'not one of the bases'
+  if log=$(cd "$df_ws" && "$bazelw" build //targets:wrong_final 2>&1); then
+    echo "a final stage FROM scratch passed as FROM base" >&2; return 1
+  fi
+  grep -q '//targets:wrong_final' <<<"$log" &&
+    grep -q 'final stage builds on none of the bases, not on "base"' <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
+  echo "$log" | grep -m1 'final stage builds'
+  [[ ! -e $df_ws/bazel-bin/targets/unknown_from.digest && ! -e $df_ws/bazel-bin/targets/wrong_final.digest ]] ||
+    { echo "a failed build left outputs" >&2; return 1; }
+}
+
+# The example's Dockerfile on its Nix base as a Bazel target: no image in Docker first.
+df_example_target_base() {
+  docker rmi -f rules-image-example/dashboard:on-target >/dev/null 2>&1
+  local had_base=0
+  docker image inspect rules-image-example/busybox:1 >/dev/null 2>&1 && had_base=1
+  docker rmi -f rules-image-example/busybox:1 >/dev/null 2>&1
+  (cd "$df_example" && "$bazelw" run //app:load_on_target) || return 1
+  local out
+  out=$(docker run --rm --network none rules-image-example/dashboard:on-target sh -c '
+    httpd -p 8080 -h /srv/dashboard && sleep 0.3 && wget -qO- http://127.0.0.1:8080/ &&
+    wget -qO- http://127.0.0.1:8080/config.json && wget -qO- http://127.0.0.1:8080/build-info.json') || return 1
+  echo "$out"
+  grep -q '<h1>Dashboard 1.4.0</h1>' <<<"$out" && grep -q '"environment":"production"' <<<"$out" &&
+    grep -q '"built":"2026-01-01T00:00:00Z"' <<<"$out" || return 1
+  if ((had_base)); then (cd "$df_example" && "$bazelw" run //base:load >/dev/null) || return 1; fi
+}
+
 dockerfile_checks=(
   "dockerfile: example chain (Nix base -> docker build -> import -> Bazel layer) runs in Docker|df_example_chain"
   "dockerfile: example layout validates; mtimes clamped, created fixed|df_example_validate"
@@ -377,4 +492,9 @@ dockerfile_checks=(
   "image_import: hostile tarball corpus refused|df_hostile_corpus"
   "image_import: hostile tarball through Bazel names the entry|df_hostile_bazel"
   "dockerfile: a failing build, no Docker engine, a missing FROM image: clear errors|df_bad_builds"
+  "dockerfile_image: 3 stages on a Bazel-built base -> base blob + 1 squashed layer; skopeo, umoci, docker run|df_image_from_targets"
+  "dockerfile_image: a changed base target rebuilds; same inputs, same digest|df_image_rebuilds_on_base_change"
+  "dockerfile_image: the workspace at another path, clean: same digest|df_image_reproducible_elsewhere"
+  "dockerfile_image: FROM outside base, final stage on another base: clear errors, no output|df_image_errors"
+  "dockerfile_image: the example's Dockerfile on its Nix base target, no docker load first; served in Docker|df_example_target_base"
 )
