@@ -8,7 +8,7 @@ command allows it (push), a shallow layer of a pulled image is `remote:REGISTRY/
 instead, so that its bytes are never needed.
 
 `write_image_outputs` is the one place that writes an image's or index's `oci_layout` and
-`tarball` output groups.
+`tarball` output groups; `image_providers` returns a built image's providers with them.
 """
 
 load(":labels.bzl", "label_arg")
@@ -202,3 +202,27 @@ def write_image_outputs(ctx, image):
             toolchain = TOOLCHAIN_TYPE,
         )
     return struct(layout = layout, tarball = tarball)
+
+def image_providers(ctx, info):
+    """The providers of a rule that builds one image: its files, its output groups, `info`.
+
+    Args:
+        ctx: rule context of a rule with the rules_image toolchain.
+        info: the image's ImageManifestInfo.
+
+    Returns:
+        [DefaultInfo, OutputGroupInfo, ImageManifestInfo]
+    """
+
+    # The whole image as an OCI layout directory and as one tarball that `docker load`
+    # accepts and that is an OCI layout too; built only on request (output groups).
+    outputs = write_image_outputs(ctx, info)
+    return [
+        DefaultInfo(files = depset([info.manifest, info.config, info.digest])),
+        OutputGroupInfo(
+            oci_layout = depset([outputs.layout]),
+            tarball = depset([outputs.tarball]),
+            descriptor = depset([info.descriptor]),
+        ),
+        info,
+    ]

@@ -1,7 +1,7 @@
 """dockerfile_image: a Dockerfile built as a Bazel action, on base images that are Bazel targets."""
 
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
-load("//rules/private:image_args.bzl", "action_image_file", "write_image_outputs")
+load("//rules/private:image_args.bzl", "action_image_file", "image_providers")
 load("//rules/private:labels.bzl", "label_arg")
 load("//rules/private:layer_action.bzl", "LAYER_ACTION_ATTRS", "MEDIA_TYPES", "compress_attr")
 load("//rules/private:providers.bzl", "ImageManifestInfo", "LayerInfo")
@@ -119,16 +119,7 @@ def _dockerfile_image_impl(ctx):
         architecture = platform.architecture if platform else "amd64",
         variant = platform.variant if platform else "",
     )
-    outputs = write_image_outputs(ctx, info)
-    return [
-        DefaultInfo(files = depset([manifest, config, digest])),
-        OutputGroupInfo(
-            oci_layout = depset([outputs.layout]),
-            tarball = depset([outputs.tarball]),
-            descriptor = depset([descriptor]),
-        ),
-        info,
-    ]
+    return image_providers(ctx, info)
 
 dockerfile_image = rule(
     implementation = _dockerfile_image_impl,

@@ -1,6 +1,6 @@
 """image_manifest: an OCI image (config + manifest) from a base image and layers."""
 
-load("//rules/private:image_args.bzl", "image_attr", "write_image_outputs")
+load("//rules/private:image_args.bzl", "image_attr", "image_providers")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:platform.bzl", "PLATFORM_ATTRS", "oci_platform", "platform_string", "select_platform")
 load("//rules/private:providers.bzl", "ImageIndexInfo", "ImageManifestInfo", "LayerInfo")
@@ -96,19 +96,7 @@ def _image_manifest_impl(ctx):
         variant = platform.variant,
     )
 
-    # The whole image as an OCI layout directory and as one tarball that `docker load`
-    # accepts and that is an OCI layout too; built only on request (output groups).
-    outputs = write_image_outputs(ctx, info)
-
-    return [
-        DefaultInfo(files = depset([manifest, config, digest])),
-        OutputGroupInfo(
-            oci_layout = depset([outputs.layout]),
-            tarball = depset([outputs.tarball]),
-            descriptor = depset([descriptor]),
-        ),
-        info,
-    ]
+    return image_providers(ctx, info)
 
 # The config attributes, also those of `nix.image`, which passes them to its image_manifest.
 IMAGE_CONFIG_ATTRS = {

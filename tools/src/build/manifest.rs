@@ -278,6 +278,43 @@ pub struct Assembled {
     pub descriptor: Vec<u8>,
 }
 
+/// Where a built image's four files go (`--output-manifest`, `--output-config`,
+/// `--output-digest`, `--output-descriptor`).
+#[derive(Debug, Clone)]
+pub struct ImageOutputs {
+    pub manifest: PathBuf,
+    pub config: PathBuf,
+    pub digest: PathBuf,
+    pub descriptor: PathBuf,
+}
+
+impl Assembled {
+    /// The image of this config and manifest; its descriptor carries the config's platform.
+    pub fn new(config: Vec<u8>, manifest: Vec<u8>) -> Result<Assembled> {
+        let platform = Platform::of_config(&json::parse_object(&config)?);
+        let descriptor = Descriptor::of(media_type::MANIFEST, &manifest).with_platform(platform);
+        Ok(Assembled {
+            config,
+            digest: descriptor.digest,
+            descriptor: json::canonical(&descriptor),
+            manifest,
+        })
+    }
+
+    /// Writes the image's files and `more` (other outputs of the same action): all or none.
+    pub fn write(&self, to: &ImageOutputs, more: &[(&Path, &[u8])]) -> Result<()> {
+        let digest = self.digest.to_string();
+        let mut all: Vec<(&Path, &[u8])> = vec![
+            (&to.config, &self.config),
+            (&to.manifest, &self.manifest),
+            (&to.digest, digest.as_bytes()),
+            (&to.descriptor, &self.descriptor),
+        ];
+        all.extend_from_slice(more);
+        output::write_all_atomic(&all)
+    }
+}
+
 pub fn assemble(
     frag: &ConfigFragment,
     base: Option<&BaseImage>,
@@ -302,14 +339,7 @@ pub fn assemble(
         frag.annotations.clone().unwrap_or_default(),
     )
     .to_bytes();
-    let descriptor =
-        Descriptor::of(media_type::MANIFEST, &manifest).with_platform(Platform::of_config(&config));
-    Ok(Assembled {
-        config: config_bytes,
-        digest: descriptor.digest,
-        descriptor: json::canonical(&descriptor),
-        manifest,
-    })
+    Assembled::new(config_bytes, manifest)
 }
 
 /// A base image's layers as an image built on it lists them: a Docker-format layer with its
@@ -330,10 +360,7 @@ pub struct ManifestOptions {
     pub base_manifest: Option<PathBuf>,
     pub base_config: Option<PathBuf>,
     pub layers: Vec<PathBuf>,
-    pub output_manifest: PathBuf,
-    pub output_config: PathBuf,
-    pub output_digest: PathBuf,
-    pub output_descriptor: PathBuf,
+    pub outputs: ImageOutputs,
     /// Workspace status files: given only when stamping.
     pub status_files: Vec<PathBuf>,
 }
@@ -357,13 +384,7 @@ pub fn run(o: &ManifestOptions) -> Result<Assembled> {
         .collect::<Result<Vec<_>>>()?;
     let a = assemble(&frag, base.as_ref(), &layers)
         .with_context(|| format!("config fragment {}", o.config_fragment.display()))?;
-    let digest = a.digest.to_string();
-    output::write_all_atomic(&[
-        (&o.output_config, &a.config),
-        (&o.output_manifest, &a.manifest),
-        (&o.output_digest, digest.as_bytes()),
-        (&o.output_descriptor, &a.descriptor),
-    ])?;
+    a.write(&o.outputs, &[])?;
     Ok(a)
 }
 

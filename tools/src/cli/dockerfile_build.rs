@@ -1,4 +1,5 @@
 use super::codec_args::CodecArgs;
+use super::image_args::ImageOutputArgs;
 use crate::dockerfile::{self, DockerfileOptions};
 use crate::import::foreign_layer::{DEFAULT_MAX_LAYER_SIZE, Normalize};
 use anyhow::{Result, anyhow};
@@ -41,14 +42,8 @@ pub struct Args {
     pub output_layer: PathBuf,
     #[arg(long)]
     pub output_layer_metadata: PathBuf,
-    #[arg(long)]
-    pub output_manifest: PathBuf,
-    #[arg(long)]
-    pub output_config: PathBuf,
-    #[arg(long)]
-    pub output_digest: PathBuf,
-    #[arg(long)]
-    pub output_descriptor: PathBuf,
+    #[command(flatten)]
+    pub outputs: ImageOutputArgs,
 }
 
 fn pair<T: From<String>>(s: &str) -> Result<(String, T)> {
@@ -60,6 +55,7 @@ fn pair<T: From<String>>(s: &str) -> Result<(String, T)> {
 
 impl Args {
     pub fn run(self) -> Result<()> {
+        let codec = self.codec.codec()?;
         dockerfile::run(&DockerfileOptions {
             buildah: &self.buildah,
             dockerfile: &self.dockerfile,
@@ -71,15 +67,12 @@ impl Args {
             network: self.network,
             normalize: Normalize {
                 source_date_epoch: self.source_date_epoch,
-                codec: self.codec.codec()?,
+                codec,
                 max_layer_size: self.max_layer_size,
             },
             output_layer: &self.output_layer,
             output_layer_metadata: &self.output_layer_metadata,
-            output_manifest: &self.output_manifest,
-            output_config: &self.output_config,
-            output_digest: &self.output_digest,
-            output_descriptor: &self.output_descriptor,
+            outputs: self.outputs.outputs(),
         })
         .map(drop)
     }

@@ -1,5 +1,6 @@
 //! The arguments that name an image or index on disk, shared by layout, tarball, load and push.
 
+use crate::build::manifest::ImageOutputs;
 use crate::input::{Input, InputFiles, Resolver};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -55,5 +56,29 @@ impl ImageArgs {
         };
         let index = self.index.as_deref().map(|i| (i, self.children.as_slice()));
         Input::read(&InputFiles::new(single, index, resolver)?)
+    }
+}
+
+/// Where a command that builds an image writes its manifest, config, digest and descriptor.
+#[derive(clap::Args, Debug)]
+pub struct ImageOutputArgs {
+    #[arg(long)]
+    pub output_manifest: PathBuf,
+    #[arg(long)]
+    pub output_config: PathBuf,
+    #[arg(long)]
+    pub output_digest: PathBuf,
+    #[arg(long)]
+    pub output_descriptor: PathBuf,
+}
+
+impl ImageOutputArgs {
+    pub fn outputs(self) -> ImageOutputs {
+        ImageOutputs {
+            manifest: self.output_manifest,
+            config: self.output_config,
+            digest: self.output_digest,
+            descriptor: self.output_descriptor,
+        }
     }
 }

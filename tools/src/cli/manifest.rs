@@ -1,3 +1,4 @@
+use super::image_args::ImageOutputArgs;
 use crate::build::manifest::{self, ManifestOptions};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -14,14 +15,8 @@ pub struct Args {
     /// Layer metadata JSON, in layer order.
     #[arg(long = "layer")]
     pub layers: Vec<PathBuf>,
-    #[arg(long)]
-    pub output_manifest: PathBuf,
-    #[arg(long)]
-    pub output_config: PathBuf,
-    #[arg(long)]
-    pub output_digest: PathBuf,
-    #[arg(long)]
-    pub output_descriptor: PathBuf,
+    #[command(flatten)]
+    pub outputs: ImageOutputArgs,
     /// Bazel workspace status files (`KEY value` lines), given when stamping: `{KEY}` in
     /// `created`, label and annotation values is filled from them.
     #[arg(long = "status-file")]
@@ -35,10 +30,7 @@ impl Args {
             base_manifest: self.base_manifest,
             base_config: self.base_config,
             layers: self.layers,
-            output_manifest: self.output_manifest,
-            output_config: self.output_config,
-            output_digest: self.output_digest,
-            output_descriptor: self.output_descriptor,
+            outputs: self.outputs.outputs(),
             status_files: self.status_files,
         })
         .map(drop)

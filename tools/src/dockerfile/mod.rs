@@ -20,13 +20,13 @@ mod buildah;
 
 use self::buildah::Buildah;
 use crate::build::layer::LayerMetadata;
-use crate::build::manifest::listed_base_layers;
+use crate::build::manifest::{Assembled, ImageOutputs, listed_base_layers};
 use crate::import::foreign_layer::{Normalize, squash_layers};
 use crate::input::{Image, ImageFiles, Input, Resolver};
-use crate::io::output::{self, parent_dir};
+use crate::io::output::parent_dir;
 use crate::oci::config::{diff_ids, rfc3339};
 use crate::oci::layout::blob_path;
-use crate::oci::{Descriptor, Digest, ImageIndex, ImageManifest, Platform, json, media_type};
+use crate::oci::{Descriptor, Digest, ImageIndex, ImageManifest, json, media_type};
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -52,10 +52,7 @@ pub struct DockerfileOptions<'a> {
     pub normalize: Normalize,
     pub output_layer: &'a Path,
     pub output_layer_metadata: &'a Path,
-    pub output_manifest: &'a Path,
-    pub output_config: &'a Path,
-    pub output_digest: &'a Path,
-    pub output_descriptor: &'a Path,
+    pub outputs: ImageOutputs,
 }
 
 /// The tag of the built image in the private store.
@@ -83,7 +80,7 @@ pub fn run(o: &DockerfileOptions) -> Result<Digest> {
     // Scratch space next to the outputs: inside the sandbox, and removed on every exit.
     let work = tempfile::Builder::new()
         .prefix(".dockerfile-build")
-        .tempdir_in(parent_dir(o.output_manifest))
+        .tempdir_in(parent_dir(&o.outputs.manifest))
         .context("cannot create the scratch directory")?;
     let context = work.path().join("context");
     stage_context(&context, o.context, o.normalize.source_date_epoch)?;
@@ -133,16 +130,9 @@ pub fn run(o: &DockerfileOptions) -> Result<Digest> {
         o.normalize.source_date_epoch,
     )?;
     let manifest = result_manifest(&config, final_base, o.final_base, &layer);
-    let descriptor = Descriptor::of(media_type::MANIFEST, &manifest)
-        .with_platform(Platform::of_config(&json::parse_object(&config)?));
-    let digest = descriptor.digest;
-    output::write_all_atomic(&[
-        (o.output_layer_metadata, &layer.to_bytes()),
-        (o.output_config, &config),
-        (o.output_manifest, &manifest),
-        (o.output_digest, digest.to_string().as_bytes()),
-        (o.output_descriptor, &json::canonical(&descriptor)),
-    ])?;
+    let image = Assembled::new(config, manifest)?;
+    image.write(&o.outputs, &[(o.output_layer_metadata, &layer.to_bytes())])?;
+    let digest = image.digest;
     Ok(digest)
 }
 

@@ -61,10 +61,12 @@ pub(crate) fn sample_image_with(first: Compression) -> (tempfile::TempDir, Input
         base_manifest: None,
         base_config: None,
         layers: vec![p("l1.json"), p("l2.json")],
-        output_manifest: p("m.json"),
-        output_config: p("c.json"),
-        output_digest: p("digest"),
-        output_descriptor: p("desc.json"),
+        outputs: crate::build::manifest::ImageOutputs {
+            manifest: p("m.json"),
+            config: p("c.json"),
+            digest: p("digest"),
+            descriptor: p("desc.json"),
+        },
         status_files: Vec::new(),
     })
     .unwrap();
@@ -87,10 +89,12 @@ pub(crate) fn sample_index() -> (tempfile::TempDir, Input) {
         base_manifest: None,
         base_config: None,
         layers: vec![p("l1.json")],
-        output_manifest: p("m-arm.json"),
-        output_config: p("c-arm.json"),
-        output_digest: p("digest-arm"),
-        output_descriptor: p("desc-arm.json"),
+        outputs: crate::build::manifest::ImageOutputs {
+            manifest: p("m-arm.json"),
+            config: p("c-arm.json"),
+            digest: p("digest-arm"),
+            descriptor: p("desc-arm.json"),
+        },
         status_files: Vec::new(),
     })
     .unwrap();

@@ -265,10 +265,12 @@ fn run_writes_all_outputs_and_validates_inputs() {
         base_manifest: base.then(|| p("bm.json")),
         base_config: base.then(|| p("bc.json")),
         layers,
-        output_manifest: out.join("m.json"),
-        output_config: out.join("c.json"),
-        output_digest: out.join("digest"),
-        output_descriptor: out.join("desc.json"),
+        outputs: ImageOutputs {
+            manifest: out.join("m.json"),
+            config: out.join("c.json"),
+            digest: out.join("digest"),
+            descriptor: out.join("desc.json"),
+        },
         status_files: Vec::new(),
     };
     let e = format!(
