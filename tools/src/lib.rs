@@ -16,7 +16,7 @@
 //! | `registry/` | the OCI distribution client: auth, push, pull |
 //! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
 //! | `nix/` | the layering of Nix closures |
-//! | `verify/` | `image-test`: an image's layers applied into one tree (whiteouts, hard links), assertions on its files and config |
+//! | `verify/` | `image-test`: an image's layers applied into one tree (whiteouts, hard links), assertions on its files and config; `run` commands in containers of it (`container`, through `write/`'s load) |
 //! | `io/` | tar writing, limits on untrusted tar header extensions (`tar_guard`), compression, background output, atomic files, param files, untrusted text |
 //! | `fuzzing` | the entry points of the fuzz targets |
 
