@@ -74,6 +74,37 @@ image_test_failures() {
   echo "4 failures, each naming //app:image and its path; layers[0] $digest"
 }
 
+# image_test's `run`: //app:image_run_test runs the example image in Docker (three commands:
+# its own, another argument/env/user, a replaced entrypoint that fails as expected);
+# //app:image_run_test_wrong fails, naming each command and what differed, with the failed
+# command's output; neither leaves the tag it loaded the image under. Test results are not
+# cached, so that each run reaches the engine.
+run_test_tags() { docker images --format '{{.Repository}}:{{.Tag}}' | grep -c '^rules-image-test:app\.image-'; }
+example_image_run_test() {
+  (cd "$repo_root/examples" && "$bazelw" test --nocache_test_results //app:image_run_test) || return 1
+  local log="$repo_root/examples/bazel-testlogs/app/image_run_test/test.log" left
+  grep -qxF "7 assertions passed on //app:image" "$log" || { echo "not in $log: 7 assertions passed" >&2; cat "$log" >&2; return 1; }
+  left=$(run_test_tags)
+  ((left == 0)) || { echo "$left rules-image-test:app.image-* tags left in docker" >&2; return 1; }
+}
+image_run_test_failures() {
+  local ex="$repo_root/examples" rc=0 log want left
+  (cd "$ex" && "$bazelw" test --nocache_test_results //app:image_run_test_wrong) || rc=$?
+  ((rc == 3)) || { echo "bazel test //app:image_run_test_wrong: exit $rc, want 3 (a test failed)" >&2; return 1; }
+  log="$ex/bazel-testlogs/app/image_run_test_wrong/test.log"
+  for want in \
+    'FAIL //app:image: run[0] ["/app/hello", "container"]: stdout does not contain "Goodbye, container!"' \
+    'FAIL //app:image: run[1] ["/usr/bin/hello"]: exit code is 1, want 0' \
+    '  | Hello, container!' \
+    '  | /usr/bin/hello.runfiles/_main/app/message.txt: No such file or directory' \
+    "error: //app:image_run_test_wrong: 2 of 3 assertions failed on //app:image"; do
+    grep -qF -- "$want" "$log" || { echo "not in $log: $want" >&2; cat "$log" >&2; return 1; }
+  done
+  left=$(run_test_tags)
+  ((left == 0)) || { echo "$left rules-image-test:app.image-* tags left in docker" >&2; return 1; }
+  echo "2 failures, each naming //app:image and the command run"
+}
+
 load_and_run() {
   docker rmi -f rules-image-example/app:latest >/dev/null 2>&1 || true
   (cd "$repo_root/examples" && "$bazelw" run //app:load) || return 1
@@ -624,6 +655,8 @@ example_checks=(
   "umoci unpack: files, modes, runfiles, symlink|umoci_unpack"
   "bazel test //app:image_test: files and config read from the layers|example_image_test"
   "image_test with wrong expectations fails, naming image, path and layer|image_test_failures"
+  "bazel test //app:image_run_test: commands run in Docker, exit codes and output|example_image_run_test"
+  "image_test run with wrong expectations fails, naming image, command and difference; no tag left|image_run_test_failures"
   "oci-image-tool validate|oci_image_tool_validate"
   "image-spec JSON schemas|json_schemas"
   "bazel run //app:load, docker run|load_and_run"

@@ -2,10 +2,11 @@
 
 ```starlark
 load("@rules_image//rules:defs.bzl", "dockerfile_image", "file_metadata", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "image_test", "layer_from_tar", "multi_deploy")
-load("@rules_image//rules:defs.bzl", "config_assertion", "file_assertion")  # image_test's assertions
+load("@rules_image//rules:defs.bzl", "config_assertion", "file_assertion", "run_assertion")  # image_test's assertions
 ```
 
-Images built by other means come in through the module extensions (`images.pull`,
+Images built by other means come in through `dockerfile_image` (a Dockerfile on base targets),
+the module extensions (`images.pull`,
 `nix.image`, `dockerfile.build`: see extensions.md) and `image_import` (repositories.md);
 each is an ordinary target that `image_manifest(base = ...)`, `image_push` and `image_load`
 take. The providers are public for rules that consume or produce images.
@@ -15,7 +16,7 @@ load("//rules/private:file_metadata.bzl", _file_metadata = "file_metadata")
 load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _ImagePushInfo = "ImagePushInfo", _LayerInfo = "LayerInfo")
 load("//rules/private/rules:deploy.bzl", _multi_deploy = "multi_deploy")
 load("//rules/private/rules:dockerfile_image.bzl", _dockerfile_image = "dockerfile_image")
-load("//rules/private/rules:image_test.bzl", _config_assertion = "config_assertion", _file_assertion = "file_assertion", _image_test = "image_test")
+load("//rules/private/rules:image_test.bzl", _config_assertion = "config_assertion", _file_assertion = "file_assertion", _image_test = "image_test", _run_assertion = "run_assertion")
 load("//rules/private/rules:index.bzl", _image_index = "image_index")
 load("//rules/private/rules:layer.bzl", _image_layer = "image_layer")
 load("//rules/private/rules:layer_from_tar.bzl", _layer_from_tar = "layer_from_tar")
@@ -34,6 +35,7 @@ image_push = _image_push
 image_test = _image_test
 file_assertion = _file_assertion
 config_assertion = _config_assertion
+run_assertion = _run_assertion
 layer_from_tar = _layer_from_tar
 multi_deploy = _multi_deploy
 nix_layer = _nix_layer

@@ -20,7 +20,7 @@ load(
     "repo_name_from_canonical",
 )
 load("//rules/private/repo:tool_repos.bzl", "PLATFORMS", "host_platform", "toolchains_build_file")
-load("//rules/private/rules:image_test.bzl", "config_assertion", "file_assertion")
+load("//rules/private/rules:image_test.bzl", "config_assertion", "file_assertion", "run_assertion")
 load("//rules/private/rules:nix_layer.bzl", "is_store_path")
 load(":suite.bzl", "named_suite")
 
@@ -338,6 +338,34 @@ def _assertions_test_impl(ctx):
         env,
         {"cmd": [], "user": "", "env": {"A": "1"}, "exposed_ports": ["80"]},
         json.decode(config_assertion(cmd = [], user = "", env = {"A": "1"}, exposed_ports = ["80"], labels = {})),
+    )
+
+    # The exit code and timeout are always given; `entrypoint = []` is one (none), unlike None.
+    asserts.equals(env, {"exit_code": 0, "timeout": 60}, json.decode(run_assertion()))
+    asserts.equals(
+        env,
+        {
+            "command": ["--version"],
+            "entrypoint": [],
+            "exit_code": 3,
+            "stdout_contains": ["v1"],
+            "stderr_matches": ["^warn"],
+            "user": "65534",
+            "env": {"A": "1"},
+            "working_dir": "/tmp",
+            "timeout": 5,
+        },
+        json.decode(run_assertion(
+            command = ["--version"],
+            entrypoint = [],
+            exit_code = 3,
+            stdout_contains = "v1",
+            stderr_matches = ["^warn"],
+            user = "65534",
+            env = {"A": "1"},
+            working_dir = "/tmp",
+            timeout = 5,
+        )),
     )
     return unittest.end(env)
 

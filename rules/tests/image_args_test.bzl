@@ -128,10 +128,11 @@ def _push_index_test_impl(ctx):
 
 push_index_test = analysistest.make(_push_index_test_impl)
 
-def _image_test_launcher(env, name, blob, spec):
+def _image_test_launcher(env, name, blob, spec, engine = ""):
     asserts.equals(
         env,
         "image-test --rlocation '--label=//rules/tests:%s' '--spec' '_main/rules/tests/%s.spec.json' " % (name, name) +
+        engine +
         "'--manifest' '_main/rules/tests/app.manifest.json' '--config' '_main/rules/tests/app.config.json' " +
         "'--blob' '%s' '--blob' '_main/rules/tests/file_layer.tar.gz'" % blob,
         _launcher_args(_written(env, name + ".sh")),
@@ -149,6 +150,11 @@ def _image_test_config_test_impl(ctx):
         "config": {"user": "root"},
     })
     asserts.false(env, [f for f in runfiles if "/blobs/" in f], "a config test fetches no layer")
+
+    # A test without `run` uses no engine: sandboxed, remote if so configured, as any test.
+    target = analysistest.target_under_test(env)
+    asserts.false(env, testing.ExecutionInfo in target, "no execution requirements")
+    asserts.false(env, RunEnvironmentInfo in target, "no inherited environment")
     return analysistest.end(env)
 
 image_test_config_test = analysistest.make(_image_test_config_test_impl)
@@ -164,6 +170,37 @@ def _image_test_files_test_impl(ctx):
     return analysistest.end(env)
 
 image_test_files_test = analysistest.make(_image_test_files_test_impl)
+
+def _image_test_run_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    runfiles = _image_test_launcher(
+        env,
+        "test_app_run",
+        "_main/rules/tests/pulled/blobs/" + "a" * 64,
+        {
+            "image": "//rules/tests:app",
+            "files": {},
+            "config": {},
+            "run": [
+                {"exit_code": 0, "stdout_contains": ["hi"], "timeout": 60},
+                {"command": ["x"], "entrypoint": [], "exit_code": 2, "timeout": 5},
+            ],
+        },
+        engine = "'--engine' 'podman' ",
+    )
+    asserts.true(env, "rules/tests/pulled/blobs/" + "a" * 64 in runfiles, "loading needs the fetched base layer")
+    target = analysistest.target_under_test(env)
+    asserts.equals(
+        env,
+        {"no-sandbox": "1", "no-remote": "1", "requires-network": "1"},
+        target[testing.ExecutionInfo].requirements,
+    )
+    inherited = target[RunEnvironmentInfo].inherited_environment
+    for var in ["DOCKER_HOST", "CONTAINER_HOST", "RULES_IMAGE_PODMAN"]:
+        asserts.true(env, var in inherited, var + " is inherited")
+    return analysistest.end(env)
+
+image_test_run_test = analysistest.make(_image_test_run_test_impl)
 
 # ---------------------------------------------------------------- repository_image
 

@@ -17,7 +17,7 @@
 //! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
 //! | `dockerfile/` | `dockerfile-build`: a Dockerfile built by a private Buildah on given base images, its new layers squashed into one |
 //! | `nix/` | the layering of Nix closures |
-//! | `verify/` | `image-test`: an image's layers applied into one tree (whiteouts, hard links), assertions on its files and config |
+//! | `verify/` | `image-test`: an image's layers applied into one tree (whiteouts, hard links), assertions on its files and config; `run` commands in containers of it (`container`, through `write/`'s load) |
 //! | `io/` | tar writing, limits on untrusted tar header extensions (`tar_guard`), compression, background output, atomic files, param files, untrusted text |
 //! | `fuzzing` | the entry points of the fuzz targets |
 

@@ -1,5 +1,6 @@
 use super::image_args::ImageArgs;
 use crate::oci::Platform;
+use crate::verify::container::{Engine, Runner};
 use crate::verify::{self, spec::Spec};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -15,6 +16,11 @@ pub struct Args {
     /// every image of the index.
     #[arg(long, requires = "index")]
     pub platform: Option<String>,
+    /// The engine that runs the spec's `run` commands (its CLI must be on PATH, or named by
+    /// RULES_IMAGE_DOCKER / RULES_IMAGE_PODMAN); unused without them. The last one given
+    /// counts, so `bazel test --test_arg=--engine=podman` replaces the target's.
+    #[arg(long, value_enum, default_value = "docker", overrides_with = "engine")]
+    pub engine: Engine,
 }
 
 impl Args {
@@ -22,6 +28,12 @@ impl Args {
         let resolver = self.image.resolver()?;
         let spec = Spec::read(&resolver.resolve(&self.spec)?)?;
         let platform = self.platform.as_deref().map(Platform::parse).transpose()?;
-        verify::run(self.image.read(&resolver)?, &spec, platform.as_ref())
+        let runner = Runner::new(self.engine);
+        verify::run(
+            self.image.read(&resolver)?,
+            &spec,
+            platform.as_ref(),
+            &runner,
+        )
     }
 }

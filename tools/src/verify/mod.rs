@@ -5,7 +5,11 @@
 //! contents are read afterwards, only for `contains`/`matches`, only from the layers that hold
 //! them. Every failed assertion is reported, each naming the image, the path and the layer
 //! (index and digest) that last wrote it or removed it.
+//!
+//! `run` assertions, if any, are the exception: their commands run in containers of the image
+//! by a container engine (`container`).
 
+pub mod container;
 pub mod spec;
 mod tree;
 
@@ -16,6 +20,7 @@ use crate::io::untrusted::{shown, shown_str, terminal_safe};
 use crate::oci::Platform;
 use crate::oci::config::{diff_ids, run_config};
 use anyhow::{Context, Result, bail};
+use container::Runner;
 use spec::{ConfigAssertions, FileAssertions, FileType, Spec, path_key};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
@@ -31,6 +36,8 @@ pub struct Report {
     pub failed: usize,
     /// One line per failure.
     pub messages: Vec<String>,
+    /// What the test log shows after the failures, e.g. a failed command's output.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -41,8 +48,18 @@ impl Report {
 }
 
 /// Checks `spec` on the image, or on each image of an index (only the one for `platform`,
-/// if given); prints every failure, and fails if there was one.
-pub fn run(input: Input, spec: &Spec, platform: Option<&Platform>) -> Result<()> {
+/// if given); prints every failure, and fails if there was one. `run` assertions run on one
+/// image, by `runner`: the image, `platform`'s, or else the index's for this machine.
+pub fn run(input: Input, spec: &Spec, platform: Option<&Platform>, runner: &Runner) -> Result<()> {
+    let runs_on = match (&input, platform) {
+        _ if spec.run.is_empty() => None,
+        (Input::Index(x), None) => Some(
+            Platform::host()
+                .select_or_explain(&x.platforms, "the index")
+                .context("`run` runs the index's image for this machine (or for `platform`)")?,
+        ),
+        _ => Some(0),
+    };
     let images: Vec<(String, Image)> = match (input, platform) {
         (Input::Image(i), None) => vec![(spec.image.clone(), i)],
         (Input::Image(_), Some(_)) => {
@@ -64,13 +81,22 @@ pub fn run(input: Input, spec: &Spec, platform: Option<&Platform>) -> Result<()>
             .collect(),
     };
     let (mut failed, mut total) = (0, 0);
-    for (name, image) in &images {
-        let report = check(image, spec).with_context(|| format!("image {name}"))?;
+    for (i, (name, image)) in images.iter().enumerate() {
+        let mut report = check(image, spec).with_context(|| format!("image {name}"))?;
+        total += spec.assertion_count();
+        if runs_on == Some(i) {
+            runner
+                .check(image, &spec.image, &spec.run, &mut report)
+                .with_context(|| format!("image {name}"))?;
+            total += spec.run_assertion_count();
+        }
         for m in &report.messages {
             eprintln!("{}", terminal_safe(&format!("FAIL {name}: {m}")));
         }
+        for n in &report.notes {
+            eprintln!("{}", terminal_safe(n));
+        }
         failed += report.failed;
-        total += spec.assertion_count();
     }
     let names: Vec<&str> = images.iter().map(|(n, _)| n.as_str()).collect();
     if failed > 0 {
@@ -406,9 +432,7 @@ fn check_node(
         }
     };
     for s in &a.contains {
-        // A literal pattern: the regex crate searches it with memchr's fast substring search.
-        let literal = regex::bytes::Regex::new(&regex::escape(s)).expect("an escaped literal");
-        if !literal.is_match(content) {
+        if !contains(content, s) {
             problems.push(format!("does not contain \"{}\"", shown_str(s)));
         }
     }
@@ -417,6 +441,13 @@ fn check_node(
             problems.push(format!("does not match /{}/", shown_str(p.0.as_str())));
         }
     }
+}
+
+/// Whether `haystack` contains `s`.
+fn contains(haystack: &[u8], s: &str) -> bool {
+    // A literal pattern: the regex crate searches it with memchr's fast substring search.
+    let literal = regex::bytes::Regex::new(&regex::escape(s)).expect("an escaped literal");
+    literal.is_match(haystack)
 }
 
 /// The bytes of each wanted file, read in one pass over each layer that holds some.

@@ -1,7 +1,7 @@
 //! The assertions of an `image_test`, as the rule writes them (`--spec`, JSON): the contract
 //! with `rules/private/rules/image_test.bzl`, whose `file_assertion` and `config_assertion`
 //! make the objects below. Unknown fields are errors, so a misspelt assertion cannot pass
-//! by being ignored.
+//! by being ignored. `run_assertion` makes the objects of `run`, checked by `container`.
 
 use crate::oci::Platform;
 use anyhow::{Context, Result, bail};
@@ -19,6 +19,9 @@ pub struct Spec {
     pub files: BTreeMap<String, FileAssertions>,
     #[serde(default)]
     pub config: ConfigAssertions,
+    /// Commands to run in containers of the image; none: no engine is used.
+    #[serde(default)]
+    pub run: Vec<RunAssertions>,
 }
 
 /// What must hold of one path. No field but `absent`: the path must exist.
@@ -122,6 +125,46 @@ pub struct ConfigAssertions {
     pub platform: Option<Platform>,
 }
 
+/// A command run in a container of the image (`docker run --rm --network none`), and what
+/// must hold of what it did.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunAssertions {
+    /// The arguments after the image: they replace the image's cmd; empty: the image's cmd.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Replaces the image's entrypoint (and drops its cmd, as `docker run --entrypoint`
+    /// does); `[]` runs `command` alone.
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default)]
+    pub stdout_contains: Vec<String>,
+    #[serde(default)]
+    pub stdout_matches: Vec<Pattern>,
+    #[serde(default)]
+    pub stderr_contains: Vec<String>,
+    #[serde(default)]
+    pub stderr_matches: Vec<Pattern>,
+    /// `--user`: a name or uid, optionally `:group`.
+    pub user: Option<String>,
+    /// `--env`: set in the container, over the image's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `--workdir`.
+    pub working_dir: Option<String>,
+    /// Seconds the command may run; then its container is removed and its assertions fail.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+}
+
+/// The default of `timeout` (as run_assertion's).
+pub const DEFAULT_RUN_TIMEOUT: u64 = 60;
+
+fn default_timeout() -> u64 {
+    DEFAULT_RUN_TIMEOUT
+}
+
 fn platform<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Platform>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
@@ -147,6 +190,9 @@ impl Spec {
                 bail!("files[{path:?}]: `absent` cannot be combined with other assertions");
             }
         }
+        for (i, r) in self.run.iter().enumerate() {
+            r.check().with_context(|| format!("run[{i}]"))?;
+        }
         Ok(())
     }
 
@@ -157,6 +203,11 @@ impl Spec {
             .map(FileAssertions::assertion_count)
             .sum::<usize>()
             + self.config.assertion_count()
+    }
+
+    /// How many assertions `run` makes (of the one image it runs).
+    pub fn run_assertion_count(&self) -> usize {
+        self.run.iter().map(RunAssertions::assertion_count).sum()
     }
 }
 
@@ -195,6 +246,37 @@ impl ConfigAssertions {
             + self.env.len()
             + self.exposed_ports.len()
             + self.labels.len()
+    }
+}
+
+impl RunAssertions {
+    /// The exit code is one assertion, and so is every substring and pattern.
+    pub fn assertion_count(&self) -> usize {
+        1 + self.stdout_contains.len()
+            + self.stdout_matches.len()
+            + self.stderr_contains.len()
+            + self.stderr_matches.len()
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(0..=255).contains(&self.exit_code) {
+            bail!(
+                "exit_code {} is not an exit code (0 to 255)",
+                self.exit_code
+            );
+        }
+        if self.timeout == 0 {
+            bail!("timeout must be at least 1 second");
+        }
+        if self.entrypoint.as_ref().is_some_and(Vec::is_empty) && self.command.is_empty() {
+            bail!("entrypoint = [] runs `command` alone, but there is no command");
+        }
+        for k in self.env.keys() {
+            if k.is_empty() || k.contains('=') {
+                bail!("env: {k:?} is not a variable name");
+            }
+        }
+        Ok(())
     }
 }
 

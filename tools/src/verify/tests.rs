@@ -60,6 +60,14 @@ fn image(layers: &[Vec<Ent>]) -> (tempfile::TempDir, Image) {
     (tmp, img)
 }
 
+/// A runner for specs without `run`, which use no engine.
+fn no_engine() -> Runner {
+    Runner {
+        engine: container::Engine::Docker,
+        bin: "/no/such/engine".into(),
+    }
+}
+
 fn spec(v: Value) -> Spec {
     let s: Spec = crate::oci::json::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
     s.check().unwrap();
@@ -591,7 +599,13 @@ fn an_index_is_tested_image_by_image() {
     let s = spec(json!({"image": "//t:index", "files": {"/app": {"contains": ["x86"]}}}));
     let e = format!(
         "{:#}",
-        run(index(vec![amd.clone(), arm.clone()]), &s, None).unwrap_err()
+        run(
+            index(vec![amd.clone(), arm.clone()]),
+            &s,
+            None,
+            &no_engine()
+        )
+        .unwrap_err()
     );
     assert_eq!(
         e,
@@ -601,6 +615,7 @@ fn an_index_is_tested_image_by_image() {
         index(vec![amd.clone(), arm.clone()]),
         &s,
         Some(&Platform::parse("linux/amd64").unwrap()),
+        &no_engine(),
     )
     .unwrap();
     let e = format!(
@@ -608,7 +623,8 @@ fn an_index_is_tested_image_by_image() {
         run(
             index(vec![amd.clone()]),
             &s,
-            Some(&Platform::parse("linux/s390x").unwrap())
+            Some(&Platform::parse("linux/s390x").unwrap()),
+            &no_engine(),
         )
         .unwrap_err()
     );
@@ -618,7 +634,8 @@ fn an_index_is_tested_image_by_image() {
         run(
             Input::Image(amd),
             &s,
-            Some(&Platform::parse("linux/amd64").unwrap())
+            Some(&Platform::parse("linux/amd64").unwrap()),
+            &no_engine(),
         )
         .unwrap_err()
     );
@@ -637,7 +654,7 @@ fn the_command_reads_its_spec_and_image() {
     let pass =
         write_spec(json!({"image": "//t:image", "files": {"/app/server": {"mode": "0755"}}}));
     let input = Input::read(&files).unwrap();
-    run(input, &Spec::read(&pass).unwrap(), None).unwrap();
+    run(input, &Spec::read(&pass).unwrap(), None, &no_engine()).unwrap();
     let fail = write_spec(
         json!({"image": "//t:image", "files": {"/app/server": {"mode": "0700"}}, "config": {"user": "x"}}),
     );
@@ -646,7 +663,8 @@ fn the_command_reads_its_spec_and_image() {
         run(
             Input::read(&files).unwrap(),
             &Spec::read(&fail).unwrap(),
-            None
+            None,
+            &no_engine(),
         )
         .unwrap_err()
     );
@@ -658,4 +676,63 @@ fn the_command_reads_its_spec_and_image() {
         e.contains("malformed image_test spec") && e.contains("files[\"/x\"]"),
         "{e}"
     );
+}
+
+/// `run` runs one image of an index: the one for `platform`, else this machine's.
+#[test]
+fn an_index_runs_the_image_for_the_platform() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let amd = image_in(tmp.path(), "amd", &[vec![file("app", b"x86")]], json!({}));
+    let mut arm = image_in(tmp.path(), "arm", &[vec![file("app", b"arm")]], json!({}));
+    arm.platform = Platform::parse("linux/arm64").unwrap();
+    let index = |children: Vec<&Image>| {
+        Input::Index(Index {
+            bytes: Vec::new(),
+            platforms: children.iter().map(|c| c.platform.clone()).collect(),
+            children: children.into_iter().cloned().collect(),
+        })
+    };
+    // The engine keeps what it was loaded with; its commands succeed.
+    let loaded = tmp.path().join("loaded.tar");
+    let bin = tmp.path().join("engine");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\ncase $1 in load) cat > '{}' ;; esac\n",
+            loaded.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let runner = Runner {
+        engine: container::Engine::Docker,
+        bin: bin.to_str().unwrap().into(),
+    };
+    let has_config = |img: &Image| {
+        let tar = std::fs::read(&loaded).unwrap();
+        let entries: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        entries.contains(&format!("blobs/sha256/{}", img.parsed.config.digest.hex()))
+    };
+    let s = spec(json!({"image": "//t:index", "run": [{"exit_code": 0}]}));
+    let arm64 = Platform::parse("linux/arm64").unwrap();
+    run(index(vec![&amd, &arm]), &s, Some(&arm64), &runner).unwrap();
+    assert!(has_config(&arm) && !has_config(&amd));
+    if std::env::consts::ARCH == "x86_64" {
+        run(index(vec![&amd, &arm]), &s, None, &runner).unwrap();
+        assert!(has_config(&amd) && !has_config(&arm));
+        let e = format!(
+            "{:#}",
+            run(index(vec![&arm]), &s, None, &runner).unwrap_err()
+        );
+        assert_eq!(
+            e,
+            "`run` runs the index's image for this machine (or for `platform`): no image for \
+             platform linux/amd64 in the index; available: linux/arm64"
+        );
+    }
 }

@@ -39,7 +39,7 @@ impl Daemon {
     }
 
     /// The client binary: `docker`, `podman` or `ctr` from PATH unless its variable is set.
-    fn binary(self) -> String {
+    pub(crate) fn binary(self) -> String {
         let default = match self {
             Daemon::Containerd => "ctr",
             d => d.name(),
@@ -91,8 +91,9 @@ fn choose(input: Input, platform: Option<&str>) -> Result<Image> {
     input.into_platform(&want)
 }
 
-/// Runs `<bin> load` with the image tar on its stdin.
-fn run_with(bin: &str, daemon: Daemon, image: Image, tags: &[String]) -> Result<()> {
+/// Runs `<bin> load` with the image tar on its stdin (docker or podman; also image_test's
+/// `run`, verify/container.rs).
+pub(crate) fn run_with(bin: &str, daemon: Daemon, image: Image, tags: &[String]) -> Result<()> {
     let mut cmd = Command::new(bin);
     cmd.arg("load").stdout(Stdio::inherit());
     // Docker's classic image store cannot apply zstd layers: give it plain tars instead.
@@ -115,7 +116,7 @@ fn run_with(bin: &str, daemon: Daemon, image: Image, tags: &[String]) -> Result<
 }
 
 /// A command as messages show it: its program and first arguments.
-pub(super) fn shown_command(cmd: &Command) -> String {
+pub(crate) fn shown_command(cmd: &Command) -> String {
     const SHOWN_ARGS: usize = 10;
     let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
     let args: Vec<&OsStr> = cmd.get_args().collect();
@@ -131,7 +132,7 @@ pub(super) fn shown_command(cmd: &Command) -> String {
 }
 
 /// Starts the engine's client; a missing one is named with the way to get or point to it.
-pub(super) fn spawn(cmd: &mut Command, daemon: Daemon) -> Result<Child> {
+pub(crate) fn spawn(cmd: &mut Command, daemon: Daemon) -> Result<Child> {
     cmd.spawn().map_err(|e| {
         let shown = shown_command(cmd);
         if e.kind() == ErrorKind::NotFound {
@@ -181,7 +182,7 @@ pub(super) fn tail_of(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> 
 }
 
 /// A client's stderr quoted in an error: each line indented, so none can pass for ours.
-pub(super) fn quoted(stderr: &[u8]) -> String {
+pub(crate) fn quoted(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let lines: Vec<String> = text
         .trim_end()
