@@ -53,6 +53,31 @@ umoci_unpack() {
 oci_image_tool_validate() { oci-image-tool validate --type image --ref name=latest "$(example_out image.oci_layout)" >/dev/null; }
 json_schemas() { /usr/bin/python3 "$repo_root/e2e/validate_schemas.py" "$schema_dir" "$(example_out image.oci_layout)" >/dev/null; }
 
+# image_sbom: an SPDX 2.3 document that spdx-tools validates, listing the image's files with
+# the SHA-256 of what Bazel built, in the package of the target that made their layer.
+# (reproducible_digests builds it twice, clean, and compares the bytes.)
+example_sbom() {
+  ensure_spdx_tools || return 1
+  local ex="$repo_root/examples" sbom="$repo_root/examples/bazel-bin/app/sbom.spdx.json"
+  (cd "$ex" && "$bazelw" build //app:sbom //app:hello //app:image) || return 1
+  "$spdx_validate" -i "$sbom" || return 1
+  /usr/bin/python3 - "$sbom" "$ex/bazel-bin/app/hello" "$(cat "$ex/bazel-bin/app/image.digest")" <<'EOF' || return 1
+import hashlib, json, sys
+doc = json.load(open(sys.argv[1]))
+binary = hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest()
+files = {f["fileName"]: f for f in doc["files"]}
+hello = files["./app/hello"]
+assert {"algorithm": "SHA256", "checksumValue": binary} in hello["checksums"], hello
+packages = {p["SPDXID"]: p for p in doc["packages"]}
+assert packages["SPDXRef-Image"]["versionInfo"] == sys.argv[3], packages["SPDXRef-Image"]
+owner = [r["spdxElementId"] for r in doc["relationships"]
+         if r["relatedSpdxElement"] == hello["SPDXID"] and r["relationshipType"] == "CONTAINS"]
+assert [packages[o]["name"] for o in owner] == ["//app:app_layer"], owner
+assert doc["creationInfo"]["created"] == "1970-01-01T00:00:00Z"
+print("%d files; ./app/hello sha256 %s... in //app:app_layer" % (len(files), binary[:12]))
+EOF
+}
+
 # image_test reads the example image's layers: //app:image_test passes; //app:image_test_wrong
 # fails as a test (exit 3, not a build error), its log naming the image, each failed path and
 # the layer that wrote it.
@@ -217,12 +242,12 @@ reproducible_digests() {
     local target_dir=()
     [[ $i == 2 ]] && target_dir=(env RULES_IMAGE_CARGO_TARGET_DIR=)
     (umask "$mask" && cd "$checkout/examples" &&
-      "${target_dir[@]}" "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer) || return 1
+      "${target_dir[@]}" "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer //app:sbom) || return 1
     if [[ $i == 2 && ! -x $work/repro-2/output_base/rules_image_cargo_target/release/rules-image-tool ]]; then
       echo "the tool was not built inside the output base" >&2; return 1
     fi
     local bin="$checkout/examples/bazel-bin/app"
-    digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json")")
+    digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json") sbom $(sha256sum <"$bin/sbom.spdx.json")")
     echo "checkout $i (umask $mask): $(cat "$bin/image.digest")"
   done
   [[ ${digests[0]} == "${digests[1]}" ]] || { printf '%s\n' "${digests[@]}" >&2; return 1; }
@@ -653,6 +678,7 @@ example_checks=(
   "skopeo copy verifies every digest|skopeo_copy_layout"
   "skopeo inspect tarball (docker-archive and oci-archive)|skopeo_inspect_tarball"
   "umoci unpack: files, modes, runfiles, symlink|umoci_unpack"
+  "image_sbom: SPDX 2.3 validated by spdx-tools; files, hashes and origins|example_sbom"
   "bazel test //app:image_test: files and config read from the layers|example_image_test"
   "image_test with wrong expectations fails, naming image, path and layer|image_test_failures"
   "bazel test //app:image_run_test: commands run in Docker, exit codes and output|example_image_run_test"
@@ -695,7 +721,7 @@ bazelw_debian_mirror() {
 
 repro_checks=(
   "bazelw takes the Debian archive from apt's sources (deb822, one-line), or BAZELW_DEBIAN_MIRROR|bazelw_debian_mirror"
-  "identical digests from two checkouts, two umasks, two fresh output bases|reproducible_digests"
+  "identical digests (and SBOM bytes) from two checkouts, two umasks, two fresh output bases|reproducible_digests"
   "tool rebuilt when (and only when) its sources change|tool_rebuilds_on_source_change"
   "bazelw left no mounts on the host|no_rootfs_mounts"
 )

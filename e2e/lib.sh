@@ -30,6 +30,17 @@ ensure_packages() {
 
 ensure_host_packages() { ensure_packages "${host_packages[@]}"; }
 
+# spdx-tools (PyPI), whose pyspdxtools parses and validates SPDX documents (image_sbom): pinned,
+# in a virtualenv of its own in the cache, installed once.
+spdx_venv=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/spdx-tools-0.8.5
+spdx_validate=$spdx_venv/bin/pyspdxtools
+ensure_spdx_tools() {
+  [[ -x $spdx_validate ]] && return 0
+  say "installing spdx-tools 0.8.5 (PyPI) into $spdx_venv"
+  rm -rf "$spdx_venv" && python3 -m venv "$spdx_venv" &&
+    "$spdx_venv/bin/pip" install -q spdx-tools==0.8.5 || { rm -rf "$spdx_venv"; return 1; }
+}
+
 # What tools/release.sh builds with: Zig (its glibc 2.17 stubs) from PyPI, cargo-zigbuild from
 # crates.io; pinned, installed once.
 ensure_release_tools() {

@@ -229,9 +229,37 @@ nix_shutdown() {
   return 0
 }
 
+# image_sbom of a Nix image: spdx-tools validates it; each store path of the closure is a
+# package (name and version from its store name) whose files are listed, inside the package
+# of the nix.image layer that holds it.
+nix_sbom() {
+  ensure_spdx_tools || return 1
+  (cd "$nix_ws" && "$bazelw" build //:diamond_sbom) || return 1
+  local sbom="$nix_ws/bazel-bin/diamond_sbom.spdx.json"
+  "$spdx_validate" -i "$sbom" || return 1
+  /usr/bin/python3 - "$sbom" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+packages = {p["SPDXID"]: p for p in doc["packages"]}
+nix = {p["name"]: p for p in doc["packages"] if p["SPDXID"].startswith("SPDXRef-Nix-")}
+for name in ("libcommon", "liba", "libb", "diamond-app"):
+    assert name in nix, sorted(nix)
+    assert nix[name]["comment"].startswith("/nix/store/"), nix[name]
+contains = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in doc["relationships"] if r["relationshipType"] == "CONTAINS"}
+common = nix["libcommon"]["SPDXID"]
+layers = [packages[a]["name"] for a, b in contains if b == common]
+assert len(layers) == 1 and layers[0].startswith("@diamond//:layer_"), layers
+files = {f["SPDXID"]: f["fileName"] for f in doc["files"]}
+in_common = [files[b] for a, b in contains if a == common]
+assert any(f.endswith("/common.txt") for f in in_common), in_common
+print("%d store-path packages, libcommon in %s: %s" % (len(nix), layers[0], in_common))
+EOF
+}
+
 nix_checks=(
   "nix: diamond closure -> image -> bazel run load -> docker run|nix_diamond_load_and_run"
   "nix: every closure path in exactly one layer|nix_diamond_plan"
+  "image_sbom of a Nix image: a package per store path, validated by spdx-tools|nix_sbom"
   "nix: skopeo copy, docker-archive, oci-image-tool, umoci unpack|nix_validate_layout"
   "nix: Attic example (/bin/atticd, mounted config, env secret)|nix_attic_example"
   "nix: 242-path closure with max_layers = 20|nix_many_max_layers"

@@ -1,7 +1,7 @@
 """The one action that writes a layer, shared by image_layer and nix_layer."""
 
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
-load(":labels.bzl", "label_arg")
+load(":labels.bzl", "display_label", "label_arg")
 load(":providers.bzl", "LayerInfo")
 load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
@@ -95,5 +95,6 @@ def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_r
             metadata = layer.metadata,
             media_type = MEDIA_TYPES[layer.compress],
             source = None,
+            origin = display_label(ctx.label),
         ),
     ]

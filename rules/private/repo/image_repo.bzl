@@ -32,11 +32,13 @@ def _read_image(rctx, prefix):
         prefix: the image's directory in the repository, with a trailing slash (or "").
 
     Returns:
-        struct(layers = the decoded layers.json, platform = the descriptor's platform dict).
+        struct(layers = the decoded layers.json, platform = the descriptor's platform dict,
+        digest = the manifest's digest).
     """
     return struct(
         layers = json.decode(rctx.read(prefix + LAYERS_JSON)),
         platform = json.decode(rctx.read(prefix + DESCRIPTOR_JSON))["platform"],
+        digest = rctx.read(prefix + DIGEST_FILE).strip(),
     )
 
 def write_image_repo(rctx, what, directory, source = None):
@@ -55,25 +57,27 @@ def write_image_repo(rctx, what, directory, source = None):
         for entry in json.decode(rctx.read(directory + PLATFORMS_JSON)):
             prefix = directory + entry["dir"] + "/"
             files = _read_image(rctx, prefix)
-            images.append(_image(platform_image_target(entry["dir"]), prefix, files, directory, source))
+            images.append(_image(platform_image_target(entry["dir"]), prefix, files, directory, source, what))
         index = struct(name = IMAGE_TARGET, prefix = directory)
     else:
-        images = [_image(IMAGE_TARGET, directory, _read_image(rctx, directory), directory, source)]
+        images = [_image(IMAGE_TARGET, directory, _read_image(rctx, directory), directory, source, what)]
     rctx.file("BUILD.bazel", image_repo_build_file(what, images, index))
 
-def _image(name, prefix, files, directory, source):
+def _image(name, prefix, files, directory, source, what):
+    # What SBOMs name as the origin of the image's layers.
+    origin = "%s@%s" % (source, files.digest) if source else "%s %s" % (what, files.digest)
     blobs = []
     if not source:
         # A layer may appear twice in one image (e.g. two identical empty layers): list each blob once.
         blobs = sorted({directory + blob_path(layer["digest"]): None for layer in files.layers}.keys())
-    return struct(name = name, prefix = prefix, layers = files.layers, platform = files.platform, blobs = blobs, source = source)
+    return struct(name = name, prefix = prefix, layers = files.layers, platform = files.platform, blobs = blobs, source = source, origin = origin)
 
 def image_repo_build_file(what, images, index):
     """The BUILD file of an image repository.
 
     Args:
         what: the header names the caller, e.g. `images.pull(name = "base")`.
-        images: list of struct(name, prefix, layers, platform, blobs, source), in index order.
+        images: list of struct(name, prefix, layers, platform, blobs, source, origin), in index order.
         index: struct(name, prefix) of the index directory, or None for a single image.
 
     Returns:
@@ -103,6 +107,7 @@ def image_repo_build_file(what, images, index):
             out.append("    blobs = %r," % image.blobs)
         if image.source:
             out.append("    source = %r," % image.source)
+        out.append("    origin = %r," % image.origin)
         out.append(")")
     if index:
         out += [

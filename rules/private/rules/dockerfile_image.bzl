@@ -2,7 +2,7 @@
 
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//rules/private:image_args.bzl", "action_image_file", "image_providers")
-load("//rules/private:labels.bzl", "label_arg")
+load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:layer_action.bzl", "LAYER_ACTION_ATTRS", "MEDIA_TYPES", "compress_attr")
 load("//rules/private:providers.bzl", "ImageManifestInfo", "LayerInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
@@ -114,6 +114,7 @@ def _dockerfile_image_impl(ctx):
             metadata = layer_metadata,
             media_type = MEDIA_TYPES[ctx.attr.compress],
             source = None,
+            origin = display_label(ctx.label),
         )],
         os = platform.os if platform else "linux",
         architecture = platform.architecture if platform else "amd64",

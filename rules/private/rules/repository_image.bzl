@@ -50,7 +50,13 @@ def _repository_image_impl(ctx):
             blobs[hexdigest] = _fetch_blob(ctx, source, layer)
         metadata = ctx.actions.declare_file("%s/layer_%d.json" % (ctx.label.name, i))
         ctx.actions.write(metadata, json.encode(layer))
-        layers.append(LayerInfo(blob = blobs[hexdigest], metadata = metadata, media_type = layer["media_type"], source = source))
+        layers.append(LayerInfo(
+            blob = blobs[hexdigest],
+            metadata = metadata,
+            media_type = layer["media_type"],
+            source = source,
+            origin = ctx.attr.origin or None,
+        ))
     platform = json.decode(ctx.attr.platform)
     return [
         DefaultInfo(files = depset([ctx.file.manifest, ctx.file.config])),
@@ -79,6 +85,10 @@ repository_image = rule(
         "blobs": attr.label_list(
             allow_files = True,
             doc = "The layer blobs in the repository, named by their sha256 hex digest (imported images).",
+        ),
+        "origin": attr.string(
+            doc = "Where the image comes from, as its layers' LayerInfo.origin (SBOMs): " +
+                  "`REGISTRY/REPOSITORY@DIGEST`, or the repository rule and the digest.",
         ),
         "source": attr.string(
             doc = "`registry/repository` that layers not in `blobs` are fetched from, by an action " +

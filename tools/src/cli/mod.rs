@@ -18,6 +18,7 @@ mod nix_layers;
 mod pull;
 mod push;
 mod resolve;
+mod sbom;
 mod tarball;
 
 use anyhow::Result;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Build a Dockerfile with Buildah on images given as bases; the result is the final
     /// stage's base plus one normalized layer (dockerfile_image).
     DockerfileBuild(dockerfile_build::Args),
+    /// Write an SPDX 2.3 SBOM of what the image holds: every file left after its layers are
+    /// applied, with SHA-1 and SHA-256, grouped by layer origin and Nix store path.
+    Sbom(sbom::Args),
 }
 
 impl Command {
@@ -97,6 +101,7 @@ impl Command {
             Command::ImageTest(a) => a.run(),
             Command::Import(a) => a.run(),
             Command::DockerfileBuild(a) => a.run(),
+            Command::Sbom(a) => a.run(),
         }
     }
 }

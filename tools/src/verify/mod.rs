@@ -11,7 +11,7 @@
 
 pub mod container;
 pub mod spec;
-mod tree;
+pub mod tree;
 
 use crate::import::foreign_layer::read_entries;
 use crate::input::{BlobSource, Image, Input};
@@ -128,7 +128,7 @@ fn layer_name(image: &Image, i: usize) -> String {
 
 /// Applies every layer, in order, into one tree; each layer's tar must have the diff_id the
 /// (digest-checked) config lists for it, so what is asserted on is what the image holds.
-fn flatten(image: &Image) -> Result<Tree> {
+pub fn flatten(image: &Image) -> Result<Tree> {
     let remote: Vec<String> = image
         .blobs
         .iter()

@@ -326,6 +326,11 @@ impl Tree {
         Lookup::Missing { at, why }
     }
 
+    /// Every path of the image and what is there, in path order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes.iter().map(|(k, n)| (k.as_slice(), n))
+    }
+
     /// Every path, for tests.
     #[cfg(test)]
     pub fn keys(&self) -> Vec<String> {
