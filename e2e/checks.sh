@@ -57,7 +57,7 @@ json_schemas() { /usr/bin/python3 "$repo_root/e2e/validate_schemas.py" "$schema_
 # the SHA-256 of what Bazel built, in the package of the target that made their layer.
 # (reproducible_digests builds it twice, clean, and compares the bytes.)
 example_sbom() {
-  ensure_spdx_tools || return 1
+  ensure_supply_chain_tools || return 1
   local ex="$repo_root/examples" sbom="$repo_root/examples/bazel-bin/app/sbom.spdx.json"
   (cd "$ex" && "$bazelw" build //app:sbom //app:hello //app:image) || return 1
   "$spdx_validate" -i "$sbom" || return 1
@@ -76,6 +76,24 @@ assert [packages[o]["name"] for o in owner] == ["//app:app_layer"], owner
 assert doc["creationInfo"]["created"] == "1970-01-01T00:00:00Z"
 print("%d files; ./app/hello sha256 %s... in //app:app_layer" % (len(files), binary[:12]))
 EOF
+}
+
+# image_provenance: an in-toto statement with SLSA provenance v1 that the attestation
+# framework's protobufs accept; its subject is the image's digest and its dependencies are
+# the sources Bazel built it from, with their sha256.
+example_provenance() {
+  ensure_supply_chain_tools || return 1
+  local ex="$repo_root/examples" prov="$repo_root/examples/bazel-bin/app/provenance.intoto.json"
+  (cd "$ex" && "$bazelw" build //app:provenance //app:image) || return 1
+  validate_provenance "$prov" || return 1
+  local digest; digest=$(cat "$ex/bazel-bin/app/image.digest")
+  jq -e --arg d "${digest#sha256:}" --arg c "$(sha256sum <"$ex/app/hello.c" | cut -d' ' -f1)" \
+    --arg m "$(sha256sum <"$ex/app/message.txt" | cut -d' ' -f1)" '
+    .subject == [{"name": "//app:image", "digest": {"sha256": $d}}] and
+    (.predicate.buildDefinition.resolvedDependencies | index({"name": "app/hello.c", "digest": {"sha256": $c}}) != null) and
+    (.predicate.buildDefinition.resolvedDependencies | index({"name": "app/message.txt", "digest": {"sha256": $m}}) != null) and
+    .predicate.runDetails.builder.version.rules_image != null' "$prov" >/dev/null ||
+    { echo "provenance:" >&2; cat "$prov" >&2; return 1; }
 }
 
 # image_test reads the example image's layers: //app:image_test passes; //app:image_test_wrong
@@ -625,6 +643,24 @@ pull_consumer_multi_deploy() {
   jq -r '.pushes[] | .label + ": " + (.destinations[] | .registry + "/" + .repository + " uploaded " + (.bytes_uploaded|tostring) + " B, skipped " + (.blobs_skipped|tostring) + ", mounted " + (.blobs_mounted|tostring))' "$s"
 }
 
+# The provenance of an image on a pulled base names the base by registry, repository and
+# digest, and lists the workspace's sources; writing it downloads no base layer.
+pull_consumer_provenance() {
+  ensure_supply_chain_tools || return 1
+  local ws="$work/pull_consumer" prov="$work/pull_consumer/bazel-bin/provenance.intoto.json"
+  (cd "$ws" && "$bazelw" build //:provenance) || return 1
+  validate_provenance "$prov" || return 1
+  local base_digest; base_digest=$(grep -o 'sha256:[0-9a-f]\{64\}' "$ws/MODULE.bazel" | head -1)
+  local base="127.0.0.1:$reg_port_plain/rules-image-example/skopeo"
+  jq -e --arg d "${base_digest#sha256:}" --arg name "$base" --arg uri "oci://$base@$base_digest" \
+    --arg x "$(sha256sum <"$ws/extra.txt" | cut -d' ' -f1)" '
+    (.predicate.buildDefinition.resolvedDependencies | index({"name": $name, "uri": $uri, "digest": {"sha256": $d}}) != null) and
+    (.predicate.buildDefinition.resolvedDependencies | index({"name": "extra.txt", "digest": {"sha256": $x}}) != null)' "$prov" >/dev/null ||
+    { echo "provenance:" >&2; cat "$prov" >&2; return 1; }
+  (($(pulled_blobs) == 0)) || { echo "writing the provenance downloaded base layers" >&2; return 1; }
+  jq -r '.predicate.buildDefinition.resolvedDependencies[] | select(.uri) | "base: " + .uri' "$prov"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Suites (see run.sh).
 
@@ -679,6 +715,7 @@ example_checks=(
   "skopeo inspect tarball (docker-archive and oci-archive)|skopeo_inspect_tarball"
   "umoci unpack: files, modes, runfiles, symlink|umoci_unpack"
   "image_sbom: SPDX 2.3 validated by spdx-tools; files, hashes and origins|example_sbom"
+  "image_provenance: in-toto + SLSA v1 validated; subject digest, sources with sha256|example_provenance"
   "bazel test //app:image_test: files and config read from the layers|example_image_test"
   "image_test with wrong expectations fails, naming image, path and layer|image_test_failures"
   "bazel test //app:image_run_test: commands run in Docker, exit codes and output|example_image_run_test"

@@ -30,15 +30,38 @@ ensure_packages() {
 
 ensure_host_packages() { ensure_packages "${host_packages[@]}"; }
 
-# spdx-tools (PyPI), whose pyspdxtools parses and validates SPDX documents (image_sbom): pinned,
-# in a virtualenv of its own in the cache, installed once.
-spdx_venv=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/spdx-tools-0.8.5
-spdx_validate=$spdx_venv/bin/pyspdxtools
-ensure_spdx_tools() {
-  [[ -x $spdx_validate ]] && return 0
-  say "installing spdx-tools 0.8.5 (PyPI) into $spdx_venv"
-  rm -rf "$spdx_venv" && python3 -m venv "$spdx_venv" &&
-    "$spdx_venv/bin/pip" install -q spdx-tools==0.8.5 || { rm -rf "$spdx_venv"; return 1; }
+# The validators of supply-chain outputs, from PyPI, pinned, in a virtualenv of their own in the
+# cache (installed once): spdx-tools (pyspdxtools parses and validates SPDX documents:
+# image_sbom) and in-toto-attestation (the in-toto Statement and SLSA provenance protobufs:
+# image_provenance).
+supply_chain_venv=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/supply-chain-tools-1
+spdx_validate=$supply_chain_venv/bin/pyspdxtools
+supply_chain_python=$supply_chain_venv/bin/python
+ensure_supply_chain_tools() {
+  [[ -x $spdx_validate && -x $supply_chain_python ]] && return 0
+  say "installing spdx-tools 0.8.5 and in-toto-attestation 0.9.3 (PyPI) into $supply_chain_venv"
+  rm -rf "$supply_chain_venv" && python3 -m venv "$supply_chain_venv" &&
+    "$supply_chain_venv/bin/pip" install -q spdx-tools==0.8.5 in-toto-attestation==0.9.3 ||
+    { rm -rf "$supply_chain_venv"; return 1; }
+}
+
+# validate_provenance FILE: parses FILE as an in-toto Statement v1 whose predicate is SLSA
+# provenance v1, with the attestation framework's own protobufs (unknown fields are errors),
+# and runs its validation.
+validate_provenance() {
+  "$supply_chain_python" - "$1" <<'EOF'
+import json, sys
+from google.protobuf import json_format
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.statement import Statement
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+doc = json.load(open(sys.argv[1]))
+pb = json_format.ParseDict(doc, statement_pb2.Statement())
+Statement.copy_from_pb(pb).validate()
+assert pb.predicate_type == "https://slsa.dev/provenance/v1", pb.predicate_type
+json_format.ParseDict(doc["predicate"], provenance_pb2.Provenance())
+print("valid in-toto statement, SLSA provenance v1: %d resolved dependencies" % len(doc["predicate"]["buildDefinition"]["resolvedDependencies"]))
+EOF
 }
 
 # What tools/release.sh builds with: Zig (its glibc 2.17 stubs) from PyPI, cargo-zigbuild from

@@ -1,7 +1,7 @@
 """Build rules of rules_image: layers, images, indexes, `bazel run` targets that push and load them, and `bazel test` targets that check them.
 
 ```starlark
-load("@rules_image//rules:defs.bzl", "dockerfile_image", "file_metadata", "image_index", "image_layer", "image_load", "image_manifest", "image_push", "image_sbom", "image_test", "layer_from_tar", "multi_deploy")
+load("@rules_image//rules:defs.bzl", "dockerfile_image", "file_metadata", "image_index", "image_layer", "image_load", "image_manifest", "image_provenance", "image_push", "image_sbom", "image_test", "layer_from_tar", "multi_deploy")
 load("@rules_image//rules:defs.bzl", "config_assertion", "file_assertion", "run_assertion")  # image_test's assertions
 ```
 
@@ -23,6 +23,7 @@ load("//rules/private/rules:layer_from_tar.bzl", _layer_from_tar = "layer_from_t
 load("//rules/private/rules:load.bzl", _image_load = "image_load")
 load("//rules/private/rules:manifest.bzl", _image_manifest = "image_manifest")
 load("//rules/private/rules:nix_layer.bzl", _nix_layer = "nix_layer")
+load("//rules/private/rules:provenance.bzl", _image_provenance = "image_provenance")
 load("//rules/private/rules:push.bzl", _image_push = "image_push")
 load("//rules/private/rules:sbom.bzl", _image_sbom = "image_sbom")
 
@@ -32,6 +33,7 @@ image_index = _image_index
 image_layer = _image_layer
 image_manifest = _image_manifest
 image_load = _image_load
+image_provenance = _image_provenance
 image_push = _image_push
 image_sbom = _image_sbom
 image_test = _image_test

@@ -233,7 +233,7 @@ nix_shutdown() {
 # package (name and version from its store name) whose files are listed, inside the package
 # of the nix.image layer that holds it.
 nix_sbom() {
-  ensure_spdx_tools || return 1
+  ensure_supply_chain_tools || return 1
   (cd "$nix_ws" && "$bazelw" build //:diamond_sbom) || return 1
   local sbom="$nix_ws/bazel-bin/diamond_sbom.spdx.json"
   "$spdx_validate" -i "$sbom" || return 1

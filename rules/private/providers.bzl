@@ -35,6 +35,7 @@ ImageToolInfo = provider(
     doc = "The rules_image tool as carried by a toolchain of type @rules_image//rules:toolchain_type.",
     fields = {
         "tool": "File: the rules-image-tool executable.",
+        "bazel_version": "string: the version of the Bazel that set the toolchain up (for provenance), or empty.",
     },
 )
 

@@ -10,7 +10,7 @@ TOOLCHAIN_TYPE = "@rules_image//rules:toolchain_type"
 def _image_toolchain_impl(ctx):
     tool = ctx.executable.tool
     return [
-        platform_common.ToolchainInfo(image_tool = ImageToolInfo(tool = tool)),
+        platform_common.ToolchainInfo(image_tool = ImageToolInfo(tool = tool, bazel_version = ctx.attr.bazel_version)),
         DefaultInfo(files = depset([tool])),
     ]
 
@@ -25,6 +25,7 @@ image_toolchain = rule(
             allow_single_file = True,
             cfg = "exec",
         ),
+        "bazel_version": attr.string(doc = "The Bazel version of the build (for provenance); empty if unknown."),
     },
 )
 
@@ -44,6 +45,17 @@ action whose exec platform has no binary fails clearly rather than with "no matc
         "reason": attr.string(mandatory = True, doc = "Why there is no binary, e.g. the lock file that lacks one."),
     },
 )
+
+def bazel_version(ctx):
+    """The Bazel version the rules_image toolchain was set up by (empty if unknown).
+
+    Args:
+        ctx: the rule context of a rule that declares TOOLCHAIN_TYPE.
+
+    Returns:
+        string.
+    """
+    return ctx.toolchains[TOOLCHAIN_TYPE].image_tool.bazel_version or ""
 
 def image_tool(ctx):
     """Returns the tool File of the resolved rules_image toolchain.

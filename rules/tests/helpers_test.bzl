@@ -309,10 +309,12 @@ def _tool_test_impl(ctx):
         {"x86_64-unknown-linux-gnu": "@t//:tool"},
         {"aarch64-apple-darwin": "no binary"},
         True,
+        bazel_version = "7.7.1",
     )
     asserts.true(env, 'exec_compatible_with = ["@platforms//os:linux", "@platforms//cpu:x86_64"]' in build, build)
     asserts.true(env, 'exec_compatible_with = ["@platforms//os:macos", "@platforms//cpu:aarch64"]' in build, build)
     asserts.true(env, 'tool = "@t//:tool"' in build, build)
+    asserts.true(env, 'bazel_version = "7.7.1"' in build, build)
     asserts.true(env, 'image_toolchain_unavailable(\n    name = "aarch64-apple-darwin_impl",\n    platform = "aarch64-apple-darwin",\n    reason = "no binary",' in build, build)
     asserts.equals(env, 2, build.count("\ntoolchain(\n"))
     asserts.false(env, "target_compatible_with" in build, build)

@@ -18,6 +18,7 @@
 //! | `dockerfile/` | `dockerfile-build`: a Dockerfile built by a private Buildah on given base images, its new layers squashed into one |
 //! | `nix/` | the layering of Nix closures |
 //! | `verify/` | `image-test`: an image's layers applied into one tree (whiteouts, hard links), assertions on its files and config; `run` commands in containers of it (`container`, through `write/`'s load) |
+//! | `provenance` | `provenance`: in-toto statements with SLSA v1 provenance from the Bazel graph |
 //! | `sbom/` | `sbom`: SPDX 2.3 documents of what an image holds, files grouped by layer origin and Nix store path |
 //! | `io/` | tar writing, limits on untrusted tar header extensions (`tar_guard`), compression, background output, atomic files, param files, untrusted text |
 //! | `fuzzing` | the entry points of the fuzz targets |
@@ -31,6 +32,7 @@ mod input;
 mod io;
 mod nix;
 mod oci;
+mod provenance;
 mod registry;
 mod repo_dir;
 mod sbom;

@@ -135,6 +135,7 @@ _TOOLCHAIN = """\
 image_toolchain(
     name = "{name}_impl",
     tool = "{tool}",
+    bazel_version = {bazel_version},
 )
 
 toolchain(
@@ -160,7 +161,7 @@ toolchain(
 )
 """
 
-def toolchains_build_file(tools, unavailable, exports_host_tool):
+def toolchains_build_file(tools, unavailable, exports_host_tool, bazel_version = ""):
     """The BUILD file of the toolchains repository.
 
     Every platform of PLATFORMS gets one toolchain, matched against the *exec* platform of each
@@ -172,6 +173,7 @@ def toolchains_build_file(tools, unavailable, exports_host_tool):
         tools: platform triple -> label of the tool binary for it.
         unavailable: platform triple -> why there is no binary for it.
         exports_host_tool: whether the repository holds HOST_TOOL_PATH for repository rules.
+        bazel_version: the running Bazel's version, which the toolchains carry (provenance).
 
     Returns:
         string.
@@ -181,7 +183,7 @@ def toolchains_build_file(tools, unavailable, exports_host_tool):
         content.append('exports_files(["%s"], visibility = ["//visibility:public"])\n' % HOST_TOOL_PATH)
     for platform in PLATFORMS:
         if platform in tools:
-            content.append(_TOOLCHAIN.format(name = platform, tool = tools[platform], constraints = repr(PLATFORMS[platform])))
+            content.append(_TOOLCHAIN.format(name = platform, tool = tools[platform], constraints = repr(PLATFORMS[platform]), bazel_version = repr(bazel_version)))
         elif platform in unavailable:
             content.append(_UNAVAILABLE.format(name = platform, reason = repr(unavailable[platform]), constraints = repr(PLATFORMS[platform])))
     return "\n".join(content)
@@ -190,7 +192,13 @@ def _toolchains_repo_impl(rctx):
     # The binary for this machine, for repository rules (e.g. pulling base images).
     if rctx.attr.host_tool:
         rctx.symlink(rctx.path(rctx.attr.host_tool), HOST_TOOL_PATH)
-    rctx.file("BUILD.bazel", toolchains_build_file(rctx.attr.tools, rctx.attr.unavailable, rctx.attr.host_tool != None))
+    rctx.file("BUILD.bazel", toolchains_build_file(
+        rctx.attr.tools,
+        rctx.attr.unavailable,
+        rctx.attr.host_tool != None,
+        # Known to repository rules only; image_provenance names the builder's Bazel by it.
+        bazel_version = native.bazel_version,
+    ))
 
 toolchains_repo = repository_rule(
     implementation = _toolchains_repo_impl,

@@ -15,6 +15,7 @@ mod layout;
 mod load;
 mod manifest;
 mod nix_layers;
+mod provenance;
 mod pull;
 mod push;
 mod resolve;
@@ -80,6 +81,9 @@ pub enum Command {
     /// Write an SPDX 2.3 SBOM of what the image holds: every file left after its layers are
     /// applied, with SHA-1 and SHA-256, grouped by layer origin and Nix store path.
     Sbom(sbom::Args),
+    /// Write an in-toto statement with SLSA provenance for an image, from its Bazel build:
+    /// sources with their digests, base images, Nix store paths, builder versions.
+    Provenance(provenance::Args),
 }
 
 impl Command {
@@ -102,6 +106,7 @@ impl Command {
             Command::Import(a) => a.run(),
             Command::DockerfileBuild(a) => a.run(),
             Command::Sbom(a) => a.run(),
+            Command::Provenance(a) => a.run(),
         }
     }
 }
