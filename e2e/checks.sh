@@ -547,6 +547,42 @@ bazel_push_example() {
   docker run --rm --network none "$reg/rules-image-example/app:latest" | grep -qx 'Hello, container!'
 }
 
+# The push attached the SBOM and the provenance: distribution 2.8 has no referrers API, so
+# the fallback tag sha256-<hex> is an index of both artifact manifests, each with the image as
+# subject and the built file as its one blob; `referrers` lists them; pushing again adds no
+# duplicate.
+bazel_push_referrers() {
+  local reg="127.0.0.1:$reg_port_plain" digest tool="$repo_root/tools/target/release/rules-image-tool"
+  digest=$(cat "$(example_out image.digest)")
+  # The tool built for this host (Bazel's runs in bazelw's rootfs).
+  (cd "$repo_root/tools" && cargo build --release --locked 2>&1 | tail -1; exit "${PIPESTATUS[0]}") || return 1
+  local index; index=$(skopeo inspect --raw --tls-verify=false "docker://$reg/rules-image-example/app:sha256-${digest#sha256:}") || return 1
+  jq -e '.mediaType == "application/vnd.oci.image.index.v1+json" and
+    ([.manifests[].artifactType] | sort) == ["application/spdx+json", "application/vnd.in-toto+json"]' <<<"$index" >/dev/null ||
+    { echo "fallback index: $index" >&2; return 1; }
+  local d type file
+  for d in $(jq -r '.manifests[].digest' <<<"$index"); do
+    local m; m=$(skopeo inspect --raw --tls-verify=false "docker://$reg/rules-image-example/app@$d") || return 1
+    type=$(jq -r .artifactType <<<"$m")
+    case $type in
+      application/spdx+json) file=$(example_out sbom.spdx.json) ;;
+      application/vnd.in-toto+json) file=$(example_out provenance.intoto.json) ;;
+      *) echo "unexpected artifact type $type" >&2; return 1 ;;
+    esac
+    jq -e --arg s "$digest" --arg l "sha256:$(sha256sum <"$file" | cut -d' ' -f1)" \
+      '.subject.digest == $s and .config.mediaType == "application/vnd.oci.empty.v1+json" and .layers[0].digest == $l' <<<"$m" >/dev/null ||
+      { echo "artifact $d: $m" >&2; return 1; }
+    curl -sf "http://$reg/v2/rules-image-example/app/blobs/$(jq -r '.layers[0].digest' <<<"$m")" | cmp -s - "$file" ||
+      { echo "the registry's $type blob differs from the built file" >&2; return 1; }
+  done
+  local listed; listed=$("$tool" referrers "$reg/rules-image-example/app@$digest") || return 1
+  echo "$listed"
+  [[ $(wc -l <<<"$listed") == 2 ]] || return 1
+  (cd "$repo_root/examples" && "$bazelw" run //app:push -- --registry "$reg") || return 1
+  [[ $(skopeo inspect --raw --tls-verify=false "docker://$reg/rules-image-example/app:sha256-${digest#sha256:}" | jq '.manifests | length') == 2 ]] ||
+    { echo "pushing again duplicated the referrers" >&2; return 1; }
+}
+
 pulled_blobs() { find -L "$work/pull_consumer/bazel-bin/external" -path '*/blobs/*' -type f 2>/dev/null | wc -l; }
 
 # A workspace whose base image is pulled by digest (images.pull): the example image as skopeo

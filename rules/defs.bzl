@@ -13,7 +13,7 @@ take. The providers are public for rules that consume or produce images.
 """
 
 load("//rules/private:file_metadata.bzl", _file_metadata = "file_metadata")
-load("//rules/private:providers.bzl", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _ImagePushInfo = "ImagePushInfo", _LayerInfo = "LayerInfo")
+load("//rules/private:providers.bzl", _ImageArtifactInfo = "ImageArtifactInfo", _ImageIndexInfo = "ImageIndexInfo", _ImageManifestInfo = "ImageManifestInfo", _ImagePushInfo = "ImagePushInfo", _LayerInfo = "LayerInfo")
 load("//rules/private/rules:deploy.bzl", _multi_deploy = "multi_deploy")
 load("//rules/private/rules:dockerfile_image.bzl", _dockerfile_image = "dockerfile_image")
 load("//rules/private/rules:image_test.bzl", _config_assertion = "config_assertion", _file_assertion = "file_assertion", _image_test = "image_test", _run_assertion = "run_assertion")
@@ -47,3 +47,4 @@ LayerInfo = _LayerInfo
 ImageManifestInfo = _ImageManifestInfo
 ImageIndexInfo = _ImageIndexInfo
 ImagePushInfo = _ImagePushInfo
+ImageArtifactInfo = _ImageArtifactInfo

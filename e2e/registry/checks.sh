@@ -630,6 +630,7 @@ registry_checks=(
   "bad input: unknown repository|unknown_repository"
   "pull of a skopeo-pushed image, fetch-blob each layer|pull_skopeo_pushed"
   "bazel run //app:push, skopeo and docker pull verify|bazel_push_example"
+  "the push attached SBOM and provenance: referrers fallback tag, artifact blobs, listed|bazel_push_referrers"
   "released module (tools/release.sh) from a file:// registry, no Rust: build, load, run, push, expunge|released_module_consumer"
   "images.pull of a skopeo-pushed Docker schema 2 image; build on it, no layer downloaded|pull_consumer_setup"
   "push to the base's registry mounts its layers|pull_consumer_push_same_registry"

@@ -55,3 +55,11 @@ ImagePushInfo = provider(
         "runfiles": "runfiles: the files those arguments name.",
     },
 )
+
+ImageArtifactInfo = provider(
+    doc = "A file to attach to a pushed image as an OCI 1.1 artifact (a referrer): an SBOM, a provenance statement.",
+    fields = {
+        "file": "File: the artifact's content.",
+        "artifact_type": "string: its media type, the artifact manifest's `artifactType` (e.g. `application/spdx+json`).",
+    },
+)

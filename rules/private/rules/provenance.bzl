@@ -1,7 +1,7 @@
 """image_provenance: SLSA provenance (an in-toto statement) of an image, from the Bazel graph."""
 
 load("//rules/private:labels.bzl", "display_label", "label_arg", "repo_display_name")
-load("//rules/private:providers.bzl", "ImageManifestInfo")
+load("//rules/private:providers.bzl", "ImageArtifactInfo", "ImageManifestInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "bazel_version", "image_tool")
 
 visibility(["//rules/..."])
@@ -127,7 +127,7 @@ def _image_provenance_impl(ctx):
         progress_message = "Writing the provenance of %s" % display_label(ctx.attr.image.label),
         toolchain = TOOLCHAIN_TYPE,
     )
-    return [DefaultInfo(files = depset([out]))]
+    return [DefaultInfo(files = depset([out])), ImageArtifactInfo(file = out, artifact_type = "application/vnd.in-toto+json")]
 
 image_provenance = rule(
     implementation = _image_provenance_impl,

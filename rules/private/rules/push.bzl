@@ -3,7 +3,7 @@
 load("//rules/private:image_args.bzl", "image_attr", "image_info", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
-load("//rules/private:providers.bzl", "ImagePushInfo")
+load("//rules/private:providers.bzl", "ImageArtifactInfo", "ImagePushInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
@@ -43,6 +43,12 @@ def _image_push_impl(ctx):
         for status in [ctx.info_file, ctx.version_file]:
             args += ["--status-file", rlocation_path(ctx, status)]
             files.append(status)
+
+    # Attached after the image, as artifacts whose subject is its manifest.
+    for r in ctx.attr.referrers:
+        artifact = r[ImageArtifactInfo]
+        args.append("--referrer=%s=%s" % (artifact.artifact_type, rlocation_path(ctx, artifact.file)))
+        files.append(artifact.file)
 
     launcher = write_launcher(ctx, tool, "push", args)
     runfiles = ctx.runfiles(files = files)
@@ -95,6 +101,14 @@ podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system 
         "repository": attr.string(doc = "Repository of the main destination, e.g. \"example/app\"."),
         "destinations": attr.string_list(
             doc = "More destinations as \"REGISTRY/REPOSITORY\", pushed in the same run (e.g. a public and a private registry).",
+        ),
+        "referrers": attr.label_list(
+            providers = [ImageArtifactInfo],
+            doc = "Artifacts to attach to the pushed image (OCI 1.1 referrers): `image_sbom` and " +
+                  "`image_provenance` targets. Each is pushed as an artifact manifest whose " +
+                  "`subject` is the image, after it; on registries without the referrers API " +
+                  "(distribution 2.8), the tag `sha256-<hex of the image digest>` lists them, " +
+                  "as the distribution spec's fallback says.",
         ),
         "tag": attr.string(doc = "A tag to push, e.g. \"latest\". See `tag_list` for templates."),
         "tag_list": attr.string_list(

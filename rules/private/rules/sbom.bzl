@@ -2,7 +2,7 @@
 
 load("//rules/private:image_args.bzl", "action_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
-load("//rules/private:providers.bzl", "ImageManifestInfo")
+load("//rules/private:providers.bzl", "ImageArtifactInfo", "ImageManifestInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
@@ -30,7 +30,7 @@ def _image_sbom_impl(ctx):
         progress_message = "Writing the SBOM of %s" % display_label(ctx.attr.image.label),
         toolchain = TOOLCHAIN_TYPE,
     )
-    return [DefaultInfo(files = depset([out]))]
+    return [DefaultInfo(files = depset([out])), ImageArtifactInfo(file = out, artifact_type = "application/spdx+json")]
 
 image_sbom = rule(
     implementation = _image_sbom_impl,

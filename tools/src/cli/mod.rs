@@ -18,6 +18,7 @@ mod nix_layers;
 mod provenance;
 mod pull;
 mod push;
+mod referrers;
 mod resolve;
 mod sbom;
 mod tarball;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Write an in-toto statement with SLSA provenance for an image, from its Bazel build:
     /// sources with their digests, base images, Nix store paths, builder versions.
     Provenance(provenance::Args),
+    /// List an image's OCI 1.1 referrers (SBOMs, provenance, signatures): from the registry's
+    /// referrers API, or its fallback tag.
+    Referrers(referrers::Args),
 }
 
 impl Command {
@@ -107,6 +111,7 @@ impl Command {
             Command::DockerfileBuild(a) => a.run(),
             Command::Sbom(a) => a.run(),
             Command::Provenance(a) => a.run(),
+            Command::Referrers(a) => a.run(),
         }
     }
 }

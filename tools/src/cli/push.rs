@@ -2,6 +2,7 @@ use super::image_args::ImageArgs;
 use crate::input::Resolver;
 use crate::oci::reference::Repo;
 use crate::registry::push::{self, PushJob, PushSettings};
+use crate::registry::referrers::Referrer;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 
@@ -29,6 +30,9 @@ pub struct Args {
     /// Bazel workspace status files (`KEY value` lines).
     #[arg(long = "status-file")]
     pub status_files: Vec<PathBuf>,
+    /// `ARTIFACT_TYPE=FILE`: attach FILE to the image as an OCI 1.1 artifact (repeatable).
+    #[arg(long = "referrer")]
+    pub referrers: Vec<String>,
     #[command(flatten)]
     pub settings: SettingsArgs,
 }
@@ -85,6 +89,15 @@ impl Args {
                 .status_files
                 .iter()
                 .map(|p| resolver.resolve(p))
+                .collect::<Result<_>>()?,
+            referrers: self
+                .referrers
+                .iter()
+                .map(|r| {
+                    let mut r = Referrer::parse(r)?;
+                    r.file = resolver.resolve(&r.file)?;
+                    Ok(r)
+                })
                 .collect::<Result<_>>()?,
         })
     }

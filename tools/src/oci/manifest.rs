@@ -21,6 +21,12 @@ pub struct ImageManifest {
     pub layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// An artifact's type (OCI 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// The manifest an artifact refers to (OCI 1.1 referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -83,6 +89,8 @@ impl ImageManifest {
             config,
             layers,
             annotations: (!annotations.is_empty()).then_some(annotations),
+            artifact_type: None,
+            subject: None,
             extra: Map::new(),
         }
     }

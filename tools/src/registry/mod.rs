@@ -5,3 +5,4 @@ pub mod client;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod referrers;

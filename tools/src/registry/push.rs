@@ -8,6 +8,7 @@ use super::client::{
     resolve_location, status_error, with_query,
 };
 use super::progress::{Progress, Stats, human};
+use super::referrers::{self, Artifact, Referrer};
 use crate::input::{Blob, Content, Input};
 use crate::io::output;
 use crate::io::untrusted::shown_str;
@@ -34,6 +35,8 @@ pub struct PushJob {
     /// Tag templates (`{KEY}` from status files, `{IMAGE_DIGEST}`, `{IMAGE_DIGEST_SHORT}`).
     pub tags: Vec<String>,
     pub status_files: Vec<PathBuf>,
+    /// Artifacts to attach to the top manifest (OCI 1.1 referrers).
+    pub referrers: Vec<Referrer>,
 }
 
 /// How to push: the same for every job of one run.
@@ -49,6 +52,9 @@ pub struct PushSettings {
 struct PushSummary {
     digest: Digest,
     destinations: Vec<DestinationSummary>,
+    /// The artifact manifests attached to it (referrers), in the order given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    referrers: Vec<Digest>,
 }
 
 /// `--summary-json` of `deploy`: one entry per job, in order. A destination's counters cover
@@ -97,11 +103,13 @@ impl<'a> ManifestPut<'a> {
     }
 }
 
-/// A job made ready: its manifests in push order (an index's images first) and its tags.
+/// A job made ready: its manifests in push order (an index's images first), its tags and
+/// the artifacts that refer to it.
 struct Planned<'a> {
     manifests: Vec<ManifestPut<'a>>,
     digest: Digest,
     tags: Vec<String>,
+    artifacts: Vec<Artifact>,
 }
 
 impl<'a> Planned<'a> {
@@ -128,15 +136,28 @@ impl<'a> Planned<'a> {
                 .collect(),
         };
         let (top_bytes, top_desc) = job.input.top();
-        manifests.push(ManifestPut::new(top_bytes, top_desc));
+        manifests.push(ManifestPut::new(top_bytes, top_desc.clone()));
         let digest = manifests.last().expect("the top manifest").digest;
         let tags = Status::read(&job.status_files)
             .and_then(|status| expand_tags(&job.tags, &status, &digest))
             .map_err(named)?;
+        let artifacts = job
+            .referrers
+            .iter()
+            .map(|r| r.artifact(&top_desc))
+            .collect::<Result<Vec<_>>>()
+            .map_err(named)?;
+        let fallback = referrers::fallback_tag(&digest);
+        if !artifacts.is_empty() && tags.contains(&fallback) {
+            return Err(named(anyhow!(
+                "the tag {fallback} is where registries without the referrers API list the image's referrers; choose another tag, or push no referrers"
+            )));
+        }
         Ok(Planned {
             manifests,
             digest,
             tags,
+            artifacts,
         })
     }
 
@@ -193,7 +214,7 @@ fn run_all(jobs: &[PushJob], settings: &PushSettings) -> Result<Vec<PushSummary>
         }
         job_dests.push(mine);
     }
-    let work = blob_work(jobs, &job_dests);
+    let work = blob_work(jobs, &planned, &job_dests);
 
     let client = Client::new(settings.insecure_http)?;
     let names: Vec<String> = dests.iter().map(Repo::to_string).collect();
@@ -220,13 +241,47 @@ fn run_all(jobs: &[PushJob], settings: &PushSettings) -> Result<Vec<PushSummary>
                         let d = m.digest;
                         pusher.manifest(dest, &d.to_string(), m.bytes, &m.media_type, &d)?;
                     }
+                    // The artifacts after their subject, which some registries require.
+                    for a in &p.artifacts {
+                        let d = a.descriptor.digest;
+                        pusher.manifest(
+                            dest,
+                            &d.to_string(),
+                            &a.manifest,
+                            &a.descriptor.media_type,
+                            &d,
+                        )?;
+                    }
                 }
             }
         }
         Ok(())
     };
-    // Every manifest of every job by digest, then the tags of all.
-    let pushed = manifests(false).and_then(|()| manifests(true));
+    // Where registries have no referrers API, the fallback tags list the artifacts.
+    let referrer_tags = || -> Result<()> {
+        for (p, mine) in planned.iter().zip(&job_dests) {
+            if p.artifacts.is_empty() {
+                continue;
+            }
+            let added: Vec<Descriptor> = p.artifacts.iter().map(|a| a.descriptor.clone()).collect();
+            for dest in mine.iter().map(|&i| &dests[i]) {
+                if referrers::update_fallback(&client, dest, &p.digest, &added)? {
+                    eprintln!(
+                        "listed {} referrers of {dest}@{} under {dest}:{}",
+                        added.len(),
+                        p.digest,
+                        referrers::fallback_tag(&p.digest)
+                    );
+                }
+            }
+        }
+        Ok(())
+    };
+    // Every manifest of every job by digest (artifacts after their subjects), the referrers'
+    // fallback tags, then the tags of all.
+    let pushed = manifests(false)
+        .and_then(|()| referrer_tags())
+        .and_then(|()| manifests(true));
     progress.finish();
     pushed?;
     let mut summaries = Vec::new();
@@ -251,17 +306,23 @@ fn run_all(jobs: &[PushJob], settings: &PushSettings) -> Result<Vec<PushSummary>
         summaries.push(PushSummary {
             digest: p.digest,
             destinations,
+            referrers: p.artifacts.iter().map(|a| a.descriptor.digest).collect(),
         });
     }
     Ok(summaries)
 }
 
-/// Every config and layer blob of every job once, with the destinations that need it; a local
-/// copy of a layer wins over a remote one (`Blob::prefer_local`).
-fn blob_work(jobs: &[PushJob], job_dests: &[Vec<usize>]) -> Vec<(Blob, Vec<usize>)> {
+/// Every config and layer blob of every job (and of its artifacts) once, with the destinations
+/// that need it; a local copy of a layer wins over a remote one (`Blob::prefer_local`).
+fn blob_work(
+    jobs: &[PushJob],
+    planned: &[Planned],
+    job_dests: &[Vec<usize>],
+) -> Vec<(Blob, Vec<usize>)> {
     let mut work: Vec<(Blob, Vec<usize>)> = Vec::new();
-    for (job, mine) in jobs.iter().zip(job_dests) {
-        for blob in job.input.blobs() {
+    for ((job, p), mine) in jobs.iter().zip(planned).zip(job_dests) {
+        let artifact_blobs = p.artifacts.iter().flat_map(|a| a.blobs.iter().cloned());
+        for blob in job.input.blobs().into_iter().chain(artifact_blobs) {
             match work
                 .iter_mut()
                 .find(|(b, _)| b.desc.digest == blob.desc.digest)
