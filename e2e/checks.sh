@@ -583,6 +583,40 @@ bazel_push_referrers() {
     { echo "pushing again duplicated the referrers" >&2; return 1; }
 }
 
+# Signing: `bazel run //app:push -- --sign-key KEY` signs the pushed digest with cosign
+# (Debian's, unpacked; key-based, no transparency log: this machine has no internet), and
+# `cosign verify --key` accepts it; the signature is a third referrer; the key's password
+# never shows in the output.
+bazel_push_signed() {
+  source "$repo_root/benchmarks/peer_tools.sh"
+  peer_unpack cosign usr/bin/cosign cosign || return 1
+  # Under $work, which `bazel run` in bazelw's rootfs sees too.
+  local reg="127.0.0.1:$reg_port_plain" keys="$work/cosign" cosign="$work/cosign/bin/cosign"
+  local password="e2e-$RANDOM-secret" digest tool="$repo_root/tools/target/release/rules-image-tool"
+  digest=$(cat "$(example_out image.digest)")
+  rm -rf "$keys" && mkdir -p "$keys/bin" && cp "$peer_cache/cosign/usr/bin/cosign" "$cosign" || return 1
+  (cd "$keys" && COSIGN_PASSWORD=$password "$cosign" generate-key-pair >/dev/null 2>&1) || return 1
+  local log
+  log=$(cd "$repo_root/examples" && COSIGN_PASSWORD=$password RULES_IMAGE_COSIGN=$cosign \
+    "$bazelw" run //app:push -- --registry "$reg" --sign-key "$keys/cosign.key" --no-transparency-log 2>&1) ||
+    { echo "$log" | tail -20 >&2; return 1; }
+  grep -q "signed $reg/rules-image-example/app@$digest with cosign" <<<"$log" || { echo "$log" | tail -20 >&2; return 1; }
+  if grep -qF "$password" <<<"$log"; then echo "the key's password is in the output" >&2; return 1; fi
+  "$cosign" verify --key "$keys/cosign.pub" --allow-http-registry --insecure-ignore-tlog "$reg/rules-image-example/app@$digest" \
+    >"$work/cosign-verify.json" 2>"$work/cosign-verify.log" || { cat "$work/cosign-verify.log" >&2; return 1; }
+  jq -e --arg d "$digest" '.[0].critical.image["docker-manifest-digest"] == $d' "$work/cosign-verify.json" >/dev/null || return 1
+  echo "cosign verify: $(grep -c . "$work/cosign-verify.log") lines, signature over $digest"
+  # A wrong key is refused: the check can fail.
+  (cd "$keys" && mkdir -p other && cd other && COSIGN_PASSWORD=x "$cosign" generate-key-pair >/dev/null 2>&1) || return 1
+  if "$cosign" verify --key "$keys/other/cosign.pub" --allow-http-registry --insecure-ignore-tlog "$reg/rules-image-example/app@$digest" >/dev/null 2>&1; then
+    echo "cosign verify accepted another key" >&2; return 1
+  fi
+  local listed; listed=$("$tool" referrers "$reg/rules-image-example/app@$digest") || return 1
+  echo "$listed"
+  grep -q '^application/spdx+json ' <<<"$listed" && grep -q '^application/vnd.in-toto+json ' <<<"$listed" &&
+    [[ $(wc -l <<<"$listed") -ge 3 ]] || { echo "the signature is not listed with the other referrers" >&2; return 1; }
+}
+
 pulled_blobs() { find -L "$work/pull_consumer/bazel-bin/external" -path '*/blobs/*' -type f 2>/dev/null | wc -l; }
 
 # A workspace whose base image is pulled by digest (images.pull): the example image as skopeo

@@ -631,6 +631,7 @@ registry_checks=(
   "pull of a skopeo-pushed image, fetch-blob each layer|pull_skopeo_pushed"
   "bazel run //app:push, skopeo and docker pull verify|bazel_push_example"
   "the push attached SBOM and provenance: referrers fallback tag, artifact blobs, listed|bazel_push_referrers"
+  "bazel run //app:push -- --sign-key: cosign signs, cosign verify --key passes, password never shown|bazel_push_signed"
   "released module (tools/release.sh) from a file:// registry, no Rust: build, load, run, push, expunge|released_module_consumer"
   "images.pull of a skopeo-pushed Docker schema 2 image; build on it, no layer downloaded|pull_consumer_setup"
   "push to the base's registry mounts its layers|pull_consumer_push_same_registry"

@@ -50,6 +50,11 @@ def _image_push_impl(ctx):
         args.append("--referrer=%s=%s" % (artifact.artifact_type, rlocation_path(ctx, artifact.file)))
         files.append(artifact.file)
 
+    if ctx.attr.sign_key:
+        args.append("--sign-key=" + ctx.attr.sign_key)
+        if not ctx.attr.sign_transparency_log:
+            args.append("--no-transparency-log")
+
     launcher = write_launcher(ctx, tool, "push", args)
     runfiles = ctx.runfiles(files = files)
     return [
@@ -109,6 +114,21 @@ podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system 
                   "`subject` is the image, after it; on registries without the referrers API " +
                   "(distribution 2.8), the tag `sha256-<hex of the image digest>` lists them, " +
                   "as the distribution spec's fallback says.",
+        ),
+        "sign_key": attr.string(
+            doc = "Sign each pushed image with cosign and this key: a key file (relative to where " +
+                  "`bazel run` is started), or a cosign key URI such as `env://COSIGN_PRIVATE_KEY` " +
+                  "or `awskms://...`. The key's password is read by cosign from `COSIGN_PASSWORD`; " +
+                  "neither is ever in an action key or the output. The signature is pushed after " +
+                  "the image and its referrers and before any tag. cosign comes from " +
+                  "`RULES_IMAGE_COSIGN` or PATH (or `-- --cosign PATH`); also given at run time " +
+                  "with `-- --sign-key KEY`.",
+        ),
+        "sign_transparency_log": attr.bool(
+            default = True,
+            doc = "Record signatures in the transparency log of cosign's signing config (the " +
+                  "public Rekor by default, which needs the internet). False: no log, for private " +
+                  "keys and registries (verify with `cosign verify --insecure-ignore-tlog`).",
         ),
         "tag": attr.string(doc = "A tag to push, e.g. \"latest\". See `tag_list` for templates."),
         "tag_list": attr.string_list(

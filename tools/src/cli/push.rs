@@ -3,6 +3,7 @@ use crate::input::Resolver;
 use crate::oci::reference::Repo;
 use crate::registry::push::{self, PushJob, PushSettings};
 use crate::registry::referrers::Referrer;
+use crate::registry::sign::SignSettings;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 
@@ -53,15 +54,45 @@ pub struct SettingsArgs {
     /// Allow plain http to non-loopback registries.
     #[arg(long)]
     pub insecure_http: bool,
+    /// Sign each pushed image with cosign and this key (a file, or a cosign key URI such as
+    /// `env://COSIGN_PRIVATE_KEY`); the key's password comes from `COSIGN_PASSWORD`.
+    #[arg(long)]
+    pub sign_key: Option<String>,
+    /// The cosign executable (default: `RULES_IMAGE_COSIGN`, else `cosign` on PATH).
+    #[arg(long)]
+    pub cosign: Option<PathBuf>,
+    /// Do not record signatures in a transparency log (for registries and keys that are not
+    /// public, or machines that cannot reach the log).
+    #[arg(long)]
+    pub no_transparency_log: bool,
 }
 
 impl SettingsArgs {
     pub fn settings(self, resolver: &Resolver) -> PushSettings {
+        let sign = self.sign_key.map(|key| SignSettings {
+            cosign: self
+                .cosign
+                .map(|p| resolver.user_path(p))
+                .or_else(|| std::env::var_os("RULES_IMAGE_COSIGN").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("cosign")),
+            // A key file named relative to where `bazel run` was started; URIs as they are.
+            key: if key.contains("://") {
+                key
+            } else {
+                resolver
+                    .user_path(PathBuf::from(key))
+                    .to_string_lossy()
+                    .into_owned()
+            },
+            transparency_log: !self.no_transparency_log,
+            insecure_http: self.insecure_http,
+        });
         PushSettings {
             summary_json: self.summary_json.map(|p| resolver.user_path(p)),
             jobs: self.jobs,
             chunk_size: self.chunk_size,
             insecure_http: self.insecure_http,
+            sign,
         }
     }
 }

@@ -6,3 +6,4 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod referrers;
+pub mod sign;

@@ -9,6 +9,7 @@ use super::client::{
 };
 use super::progress::{Progress, Stats, human};
 use super::referrers::{self, Artifact, Referrer};
+use super::sign::SignSettings;
 use crate::input::{Blob, Content, Input};
 use crate::io::output;
 use crate::io::untrusted::shown_str;
@@ -45,6 +46,8 @@ pub struct PushSettings {
     pub jobs: usize,
     pub chunk_size: u64,
     pub insecure_http: bool,
+    /// Sign every pushed top manifest, after its referrers and before any tag.
+    pub sign: Option<SignSettings>,
 }
 
 /// `--summary-json` of `push`: what was pushed where.
@@ -277,10 +280,23 @@ fn run_all(jobs: &[PushJob], settings: &PushSettings) -> Result<Vec<PushSummary>
         }
         Ok(())
     };
+    let signatures = || -> Result<()> {
+        let Some(sign) = &settings.sign else {
+            return Ok(());
+        };
+        for (p, mine) in planned.iter().zip(&job_dests) {
+            for dest in mine.iter().map(|&i| &dests[i]) {
+                sign.sign(dest, &p.digest)?;
+            }
+        }
+        Ok(())
+    };
     // Every manifest of every job by digest (artifacts after their subjects), the referrers'
-    // fallback tags, then the tags of all.
+    // fallback tags, the signatures, then the tags of all: no tag moves to an image that is
+    // not complete, attached and signed.
     let pushed = manifests(false)
         .and_then(|()| referrer_tags())
+        .and_then(|()| signatures())
         .and_then(|()| manifests(true));
     progress.finish();
     pushed?;
