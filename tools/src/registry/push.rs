@@ -268,7 +268,10 @@ fn run_all(jobs: &[PushJob], settings: &PushSettings) -> Result<Vec<PushSummary>
             }
             let added: Vec<Descriptor> = p.artifacts.iter().map(|a| a.descriptor.clone()).collect();
             for dest in mine.iter().map(|&i| &dests[i]) {
-                if referrers::update_fallback(&client, dest, &p.digest, &added)? {
+                let put = |tag: &str, bytes: &[u8], media_type: &str, digest: &Digest| {
+                    pusher.manifest(dest, tag, bytes, media_type, digest)
+                };
+                if referrers::update_fallback(&client, dest, &p.digest, &added, &put)? {
                     eprintln!(
                         "listed {} referrers of {dest}@{} under {dest}:{}",
                         added.len(),

@@ -8,7 +8,7 @@
 //! referrers' descriptors, read, merged and written back, as the distribution spec's
 //! "referrers tag schema" says. Readers try the API first, then that tag.
 
-use super::client::{Body, Client, Scope, Transfer, read_manifest, status_error};
+use super::client::{Client, Scope, Transfer, read_manifest, status_error};
 use crate::input::{Blob, Content};
 use crate::oci::manifest::ImageManifest;
 use crate::oci::media_type::{INDEX, MANIFEST};
@@ -157,14 +157,19 @@ fn from_tag(c: &Client, repo: &Repo, subject: &Digest) -> Result<Option<ImageInd
         .transpose()
 }
 
+/// Writes a manifest under a tag: (tag, bytes, media type, digest).
+pub type PutTag<'a> = dyn Fn(&str, &[u8], &str, &Digest) -> Result<()> + 'a;
+
 /// After the artifacts' manifests were pushed to `repo`: on a registry without the
 /// referrers API, adds their descriptors to the subject's fallback tag (kept as it was if it
-/// lists them all already). Returns whether the tag was written.
+/// lists them all already), written by `put_tag(tag, bytes, media_type, digest)` (the push's
+/// manifest PUT, digest checked). Returns whether the tag was written.
 pub fn update_fallback(
     c: &Client,
     repo: &Repo,
     subject: &Digest,
     added: &[Descriptor],
+    put_tag: &PutTag,
 ) -> Result<bool> {
     if from_api(c, repo, subject)?.is_some() {
         return Ok(false);
@@ -181,23 +186,7 @@ pub fn update_fallback(
         return Ok(false);
     }
     let bytes = index.to_bytes();
-    let tag = fallback_tag(subject);
-    let scope = Scope::push(&repo.registry, &repo.repository);
-    let url = manifest_url(c, repo, &tag);
-    c.retry(&|| format!("cannot write {repo}:{tag}"), || {
-        let mut r = c.request(
-            &scope,
-            "PUT",
-            &url,
-            &[("content-type", INDEX)],
-            Transfer::Small,
-            Body::Bytes(&bytes),
-        )?;
-        if !matches!(r.status().as_u16(), 200 | 201 | 202 | 204) {
-            return Err(status_error(&mut r));
-        }
-        Ok(())
-    })?;
+    put_tag(&fallback_tag(subject), &bytes, INDEX, &Digest::of(&bytes))?;
     Ok(true)
 }
 
