@@ -1989,3 +1989,105 @@ fn deploy_pushes_many_images_and_tags_only_when_all_arrived() {
         json!(format!("{d2}:v2"))
     );
 }
+
+/// Referrers on a registry without the referrers API (this fake, like distribution 2.8): the
+/// artifact manifest goes after the image and names it as subject; the fallback tag
+/// `sha256-<hex>` becomes an index that keeps what others listed there; all of it before the
+/// image's tags; a second push writes the fallback tag no more; a tag that is the fallback
+/// tag is refused.
+#[test]
+fn referrers_go_after_the_image_into_the_fallback_index_before_tags() {
+    let reg = Fake::start();
+    let img = image(vec![bytes(500, 3)]);
+    let dest = format!("{}/team/app", reg.addr);
+    let hex = img.digest.trim_start_matches("sha256:").to_string();
+    let fallback = format!("sha256-{hex}");
+    // Someone else's referrer is listed already.
+    let foreign = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha(b"foreign"), "size": 7, "artifactType": "application/vnd.example.sig"});
+    let seeded = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [foreign]})
+    .to_string()
+    .into_bytes();
+    reg.st().manifests.insert(
+        ("team/app".into(), fallback.clone()),
+        ("application/vnd.oci.image.index.v1+json".into(), seeded),
+    );
+    let sbom = img.dir.path().join("sbom.spdx.json");
+    std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
+    let referrer = format!("--referrer=application/spdx+json={}", path(&sbom));
+    let args = [
+        "--default-destination",
+        &dest,
+        "--default-tag",
+        "latest",
+        &referrer,
+    ];
+    let o = push(&img, &args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let s = reg.st();
+    let (_, index) = &s.manifests[&("team/app".to_string(), fallback.clone())];
+    let index: Value = serde_json::from_slice(index).unwrap();
+    let listed = index["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{index}");
+    assert_eq!(listed[0], foreign);
+    assert_eq!(listed[1]["artifactType"], "application/spdx+json");
+    let artifact = listed[1]["digest"].as_str().unwrap().to_string();
+    let (_, m) = &s.manifests[&("team/app".to_string(), artifact.clone())];
+    let m: Value = serde_json::from_slice(m).unwrap();
+    assert_eq!(m["subject"]["digest"], img.digest);
+    assert_eq!(
+        m["layers"][0]["digest"],
+        sha(&std::fs::read(&sbom).unwrap())
+    );
+    assert!(
+        s.blobs["team/app"].contains_key(&sha(b"{}")),
+        "the empty config was not pushed"
+    );
+    let put = |reference: &str| {
+        s.log
+            .iter()
+            .position(|l| l == &format!("PUT /v2/team/app/manifests/{reference}"))
+            .unwrap_or_else(|| panic!("no PUT of {reference}: {:?}", s.log))
+    };
+    assert!(put(&img.digest) < put(&artifact), "{:?}", s.log);
+    assert!(put(&artifact) < put(&fallback), "{:?}", s.log);
+    assert!(put(&fallback) < put("latest"), "{:?}", s.log);
+    let fallback_puts = |s: &State| {
+        s.log
+            .iter()
+            .filter(|l| *l == &format!("PUT /v2/team/app/manifests/{fallback}"))
+            .count()
+    };
+    assert_eq!(fallback_puts(&s), 1);
+    drop(s);
+
+    let o = push(&img, &args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        fallback_puts(&reg.st()),
+        1,
+        "a second push rewrote the fallback tag"
+    );
+
+    let o = push(
+        &img,
+        &[
+            "--default-destination",
+            &dest,
+            "--default-tag",
+            "{IMAGE_DIGEST}",
+            &referrer,
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!(
+            "the tag {fallback} is where registries without the referrers API list"
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
