@@ -55,7 +55,7 @@ json_schemas() { /usr/bin/python3 "$repo_root/e2e/validate_schemas.py" "$schema_
 
 # image_sbom: an SPDX 2.3 document that spdx-tools validates, listing the image's files with
 # the SHA-256 of what Bazel built, in the package of the target that made their layer.
-# (reproducible_digests builds it twice, clean, and compares the bytes.)
+# (reproducible_digests builds it, and the provenance, twice, clean, and compares the bytes.)
 example_sbom() {
   ensure_supply_chain_tools || return 1
   local ex="$repo_root/examples" sbom="$repo_root/examples/bazel-bin/app/sbom.spdx.json"
@@ -260,12 +260,12 @@ reproducible_digests() {
     local target_dir=()
     [[ $i == 2 ]] && target_dir=(env RULES_IMAGE_CARGO_TARGET_DIR=)
     (umask "$mask" && cd "$checkout/examples" &&
-      "${target_dir[@]}" "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer //app:sbom) || return 1
+      "${target_dir[@]}" "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer //app:sbom //app:provenance) || return 1
     if [[ $i == 2 && ! -x $work/repro-2/output_base/rules_image_cargo_target/release/rules-image-tool ]]; then
       echo "the tool was not built inside the output base" >&2; return 1
     fi
     local bin="$checkout/examples/bazel-bin/app"
-    digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json") sbom $(sha256sum <"$bin/sbom.spdx.json")")
+    digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json") sbom $(sha256sum <"$bin/sbom.spdx.json") provenance $(sha256sum <"$bin/provenance.intoto.json")")
     echo "checkout $i (umask $mask): $(cat "$bin/image.digest")"
   done
   [[ ${digests[0]} == "${digests[1]}" ]] || { printf '%s\n' "${digests[@]}" >&2; return 1; }
@@ -833,7 +833,7 @@ bazelw_debian_mirror() {
 
 repro_checks=(
   "bazelw takes the Debian archive from apt's sources (deb822, one-line), or BAZELW_DEBIAN_MIRROR|bazelw_debian_mirror"
-  "identical digests (and SBOM bytes) from two checkouts, two umasks, two fresh output bases|reproducible_digests"
+  "identical digests (and SBOM, provenance bytes) from two checkouts, two umasks, two fresh output bases|reproducible_digests"
   "tool rebuilt when (and only when) its sources change|tool_rebuilds_on_source_change"
   "bazelw left no mounts on the host|no_rootfs_mounts"
 )
