@@ -583,19 +583,26 @@ bazel_push_referrers() {
     { echo "pushing again duplicated the referrers" >&2; return 1; }
 }
 
+# cosign (Debian's, unpacked) and a key pair, under $work (which `bazel run` in bazelw's
+# rootfs sees too), made once per run: sets cosign, keys, password.
+cosign_keys() {
+  cosign="$work/cosign/bin/cosign" keys="$work/cosign"
+  [[ -n ${password:-} && -x $cosign && -f $keys/cosign.key ]] && return 0
+  source "$repo_root/benchmarks/peer_tools.sh"
+  peer_unpack cosign usr/bin/cosign cosign || return 1
+  password="e2e-$RANDOM-secret"
+  rm -rf "$keys" && mkdir -p "$keys/bin" && cp "$peer_cache/cosign/usr/bin/cosign" "$cosign" || return 1
+  (cd "$keys" && COSIGN_PASSWORD=$password "$cosign" generate-key-pair >/dev/null 2>&1)
+}
+
 # Signing: `bazel run //app:push -- --sign-key KEY` signs the pushed digest with cosign
 # (Debian's, unpacked; key-based, no transparency log: this machine has no internet), and
 # `cosign verify --key` accepts it; the signature is a third referrer; the key's password
 # never shows in the output.
 bazel_push_signed() {
-  source "$repo_root/benchmarks/peer_tools.sh"
-  peer_unpack cosign usr/bin/cosign cosign || return 1
-  # Under $work, which `bazel run` in bazelw's rootfs sees too.
-  local reg="127.0.0.1:$reg_port_plain" keys="$work/cosign" cosign="$work/cosign/bin/cosign"
-  local password="e2e-$RANDOM-secret" digest tool="$repo_root/tools/target/release/rules-image-tool"
+  cosign_keys || return 1
+  local reg="127.0.0.1:$reg_port_plain" digest tool="$repo_root/tools/target/release/rules-image-tool"
   digest=$(cat "$(example_out image.digest)")
-  rm -rf "$keys" && mkdir -p "$keys/bin" && cp "$peer_cache/cosign/usr/bin/cosign" "$cosign" || return 1
-  (cd "$keys" && COSIGN_PASSWORD=$password "$cosign" generate-key-pair >/dev/null 2>&1) || return 1
   local log
   log=$(cd "$repo_root/examples" && COSIGN_PASSWORD=$password RULES_IMAGE_COSIGN=$cosign \
     "$bazelw" run //app:push -- --registry "$reg" --sign-key "$keys/cosign.key" --no-transparency-log 2>&1) ||
@@ -716,6 +723,22 @@ pull_consumer_multi_deploy() {
     "$s" >/dev/null || { echo "deploy summary:" >&2; jq -c '.pushes[] | {label, digest}' "$s" >&2; return 1; }
   (($(pulled_blobs) == 0)) || { echo "deploy downloaded base layers to disk" >&2; return 1; }
   jq -r '.pushes[] | .label + ": " + (.destinations[] | .registry + "/" + .repository + " uploaded " + (.bytes_uploaded|tostring) + " B, skipped " + (.blobs_skipped|tostring) + ", mounted " + (.blobs_mounted|tostring))' "$s"
+}
+
+# multi_deploy with --sign-key: every pushed image is signed at every destination, before the
+# tags; cosign verify --key accepts each.
+pull_consumer_deploy_signed() {
+  cosign_keys || return 1
+  local ws="$work/pull_consumer" reg2="127.0.0.1:$reg_port_plain2"
+  (cd "$ws" && COSIGN_PASSWORD=$password RULES_IMAGE_COSIGN=$cosign \
+    "$bazelw" run //:deploy -- --sign-key "$keys/cosign.key" --no-transparency-log) || return 1
+  local one two ref
+  one=$(cat "$ws/bazel-bin/image.digest"); two=$(cat "$ws/bazel-bin/image_two.digest")
+  for ref in "127.0.0.1:$reg_port_plain/pull-consumer/app@$one" "$reg2/pull-consumer/app@$one" "$reg2/pull-consumer/two@$two"; do
+    "$cosign" verify --key "$keys/cosign.pub" --allow-http-registry --insecure-ignore-tlog "$ref" >/dev/null 2>"$work/cosign-deploy.log" ||
+      { echo "cosign verify $ref:" >&2; cat "$work/cosign-deploy.log" >&2; return 1; }
+    echo "verified $ref"
+  done
 }
 
 # The provenance of an image on a pulled base names the base by registry, repository and
