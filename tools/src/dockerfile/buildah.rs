@@ -6,6 +6,7 @@
 //! sandbox; with chroot, `RUN` shares the action's network namespace, so "no network" is a
 //! new, empty network namespace for the whole build (`unshare --net`).
 
+use crate::io::untrusted::quoted;
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -110,7 +111,8 @@ impl Buildah {
             ),
         })?;
         if !out.status.success() {
-            let text = tail(&out.stdout, 4000) + &tail(&out.stderr, 8000);
+            let output = [last(&out.stdout, 4000), last(&out.stderr, 8000)].concat();
+            let text = quoted(&output);
             let hint = if MISSING_IMAGE.iter().any(|m| text.contains(m)) {
                 "\nA FROM image is not one of the bases: every image the Dockerfile names in FROM \
                  (or COPY --from) must be a key of `base`, written the same way."
@@ -224,11 +226,7 @@ fn ulimits() -> Vec<String> {
     out
 }
 
-fn tail(bytes: &[u8], n: usize) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    let start = s.len().saturating_sub(n);
-    let start = (start..=s.len())
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(s.len());
-    s[start..].to_string()
+/// The last `n` bytes of a program's output, where its error is.
+fn last(bytes: &[u8], n: usize) -> &[u8] {
+    &bytes[bytes.len().saturating_sub(n)..]
 }

@@ -4,6 +4,14 @@ use crate::io::compress::Compression;
 
 /// Builds a two-layer image with the real `layer` and `manifest` code in a temp dir, and reads
 /// it back. Paths: m.json, c.json, l1.tgz, l2.tar.
+/// The one image of an input that is a single image.
+pub(crate) fn image(input: Input) -> Image {
+    match input {
+        Input::Image(i) => i,
+        Input::Index(_) => panic!("an index"),
+    }
+}
+
 pub(crate) fn sample_image() -> (tempfile::TempDir, Input) {
     sample_image_with(Compression::Gzip)
 }

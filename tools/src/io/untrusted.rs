@@ -82,6 +82,22 @@ fn push_escaped(out: &mut String, c: char, keep_lines: bool) {
     }
 }
 
+/// Another program's output (a client's stderr, a builder's log) quoted in an error: each line
+/// indented and made terminal-safe, so none can pass for ours.
+pub fn quoted(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<String> = text
+        .trim_end()
+        .lines()
+        .map(|l| format!("  | {}", terminal_safe(l)))
+        .collect();
+    if lines.is_empty() {
+        "  (nothing on stderr)".into()
+    } else {
+        lines.join("\n")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! Docker config as the push. Nothing of the key or its password passes through this tool's
 //! arguments or output.
 
+use crate::io::untrusted::quoted;
 use crate::oci::Digest;
 use crate::oci::reference::{Repo, is_loopback};
 use anyhow::{Context, Result, bail};
@@ -48,19 +49,11 @@ impl SignSettings {
             )
         })?;
         if !out.status.success() {
-            let text = String::from_utf8_lossy(&out.stderr);
-            let tail: String = text
-                .lines()
-                .rev()
-                .take(15)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
+            let end = &out.stderr[out.stderr.len().saturating_sub(8000)..];
             bail!(
-                "cosign could not sign {reference} ({}):\n{tail}",
-                out.status
+                "cosign could not sign {reference} ({}):\n{}",
+                out.status,
+                quoted(end)
             );
         }
         eprintln!("signed {reference} with cosign");

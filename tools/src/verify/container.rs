@@ -356,7 +356,7 @@ impl Drop for Untag<'_> {
                 self.bin,
                 self.tag,
                 o.status,
-                load::quoted(&o.stderr)
+                crate::io::untrusted::quoted(&o.stderr)
             ),
             Err(e) => eprintln!("warning: cannot run `{} rmi {}`: {e}", self.bin, self.tag),
         }
@@ -439,8 +439,7 @@ pub fn shown_output(output: &Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::Input;
-    use crate::input::tests::sample_image;
+    use crate::input::tests::{image, sample_image};
     use serde_json::{Value, json};
 
     fn assertion(v: Value) -> RunAssertions {
@@ -668,13 +667,6 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p.to_str().unwrap().to_string()
-    }
-
-    fn image(input: Input) -> Image {
-        match input {
-            Input::Image(i) => i,
-            Input::Index(_) => panic!("an index"),
-        }
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! 2's ctr imports through the transfer service, which names the image only after that, so a
 //! failed import leaves no half-loaded tag; our own failure kills ctr before the stream ends.
 
-use super::load::{Daemon, Stderr, Streamed, quoted, shown_command, spawn, stream_into, tail_of};
+use super::load::{Daemon, Stderr, Streamed, shown_command, spawn, stream_into, tail_of};
 use super::tarball;
 use crate::input::{Image, Input};
+use crate::io::untrusted::quoted;
 use crate::oci::Digest;
 use crate::oci::reference::{Reference, docker_qualified};
 use anyhow::{Context, Result, bail};

@@ -181,21 +181,6 @@ pub(super) fn tail_of(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> 
     })
 }
 
-/// A client's stderr quoted in an error: each line indented, so none can pass for ours.
-pub(crate) fn quoted(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<String> = text
-        .trim_end()
-        .lines()
-        .map(|l| format!("  | {}", crate::io::untrusted::terminal_safe(l)))
-        .collect();
-    if lines.is_empty() {
-        "  (nothing on stderr)".into()
-    } else {
-        lines.join("\n")
-    }
-}
-
 /// What a loader did with the stream.
 pub(super) struct Streamed {
     pub status: ExitStatus,
@@ -281,7 +266,7 @@ impl<W: Write> Write for Counting<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::tests::{sample_image, sample_index};
+    use crate::input::tests::{image, sample_image, sample_index};
 
     fn script(dir: &std::path::Path, body: &str) -> String {
         use std::os::unix::fs::PermissionsExt;
@@ -289,13 +274,6 @@ mod tests {
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p.to_str().unwrap().to_string()
-    }
-
-    fn image(input: Input) -> Image {
-        match input {
-            Input::Image(i) => i,
-            Input::Index(_) => panic!("an index"),
-        }
     }
 
     #[test]
