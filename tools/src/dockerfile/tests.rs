@@ -19,6 +19,7 @@ fn layer(n: u8) -> LayerMetadata {
         digest: digest(n + 100),
         media_type: media_type::LAYER_GZIP.into(),
         size: 10,
+        annotations: Default::default(),
     }
 }
 

@@ -331,6 +331,7 @@ impl<'a> Blobs<'a> {
                         digest,
                         media_type: media_type(&dest)?,
                         size,
+                        annotations: Default::default(),
                     },
                 })
             }

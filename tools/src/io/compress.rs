@@ -1,6 +1,7 @@
 //! Layer compression: gzip (blocks deflated in parallel by `pgzip`, flate2 on zlib-rs), zstd
-//! (libzstd in multi-threaded mode) or none; and `Decompressor`, the one reader of a layer
-//! blob's tar, whatever its compression.
+//! (libzstd in multi-threaded mode), the seekable eStargz and zstd:chunked (`io::seekable`)
+//! or none; and `Decompressor`, the one reader of a layer blob's tar, whatever its
+//! compression (a seekable blob reads as plain gzip or zstd).
 //!
 //! The compressed bytes, and so the layer digest, are a function of (algorithm, backend,
 //! backend version, level, and for gzip `pgzip::BLOCK_SIZE`), never of the thread count.
@@ -8,6 +9,7 @@
 
 use super::output::BUF_SIZE;
 use super::pgzip::ParallelGzip;
+use super::seekable;
 use anyhow::{Context, Result, bail};
 use std::fmt;
 use std::fs::File;
@@ -18,39 +20,52 @@ use std::path::Path;
 pub enum Compression {
     Gzip,
     Zstd,
+    /// gzip, seekable: eStargz (`io::seekable::estargz`).
+    Estargz,
+    /// zstd, seekable: containers/storage's zstd:chunked (`io::seekable::zstd_chunked`).
+    #[value(name = "zstd:chunked")]
+    ZstdChunked,
     None,
 }
 
 impl Compression {
     pub fn media_type(self) -> &'static str {
         match self {
-            Compression::Gzip => crate::oci::media_type::LAYER_GZIP,
-            Compression::Zstd => crate::oci::media_type::LAYER_ZSTD,
+            Compression::Gzip | Compression::Estargz => crate::oci::media_type::LAYER_GZIP,
+            Compression::Zstd | Compression::ZstdChunked => crate::oci::media_type::LAYER_ZSTD,
             Compression::None => crate::oci::media_type::LAYER_TAR,
         }
     }
 
+    /// The seekable format this is, if it is one.
+    pub fn seekable(self) -> Option<seekable::Format> {
+        match self {
+            Compression::Estargz => Some(seekable::Format::Estargz),
+            Compression::ZstdChunked => Some(seekable::Format::ZstdChunked),
+            _ => None,
+        }
+    }
+
+    fn is_gzip(self) -> bool {
+        matches!(self, Compression::Gzip | Compression::Estargz)
+    }
+
     pub fn default_level(self) -> i32 {
         match self {
-            Compression::Gzip => 6,
-            Compression::Zstd => 3,
+            Compression::Gzip | Compression::Estargz => 6,
+            Compression::Zstd | Compression::ZstdChunked => 3,
             Compression::None => 0,
         }
     }
 
     /// Validates a level for this algorithm; `none` ignores it so callers may always pass one.
     pub fn check_level(self, level: i32) -> Result<i32> {
-        let ok = match self {
-            Compression::Gzip => (0..=9).contains(&level),
-            Compression::Zstd => (1..=22).contains(&level),
-            Compression::None => true,
+        let (ok, range) = match self {
+            _ if self.is_gzip() => ((0..=9).contains(&level), "0..=9"),
+            Compression::None => (true, ""),
+            _ => ((1..=22).contains(&level), "1..=22"),
         };
         if !ok {
-            let range = if self == Compression::Gzip {
-                "0..=9"
-            } else {
-                "1..=22"
-            };
             bail!("compression level {level} is out of range {range} for {self:?}");
         }
         Ok(level)
@@ -118,6 +133,11 @@ impl<W: Write + Send + 'static> Compressor<W> {
                 Compressor::Zstd(enc)
             }
             Compression::None => Compressor::None(w),
+            Compression::Estargz | Compression::ZstdChunked => {
+                return Err(io::Error::other(
+                    "seekable layers are written by io::seekable::SeekableWriter",
+                ));
+            }
         })
     }
 

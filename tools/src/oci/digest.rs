@@ -97,6 +97,11 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// How many bytes went through so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// Returns the inner writer with the digest and byte count of everything written.
     pub fn finish(self) -> (W, Digest, u64) {
         (

@@ -223,6 +223,8 @@ fn pull_image(
             digest: l.digest,
             media_type: l.media_type.clone(),
             size: l.size,
+            // A seekable layer's TOC annotations stay with it, so lazy pulling still works.
+            annotations: l.annotations.clone().unwrap_or_default(),
         })
         .collect();
     Ok(ImageDir {

@@ -1,5 +1,6 @@
 //! THE pipeline that turns a layer's tar stream into a blob: tar -> sha256 (diff_id) ->
-//! compressor -> sha256 (digest) -> output, in one pass with constant memory. Every layer the
+//! compressor -> sha256 (digest) -> output, in one pass with constant memory (a seekable
+//! blob's TOC excepted, which grows with the number of entries). Every layer the
 //! tool writes goes through here: `layer` (Bazel files, Nix store paths) and `import
 //! --normalize` (rewritten imported layers).
 
@@ -7,6 +8,7 @@ use super::LayerMetadata;
 use crate::io::compress::{Codec, Compression, Compressor};
 use crate::io::output::{AtomicFile, BUF_SIZE};
 use crate::io::pipe::BackgroundWriter;
+use crate::io::seekable::SeekableWriter;
 use crate::oci::digest::HashingWriter;
 use anyhow::{Context, Result};
 use std::io::{BufWriter, Write};
@@ -18,7 +20,17 @@ pub fn encode<W: Write + Send + 'static>(
     w: W,
     write_tar: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<(W, LayerMetadata)> {
-    let (w, diff_id, digest, size) = if codec.kind == Compression::None {
+    let mut annotations = Default::default();
+    let (w, diff_id, digest, size) = if let Some(format) = codec.kind.seekable() {
+        // Seekable: the writer follows the tar itself, and says what the diff_id is (eStargz
+        // adds its TOC to the tar).
+        let sw = SeekableWriter::new(format, codec.level, w);
+        let mut tar = BufWriter::with_capacity(BUF_SIZE, sw);
+        write_tar(&mut tar)?;
+        let sealed = tar.into_inner().map_err(|e| e.into_error())?.finish()?;
+        annotations = sealed.annotations;
+        (sealed.inner, sealed.diff_id, sealed.digest, sealed.size)
+    } else if codec.kind == Compression::None {
         // Uncompressed: the blob is the tar, one hash gives both diff_id and digest.
         // (`w` buffers itself where it matters: see `write_layer`.)
         let mut tar = HashingWriter::new(w);
@@ -41,6 +53,7 @@ pub fn encode<W: Write + Send + 'static>(
             digest,
             media_type: codec.kind.media_type().to_string(),
             size,
+            annotations,
         },
     ))
 }

@@ -13,6 +13,7 @@ use crate::io::output;
 use crate::oci::{Descriptor, Digest, json};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A layer's metadata file (`<name>.layer.json`), also the entries of a repository image's
@@ -26,6 +27,9 @@ pub struct LayerMetadata {
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
+    /// The descriptor's annotations: the TOC of a seekable (eStargz, zstd:chunked) blob.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl LayerMetadata {
@@ -42,7 +46,12 @@ impl LayerMetadata {
 
     /// The blob's descriptor in a manifest.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(&self.media_type, self.digest, self.size)
+        let d = Descriptor::new(&self.media_type, self.digest, self.size);
+        if self.annotations.is_empty() {
+            d
+        } else {
+            d.with_annotations(self.annotations.clone())
+        }
     }
 }
 

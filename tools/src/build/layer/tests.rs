@@ -490,6 +490,14 @@ fn metadata_matches_blob_for_every_compression() {
             Compression::None,
             "sha256:eea7f900458819ef41c7a80e6ebbcefb6fb53c24b6bd2bdfadd9d38b6886e223",
         ),
+        (
+            Compression::Estargz,
+            "sha256:e72f104d1de251e0456ea881b5188db6bd50a31611d56d9987e5f5fb2d660538",
+        ),
+        (
+            Compression::ZstdChunked,
+            "sha256:4054d65414ac1e1ff97fadf6766bd1d652a3d0a24d2d20b9011eca24a3aa3aa3",
+        ),
     ];
     for (kind, want_digest) in golden {
         let out = d.path().join(format!("{kind:?}.blob"));
@@ -514,9 +522,23 @@ fn metadata_matches_blob_for_every_compression() {
                     .unwrap();
                 v
             }
-            Compression::Zstd => {
+            Compression::Zstd | Compression::ZstdChunked => {
                 assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
                 zstd::decode_all(&blob[..]).unwrap()
+            }
+            Compression::Estargz => {
+                // The tar, with the TOC entry before its end (io::seekable's tests read it).
+                let mut v = Vec::new();
+                flate2::read::MultiGzDecoder::new(&blob[..])
+                    .read_to_end(&mut v)
+                    .unwrap();
+                assert_eq!(Digest::of(&v), meta.diff_id);
+                assert!(v.starts_with(&plain_tar[..plain_tar.len() - 1024]));
+                assert_eq!(meta.annotations.len(), 2);
+                let json = std::fs::read_to_string(&meta_path).unwrap();
+                assert_eq!(json, String::from_utf8(meta.to_bytes()).unwrap());
+                assert_eq!(meta.digest.to_string(), want_digest, "{kind:?}");
+                continue;
             }
             Compression::None => blob.clone(),
         };
@@ -527,6 +549,12 @@ fn metadata_matches_blob_for_every_compression() {
         assert_eq!(meta.media_type, kind.media_type());
         assert_eq!(meta.digest.to_string(), want_digest, "{kind:?}");
         let json = std::fs::read_to_string(&meta_path).unwrap();
+        if kind == Compression::ZstdChunked {
+            // The TOC's annotations come first (sorted keys); the rest as for every layer.
+            assert!(json.starts_with("{\"annotations\":{\"io.github.containers.zstd-chunked."));
+            assert_eq!(json, String::from_utf8(meta.to_bytes()).unwrap());
+            continue;
+        }
         assert_eq!(
             json,
             format!(

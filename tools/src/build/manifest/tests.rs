@@ -12,6 +12,7 @@ fn layer(c: char, mt: &str, size: u64) -> LayerMetadata {
         digest: d(c),
         media_type: mt.into(),
         size,
+        annotations: Default::default(),
     }
 }
 

@@ -1009,6 +1009,7 @@ fn copy_layer_keeps_the_tar_and_recompresses() {
                 }
                 Compression::Zstd => ::zstd::decode_all(&written[..]).unwrap(),
                 Compression::None => written,
+                other => unreachable!("{other:?} is not in the list"),
             };
             assert!(back == tar, "{name} -> {kind:?}: the tar changed");
         }
