@@ -260,13 +260,14 @@ reproducible_digests() {
     local target_dir=()
     [[ $i == 2 ]] && target_dir=(env RULES_IMAGE_CARGO_TARGET_DIR=)
     (umask "$mask" && cd "$checkout/examples" &&
-      "${target_dir[@]}" "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer //app:sbom //app:provenance) || return 1
+      "${target_dir[@]}" "$checkout/bazelw" --output_base="$work/repro-$i/output_base" build //app:image //app:app_layer //app:sbom //app:provenance \
+        //app:image_estargz //app:image_zstd_chunked) || return 1
     if [[ $i == 2 && ! -x $work/repro-2/output_base/rules_image_cargo_target/release/rules-image-tool ]]; then
       echo "the tool was not built inside the output base" >&2; return 1
     fi
     local bin="$checkout/examples/bazel-bin/app"
-    digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json") sbom $(sha256sum <"$bin/sbom.spdx.json") provenance $(sha256sum <"$bin/provenance.intoto.json")")
-    echo "checkout $i (umask $mask): $(cat "$bin/image.digest")"
+    digests+=("$(cat "$bin/image.digest") $(cat "$bin/app_layer.layer.json") sbom $(sha256sum <"$bin/sbom.spdx.json") provenance $(sha256sum <"$bin/provenance.intoto.json") estargz $(cat "$bin/image_estargz.digest") zstd:chunked $(cat "$bin/image_zstd_chunked.digest")")
+    echo "checkout $i (umask $mask): $(cat "$bin/image.digest"), estargz $(cat "$bin/image_estargz.digest"), zstd:chunked $(cat "$bin/image_zstd_chunked.digest")"
   done
   [[ ${digests[0]} == "${digests[1]}" ]] || { printf '%s\n' "${digests[@]}" >&2; return 1; }
 }

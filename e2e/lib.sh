@@ -213,11 +213,16 @@ summary() {
 }
 
 # Runs a command inside bazelw's Debian rootfs (where `bazel run` targets run), e.g. podman.
+# This machine's cgroups are "hybrid" (v1 controllers and a v2 hierarchy at
+# /sys/fs/cgroup/unified), which crun refuses; unmounted in this private namespace, crun sees
+# plain cgroup v1 and podman can run containers.
 in_rootfs() {
   local rootfs=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}/rootfs
   unshare --mount --propagation private bash -c '
     rootfs=$1; shift
     mount --bind "$rootfs" "$rootfs" && mount -t proc proc "$rootfs/proc" && mount --rbind /dev "$rootfs/dev" &&
-      mount --rbind /sys "$rootfs/sys" && mount --rbind /run "$rootfs/run" && exec chroot "$rootfs" "$@"
+      mount --rbind /sys "$rootfs/sys" && mount --rbind /run "$rootfs/run" &&
+      { ! mountpoint -q "$rootfs/sys/fs/cgroup/unified" || umount -l "$rootfs/sys/fs/cgroup/unified"; } &&
+      exec chroot "$rootfs" env PODMAN_IGNORE_CGROUPSV1_WARNING=1 "$@"
   ' _ "$rootfs" "$@"
 }

@@ -13,6 +13,8 @@
 #   multiplatform  image_index built, validated, pushed, loaded, used as a base
 #   nix            nix.image with real Nix                                (e2e/nix/checks.sh)
 #   dockerfile     dockerfile.build and image_import with real builders   (e2e/dockerfile/checks.sh)
+#   lazy           eStargz and zstd:chunked layers: reference readers, podman partial pulls
+#                                                                         (e2e/lazy_pull/checks.sh)
 #   repro          same digests from other paths and umasks; tool rebuilds; no leaked mounts
 #
 # Env: E2E_KEEP=1 keeps the work directory; REGISTRY_E2E_PORT_BASE (default 5001) moves the
@@ -25,8 +27,9 @@ source "$repo_root/e2e/registry/checks.sh"
 source "$repo_root/e2e/multiplatform/checks.sh"
 source "$repo_root/e2e/nix/checks.sh"
 source "$repo_root/e2e/dockerfile/checks.sh"
+source "$repo_root/e2e/lazy_pull/checks.sh"
 
-all_suites=(tool rules example registry multiplatform nix dockerfile repro)
+all_suites=(tool rules example registry multiplatform nix dockerfile lazy repro)
 if (($# > 0)); then
   [[ " ${all_suites[*]} " == *" $1 "* ]] || { echo "unknown suite $1 (suites: ${all_suites[*]})" >&2; exit 2; }
 fi

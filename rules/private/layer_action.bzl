@@ -7,14 +7,24 @@ load(":toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
 
+# The layer media type of each `compress` value: eStargz is gzip and zstd:chunked is zstd to
+# every reader; their TOCs are found through the descriptor's annotations.
 MEDIA_TYPES = {
     "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
     "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "estargz": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd:chunked": "application/vnd.oci.image.layer.v1.tar+zstd",
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
 
+# The file name ending of a layer blob, by `compress` value.
+BLOB_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "estargz": ".tar.gz", "zstd:chunked": ".tar.zst", "none": ".tar"}
+
 def compress_attr(doc):
-    """The `compress` attribute of everything that writes layers: "gzip" (default), "zstd" or "none".
+    """The `compress` attribute of everything that writes layers.
+
+    "gzip" (the default), "zstd", "none", or a seekable format for lazy pulling: "estargz"
+    (gzip with stargz-snapshotter's TOC) or "zstd:chunked" (zstd with containers/storage's TOC).
 
     Args:
         doc: the attribute's doc.
@@ -34,20 +44,18 @@ LAYER_ACTION_ATTRS = {
     ),
 }
 
-_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
-
 def layer_args(ctx, compress, compression_level = -1):
     """Declares a layer's outputs and starts the tool's arguments (entries follow).
 
     Args:
         ctx: rule context.
-        compress: "gzip", "zstd" or "none".
+        compress: a `compress` value (see compress_attr).
         compression_level: level, or -1 for the tool's default.
 
     Returns:
         struct(blob, metadata, args, compress)
     """
-    blob = ctx.actions.declare_file(ctx.label.name + _EXTENSIONS[compress])
+    blob = ctx.actions.declare_file(ctx.label.name + BLOB_EXTENSIONS[compress])
     metadata = ctx.actions.declare_file(ctx.label.name + ".layer.json")
     args = ctx.actions.args()
     args.use_param_file("@%s", use_always = True)

@@ -3,14 +3,13 @@
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//rules/private:image_args.bzl", "action_image_file", "image_providers")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
-load("//rules/private:layer_action.bzl", "LAYER_ACTION_ATTRS", "MEDIA_TYPES", "compress_attr")
+load("//rules/private:layer_action.bzl", "BLOB_EXTENSIONS", "LAYER_ACTION_ATTRS", "MEDIA_TYPES", "compress_attr")
 load("//rules/private:providers.bzl", "ImageManifestInfo", "LayerInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
 visibility(["//rules/..."])
 
 _SCRATCH = "scratch"
-_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
 
 def _context_path(ctx, root, f):
     """The path of `f` in the build context, whose root is the package-relative dir `root`."""
@@ -48,7 +47,7 @@ def _dockerfile_image_impl(ctx):
         root = _context_path(ctx, "", ctx.file.dockerfile).rpartition("/")[0]
 
     prefix = ctx.label.name + ".dockerfile/"
-    layer_blob = ctx.actions.declare_file(ctx.label.name + ".layer" + _EXTENSIONS[ctx.attr.compress])
+    layer_blob = ctx.actions.declare_file(ctx.label.name + ".layer" + BLOB_EXTENSIONS[ctx.attr.compress])
     layer_metadata = ctx.actions.declare_file(ctx.label.name + ".layer.json")
     manifest = ctx.actions.declare_file(ctx.label.name + ".manifest.json")
     config = ctx.actions.declare_file(ctx.label.name + ".config.json")
