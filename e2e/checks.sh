@@ -722,6 +722,14 @@ pull_consumer_multi_deploy() {
   jq -e --arg one "$want_one" --arg two "$want_two" \
     '[.pushes[].digest] == [$one, $one, $two] and ([.pushes[].label] == ["//:push_same_registry", "//:push_other_registry", "//:push_two"])' \
     "$s" >/dev/null || { echo "deploy summary:" >&2; jq -c '.pushes[] | {label, digest}' "$s" >&2; return 1; }
+  # //:push_other_registry's referrer went with it: the fallback index at that destination
+  # lists the provenance, whose subject is the image.
+  local index artifact
+  index=$(skopeo inspect --raw --tls-verify=false "docker://$reg2/pull-consumer/app:sha256-${want_one#sha256:}") || return 1
+  jq -e '[.manifests[].artifactType] == ["application/vnd.in-toto+json"]' <<<"$index" >/dev/null ||
+    { echo "referrers at $reg2: $index" >&2; return 1; }
+  artifact=$(skopeo inspect --raw --tls-verify=false "docker://$reg2/pull-consumer/app@$(jq -r '.manifests[0].digest' <<<"$index")") || return 1
+  jq -e --arg one "$want_one" '.subject.digest == $one' <<<"$artifact" >/dev/null || { echo "the provenance's subject is not $want_one" >&2; return 1; }
   (($(pulled_blobs) == 0)) || { echo "deploy downloaded base layers to disk" >&2; return 1; }
   jq -r '.pushes[] | .label + ": " + (.destinations[] | .registry + "/" + .repository + " uploaded " + (.bytes_uploaded|tostring) + " B, skipped " + (.blobs_skipped|tostring) + ", mounted " + (.blobs_mounted|tostring))' "$s"
 }

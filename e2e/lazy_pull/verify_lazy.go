@@ -4,7 +4,7 @@
 //
 //	verify_lazy estargz BLOB TOC_DIGEST UNCOMPRESSED_TAR
 //	verify_lazy zstd-chunked BLOB MANIFEST_CHECKSUM MANIFEST_POSITION TARSPLIT_POSITION UNCOMPRESSED_TAR
-//	verify_lazy make-estargz [-chunk-size N] [-min-chunk-size N] IN_TAR OUT_BLOB
+//	verify_lazy make-estargz [-chunk-size N] [-min-chunk-size N] [-level N] IN_TAR OUT_BLOB
 //	verify_lazy make-zstd-chunked [-chunk-size N] [-min-chunk-size N] IN_TAR OUT_BLOB
 //	verify_lazy layout BLOB [TOC_OUT]
 //
@@ -46,7 +46,7 @@ import (
 const usageText = `usage:
   verify_lazy estargz BLOB TOC_DIGEST UNCOMPRESSED_TAR
   verify_lazy zstd-chunked BLOB MANIFEST_CHECKSUM MANIFEST_POSITION TARSPLIT_POSITION|- UNCOMPRESSED_TAR
-  verify_lazy make-estargz [-chunk-size N] [-min-chunk-size N] IN_TAR OUT_BLOB
+  verify_lazy make-estargz [-chunk-size N] [-min-chunk-size N] [-level N] IN_TAR OUT_BLOB
   verify_lazy make-zstd-chunked [-chunk-size N] [-min-chunk-size N] IN_TAR OUT_BLOB
   verify_lazy layout BLOB [TOC_OUT]
 `
@@ -1000,6 +1000,7 @@ func makeBlob(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	chunkSize := fs.Int("chunk-size", 0, "largest chunk of a file (0: the library's 4 MiB)")
 	minChunkSize := fs.Int("min-chunk-size", 0, "pack small files into one compressed stream (0: off)")
+	level := fs.Int("level", 0, "eStargz's gzip level (0: the library's default, 9)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -1023,6 +1024,9 @@ func makeBlob(cmd string, args []string) error {
 		return err
 	}
 	opts := []estargz.Option{estargz.WithChunkSize(*chunkSize), estargz.WithMinChunkSize(*minChunkSize)}
+	if *level > 0 && cmd == "make-estargz" {
+		opts = append(opts, estargz.WithCompressionLevel(*level))
+	}
 	metadata := map[string]string{}
 	if cmd == "make-zstd-chunked" {
 		opts = append(opts, estargz.WithCompression(&zstdCompression{

@@ -637,7 +637,7 @@ registry_checks=(
   "push to the base's registry mounts its layers|pull_consumer_push_same_registry"
   "push to another registry copies them registry to registry|pull_consumer_push_other_registry"
   "tags stamped from workspace status and the digest|pull_consumer_stamped_tags"
-  "multi_deploy: two images, three repositories, one run; a failed deploy moves no tag|pull_consumer_multi_deploy"
+  "multi_deploy: two images, three repositories, one run, a push's referrer along; a failed deploy moves no tag|pull_consumer_multi_deploy"
   "multi_deploy -- --sign-key: every image signed at every destination; cosign verify passes|pull_consumer_deploy_signed"
   "image_provenance on a pulled base: base by digest, sources; no layer downloaded|pull_consumer_provenance"
   "load fetches the layers; docker run|pull_consumer_load_and_run"

@@ -24,7 +24,7 @@ pub fn encode<W: Write + Send + 'static>(
     let (w, diff_id, digest, size) = if let Some(format) = codec.kind.seekable() {
         // Seekable: the writer follows the tar itself, and says what the diff_id is (eStargz
         // adds its TOC to the tar).
-        let sw = SeekableWriter::new(format, codec.level, w);
+        let sw = SeekableWriter::new(format, codec.level, codec.threads, w);
         let mut tar = BufWriter::with_capacity(BUF_SIZE, sw);
         write_tar(&mut tar)?;
         let sealed = tar.into_inner().map_err(|e| e.into_error())?.finish()?;

@@ -8,7 +8,8 @@
 //! covers the TOC too (and a runtime that unpacks the layer as a plain tar finds
 //! `/stargz.index.json`, as with every eStargz image).
 
-use super::{Annotations, Frames, Kind, Layout, Sealed, TarEntry, clean_name, rfc3339};
+use super::frames::{Boundary, Frames};
+use super::{Annotations, Kind, Layout, Sealed, TarEntry, clean_name, rfc3339};
 use crate::io::tarfmt::{BLOCK, ustar_header};
 use crate::oci::digest::Digest;
 use serde::Serialize;
@@ -102,37 +103,41 @@ impl<W: Write + Send + 'static> Estargz<W> {
         }
     }
 
-    pub(super) fn finish(self) -> io::Result<Sealed<W>> {
+    pub(super) fn finish(mut self) -> io::Result<Sealed<W>> {
         let mut annotations = Annotations::new();
+        let mut blob = self.frames.drain()?;
+        // Offsets were recorded as frame boundaries; now the frames' sizes are known.
+        for e in &mut self.toc {
+            e.offset = blob.offset(Boundary(e.offset));
+        }
         let toc = serde_json::to_vec(&Toc {
             version: 1,
             entries: &self.toc,
         })
         .map_err(io::Error::other)?;
-        let mut frames = self.frames;
         // The TOC's member: its own tar entry, then the end of the archive.
-        let toc_offset = frames.close()?;
-        frames.write(&ustar_header(TOC_NAME, b'0', 0o644, toc.len() as u64, ""))?;
-        frames.write(&toc)?;
+        let toc_offset = blob.end();
         let pad = (toc.len().next_multiple_of(BLOCK)) - toc.len();
-        frames.write(&[0u8; BLOCK][..pad])?;
-        frames.write(&[0u8; 2 * BLOCK])?;
-        frames.close()?;
-        frames.write_raw(&footer(toc_offset))?;
+        let mut member = ustar_header(TOC_NAME, b'0', 0o644, toc.len() as u64, "").to_vec();
+        member.extend_from_slice(&toc);
+        member.extend_from_slice(&[0u8; BLOCK][..pad]);
+        member.extend_from_slice(&[0u8; 2 * BLOCK]);
+        blob.write_frame(&member)?;
+        blob.write_raw(&footer(toc_offset))?;
         annotations.insert(
             TOC_DIGEST_ANNOTATION.to_string(),
             Digest::of(&toc).to_string(),
         );
         annotations.insert(
             UNCOMPRESSED_SIZE_ANNOTATION.to_string(),
-            frames.uncompressed.to_string(),
+            blob.uncompressed.to_string(),
         );
-        frames.finish(annotations)
+        blob.finish(annotations)
     }
 
     /// Starts a chunk at the current content position: a new member.
     fn open_chunk(&mut self) -> io::Result<()> {
-        let offset = self.frames.close()?;
+        let Boundary(offset) = self.frames.close()?;
         let cur = self.current.as_mut().expect("a file is open");
         let index = if cur.written == 0 {
             cur.file_entry
@@ -145,6 +150,7 @@ impl<W: Write + Send + 'static> Estargz<W> {
             });
             self.toc.len() - 1
         };
+        // A frame boundary until `finish` knows the offset.
         self.toc[index].offset = offset;
         cur.chunk_entry = index;
         cur.in_chunk = 0;

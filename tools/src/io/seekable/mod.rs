@@ -8,25 +8,25 @@
 //! implementations that read them: stargz-snapshotter's `estargz` package (docs/estargz.md)
 //! and containers/storage's `pkg/chunked` (which podman and CRI-O use for partial pulls).
 //!
-//! The bytes are a function of the tar and the level only: every frame is compressed on one
-//! thread with a fresh state, so there is no thread count to vary.
+//! The bytes are a function of the tar and the level only, whatever the thread count (see
+//! `frames`).
 //!
 //! | piece | here |
 //! |---|---|
 //! | following the tar stream, each entry's metadata as Go reads it | `cut` |
-//! | the blob as independently compressed frames | `Frames` |
+//! | the blob as independently compressed frames, on every thread | `frames` |
 //! | eStargz's TOC, `stargz.index.json` entry and 51-byte footer | `estargz` |
 //! | zstd:chunked's TOC, tar-split and footer in skippable frames | `zstd_chunked` |
 
 mod cut;
 mod estargz;
+mod frames;
 mod zstd_chunked;
 
 pub use cut::{Kind, TarEntry};
 
-use crate::io::pgzip::ParallelGzip;
-use crate::oci::digest::{Digest, HashingWriter};
-use sha2::{Digest as _, Sha256};
+use crate::oci::digest::Digest;
+use frames::Frames;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -76,8 +76,9 @@ pub struct SeekableWriter<W: Write + Send + 'static> {
 }
 
 impl<W: Write + Send + 'static> SeekableWriter<W> {
-    pub fn new(format: Format, level: i32, w: W) -> SeekableWriter<W> {
-        let frames = Frames::new(format, level, w);
+    /// `threads` only says how fast: the bytes are the same for any number.
+    pub fn new(format: Format, level: i32, threads: usize, w: W) -> SeekableWriter<W> {
+        let frames = Frames::new(format, level, threads, w);
         SeekableWriter {
             cutter: cut::Cutter::new(),
             layout: match format {
@@ -114,88 +115,6 @@ fn as_layout<W: Write + Send + 'static>(l: &mut Layouts<W>) -> &mut dyn Layout {
     match l {
         Layouts::Estargz(l) => l,
         Layouts::ZstdChunked(l) => l,
-    }
-}
-
-enum Frame<W: Write + Send + 'static> {
-    Gzip(ParallelGzip<HashingWriter<W>>),
-    Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
-}
-
-/// A blob made of independently compressed frames (gzip members or zstd frames): bytes are
-/// written into the open frame, one is opened when needed, and `close` ends it and says
-/// where the next one starts.
-struct Frames<W: Write + Send + 'static> {
-    format: Format,
-    level: i32,
-    /// The blob, while no frame is open.
-    out: Option<HashingWriter<W>>,
-    open: Option<Frame<W>>,
-    /// sha256 and count of every uncompressed byte written.
-    diff: Sha256,
-    uncompressed: u64,
-}
-
-impl<W: Write + Send + 'static> Frames<W> {
-    fn new(format: Format, level: i32, w: W) -> Frames<W> {
-        Frames {
-            format,
-            level,
-            out: Some(HashingWriter::new(w)),
-            open: None,
-            diff: Sha256::new(),
-            uncompressed: 0,
-        }
-    }
-
-    /// Compresses `data` into the open frame (opening one if none is).
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        if self.open.is_none() {
-            let out = self.out.take().expect("a closed frame leaves the blob");
-            self.open = Some(match self.format {
-                // One member per frame: on one thread, ParallelGzip compresses inline.
-                Format::Estargz => Frame::Gzip(ParallelGzip::new(self.level as u32, 1, out)?),
-                Format::ZstdChunked => Frame::Zstd(zstd_frame(out, self.level)?),
-            });
-        }
-        self.diff.update(data);
-        self.uncompressed += data.len() as u64;
-        match self.open.as_mut().expect("opened above") {
-            Frame::Gzip(g) => g.write_all(data),
-            Frame::Zstd(z) => z.write_all(data),
-        }
-    }
-
-    /// Ends the open frame, if any; returns the blob offset where the next frame starts.
-    fn close(&mut self) -> io::Result<u64> {
-        if let Some(frame) = self.open.take() {
-            self.out = Some(match frame {
-                Frame::Gzip(g) => g.finish()?,
-                Frame::Zstd(z) => z.finish()?,
-            });
-        }
-        Ok(self.out.as_ref().expect("no frame is open").count())
-    }
-
-    /// Writes bytes into the blob as they are, between frames (footers, skippable frames).
-    fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
-        self.close()?;
-        self.out.as_mut().expect("no frame is open").write_all(data)
-    }
-
-    fn finish(mut self, annotations: Annotations) -> io::Result<Sealed<W>> {
-        self.close()?;
-        let (inner, digest, size) = self.out.take().expect("no frame is open").finish();
-        Ok(Sealed {
-            inner,
-            diff_id: Digest(self.diff.finalize().into()),
-            digest,
-            size,
-            annotations,
-        })
     }
 }
 

@@ -48,7 +48,7 @@ fn sample_tar() -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
 }
 
 fn seal(format: Format, tar: &[u8]) -> Sealed<Vec<u8>> {
-    let mut w = SeekableWriter::new(format, 3, Vec::new());
+    let mut w = SeekableWriter::new(format, 3, 2, Vec::new());
     // Odd write sizes: the cutter must not depend on how the stream is split.
     for piece in tar.chunks(777) {
         w.write_all(piece).unwrap();
@@ -286,14 +286,14 @@ fn bytes_depend_on_the_input_and_level_only() {
     let (tar, _) = sample_tar();
     for format in [Format::Estargz, Format::ZstdChunked] {
         let a = seal(format, &tar);
-        let mut w = SeekableWriter::new(format, 3, Vec::new());
+        let mut w = SeekableWriter::new(format, 3, 2, Vec::new());
         w.write_all(&tar).unwrap();
         let b = w.finish().unwrap();
         assert!(
             a.inner == b.inner,
             "{format:?}: write sizes changed the bytes"
         );
-        let mut w = SeekableWriter::new(format, 1, Vec::new());
+        let mut w = SeekableWriter::new(format, 1, 2, Vec::new());
         w.write_all(&tar).unwrap();
         assert!(
             w.finish().unwrap().inner != a.inner,
@@ -303,11 +303,37 @@ fn bytes_depend_on_the_input_and_level_only() {
 }
 
 #[test]
+fn bytes_do_not_depend_on_the_thread_count() {
+    // Many small files (frames compressed by workers) and large ones (zstd: streamed).
+    let (mut tar, _) = sample_tar();
+    tar.truncate(tar.len() - 1024);
+    let mut t = TarWriter::new(tar);
+    for i in 0..300 {
+        t.file_bytes(&format!("many/{i}"), 0o644, &noise(100 + i * 37, i as u32))
+            .unwrap();
+    }
+    let tar = t.finish().unwrap();
+    for format in [Format::Estargz, Format::ZstdChunked] {
+        let with = |threads| {
+            let mut w = SeekableWriter::new(format, 3, threads, Vec::new());
+            w.write_all(&tar).unwrap();
+            w.finish().unwrap()
+        };
+        let one = with(1);
+        for threads in [2, 3, 8] {
+            let other = with(threads);
+            assert!(other.inner == one.inner, "{format:?}: {threads} threads");
+            assert_eq!(other.annotations, one.annotations);
+        }
+    }
+}
+
+#[test]
 fn malformed_streams_are_refused() {
     let (tar, _) = sample_tar();
     for format in [Format::Estargz, Format::ZstdChunked] {
         // The stream stops inside a file.
-        let mut w = SeekableWriter::new(format, 3, Vec::new());
+        let mut w = SeekableWriter::new(format, 3, 2, Vec::new());
         w.write_all(&tar[..5000]).unwrap();
         let e = w.finish().err().unwrap();
         assert!(e.to_string().contains("end-of-archive"), "{e}");
@@ -317,13 +343,13 @@ fn malformed_streams_are_refused() {
     t.file_bytes("a", 0o644, b"1").unwrap();
     t.file_bytes("a", 0o644, b"2").unwrap();
     let dup = t.finish().unwrap();
-    let mut w = SeekableWriter::new(Format::ZstdChunked, 3, Vec::new());
+    let mut w = SeekableWriter::new(Format::ZstdChunked, 3, 2, Vec::new());
     let e = w.write_all(&dup).err().unwrap();
     assert!(e.to_string().contains("two entries named \"a\""), "{e}");
     let mut t = TarWriter::new(Vec::new());
     t.file_bytes(TOC_NAME, 0o644, b"{}").unwrap();
     let own = t.finish().unwrap();
-    let mut w = SeekableWriter::new(Format::Estargz, 3, Vec::new());
+    let mut w = SeekableWriter::new(Format::Estargz, 3, 2, Vec::new());
     let e = w.write_all(&own).err().unwrap();
     assert!(e.to_string().contains(TOC_NAME), "{e}");
 }

@@ -6,7 +6,8 @@
 //!
 //! Decompressed, the blob is exactly the layer's tar: the diff_id is unchanged.
 
-use super::{Annotations, Frames, Layout, Sealed, TarEntry, rfc3339, xattrs_base64, zstd_frame};
+use super::frames::{Boundary, Drained, FRAME_MAX, Frames};
+use super::{Annotations, Layout, Sealed, TarEntry, rfc3339, xattrs_base64, zstd_frame};
 use crate::oci::digest::Digest;
 use base64::Engine as _;
 use serde::Serialize;
@@ -165,8 +166,13 @@ impl<W: Write + Send + 'static> ZstdChunked<W> {
         }
     }
 
-    pub(super) fn finish(self) -> io::Result<Sealed<W>> {
-        let mut frames = self.frames;
+    pub(super) fn finish(mut self) -> io::Result<Sealed<W>> {
+        let mut frames = self.frames.drain()?;
+        // Offsets were recorded as frame boundaries; now the frames' sizes are known.
+        for e in &mut self.toc {
+            e.offset = frames.offset(Boundary(e.offset));
+            e.end_offset = frames.offset(Boundary(e.end_offset));
+        }
         let tar_split = self.tar_split.zstd.finish()?;
         let tar_split_len = self.tar_split.uncompressed;
         let toc = serde_json::to_vec(&Toc {
@@ -179,7 +185,7 @@ impl<W: Write + Send + 'static> ZstdChunked<W> {
         z.write_all(&toc)?;
         let compressed_toc = z.finish()?;
 
-        let toc_offset = frames.close()? + 8;
+        let toc_offset = frames.end() + 8;
         skippable(&mut frames, &compressed_toc)?;
         let tar_split_offset = toc_offset + compressed_toc.len() as u64 + 8;
         skippable(&mut frames, &tar_split)?;
@@ -220,7 +226,7 @@ impl<W: Write + Send + 'static> ZstdChunked<W> {
 }
 
 /// A zstd skippable frame: magic, little-endian length, data.
-fn skippable<W: Write + Send + 'static>(frames: &mut Frames<W>, data: &[u8]) -> io::Result<()> {
+fn skippable<W: Write + Send + 'static>(frames: &mut Drained<W>, data: &[u8]) -> io::Result<()> {
     let mut head = SKIPPABLE_MAGIC.to_vec();
     head.extend_from_slice(&(data.len() as u32).to_le_bytes());
     frames.write_raw(&head)?;
@@ -274,8 +280,14 @@ impl<W: Write + Send + 'static> Layout for ZstdChunked<W> {
 
     fn content(&mut self, data: &[u8]) -> io::Result<()> {
         let cur = self.current.as_mut().expect("content belongs to a file");
-        if self.toc[cur.entry].offset == 0 {
-            self.toc[cur.entry].offset = self.frames.close()?;
+        let entry = &mut self.toc[cur.entry];
+        if entry.offset == 0 {
+            // A frame boundary until `finish` knows the offset.
+            entry.offset = self.frames.close()?.0;
+            // A large file is one frame too, compressed as a stream.
+            if entry.size >= FRAME_MAX as u64 {
+                self.frames.stream()?;
+            }
         }
         cur.sha.update(data);
         cur.crc.update(data);
@@ -284,7 +296,7 @@ impl<W: Write + Send + 'static> Layout for ZstdChunked<W> {
 
     fn content_end(&mut self) -> io::Result<()> {
         let cur = self.current.take().expect("a file is open");
-        let end = self.frames.close()?;
+        let Boundary(end) = self.frames.close()?;
         let entry = &mut self.toc[cur.entry];
         entry.end_offset = end;
         entry.digest = Digest(cur.sha.finalize().into()).to_string();
