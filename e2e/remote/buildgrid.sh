@@ -21,8 +21,11 @@
 buildgrid_version=0.9.1
 buildgrid_cache=${RULES_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rules_image}
 buildgrid_venv=$buildgrid_cache/buildgrid-$buildgrid_version
-# Bump when the rootfs's package list changes.
-buildbox_rootfs=$buildgrid_cache/buildbox-rootfs-1
+# The worker's rootfs packages: buildbox, and the C toolchain that Bazel's autoconfigured cc
+# toolchain names (/usr/bin/gcc, unstable's, as in bazelw's rootfs) for remote C/C++ actions.
+buildbox_packages=(buildbox build-essential)
+# Bump when buildbox_packages changes.
+buildbox_rootfs=$buildgrid_cache/buildbox-rootfs-2
 buildgrid_config=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/buildgrid.yml
 
 buildgrid_say() { printf '\n=== %s\n' "$*" >&2; }
@@ -66,7 +69,7 @@ ensure_buildgrid_postgres() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 }
 
-# The worker's rootfs: Debian unstable, minbase, buildbox. The archive is the one bazelw uses.
+# The worker's rootfs: Debian unstable, minbase, buildbox_packages. The archive is bazelw's.
 ensure_buildbox_rootfs() {
   [[ -f $buildbox_rootfs/.done ]] && return 0
   command -v debootstrap >/dev/null 2>&1 || {
@@ -77,17 +80,17 @@ ensure_buildbox_rootfs() {
   buildgrid_say "provisioning buildbox (Debian unstable) into $buildbox_rootfs (once)"
   rm -rf "$tmp" && mkdir -p "$tmp" || return 1
   unshare --mount --propagation private bash -euo pipefail -c '
-    tmp=$1 mirror=$2
+    tmp=$1 mirror=$2; shift 2
     debootstrap --variant=minbase --include=ca-certificates sid "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
       { tail -20 "$tmp.log" >&2; exit 1; }
     cp /etc/resolv.conf "$tmp/etc/resolv.conf"
     echo "Acquire::Check-Valid-Until \"false\";" >"$tmp/etc/apt/apt.conf.d/99rules-image"
     mount -t proc proc "$tmp/proc"
     chroot "$tmp" apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -qq --no-install-recommends buildbox >>"$tmp.log" 2>&1 ||
+    DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -qq --no-install-recommends "$@" >>"$tmp.log" 2>&1 ||
       { tail -20 "$tmp.log" >&2; exit 1; }
     chroot "$tmp" apt-get clean
-  ' _ "$tmp" "$mirror" || { rm -rf "$tmp"; return 1; }
+  ' _ "$tmp" "$mirror" "${buildbox_packages[@]}" || { rm -rf "$tmp"; return 1; }
   rm -f "$tmp.log"
   touch "$tmp/.done" && rm -rf "$buildbox_rootfs" && mv "$tmp" "$buildbox_rootfs"
 }
@@ -129,7 +132,7 @@ buildgrid_start() {
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100 \
     >"$dir/postgres.log" 2>&1 &
   echo $! >"$dir/postgres.pid"
-  buildgrid_wait_for postgres "$dir/postgres.log" 30 "$pg_bin/pg_isready" -q -h "$dir/pg" -U bgd || return 1
+  buildgrid_wait_for postgres "$dir/postgres.log" 30 "$pg_bin/pg_isready" -q -h "$dir/pg" -U bgd -d postgres || return 1
   "$pg_bin/createdb" -h "$dir/pg" -U bgd bgd && {
     "$buildgrid_venv/bin/bgd" migrate apply "postgresql+psycopg://bgd@/bgd?host=$dir/pg" >"$dir/migrate.log" 2>&1 ||
       { tail -20 "$dir/migrate.log" >&2; false; }
