@@ -15,6 +15,7 @@
 #   dockerfile     dockerfile.build and image_import with real builders   (e2e/dockerfile/checks.sh)
 #   lazy           eStargz and zstd:chunked layers: reference readers, podman partial pulls
 #                                                                         (e2e/lazy_pull/checks.sh)
+#   remote         remote cache on BuildGrid, --remote_download_minimal     (e2e/remote/checks.sh)
 #   repro          same digests from other paths and umasks; tool rebuilds; no leaked mounts
 #
 # Env: E2E_KEEP=1 keeps the work directory; REGISTRY_E2E_PORT_BASE (default 5001) moves the
@@ -28,8 +29,9 @@ source "$repo_root/e2e/multiplatform/checks.sh"
 source "$repo_root/e2e/nix/checks.sh"
 source "$repo_root/e2e/dockerfile/checks.sh"
 source "$repo_root/e2e/lazy_pull/checks.sh"
+source "$repo_root/e2e/remote/checks.sh"
 
-all_suites=(tool rules example registry multiplatform nix dockerfile lazy repro)
+all_suites=(tool rules example registry multiplatform nix dockerfile lazy remote repro)
 if (($# > 0)); then
   [[ " ${all_suites[*]} " == *" $1 "* ]] || { echo "unknown suite $1 (suites: ${all_suites[*]})" >&2; exit 2; }
 fi

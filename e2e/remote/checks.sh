@@ -1,0 +1,84 @@
+# Remote cache on a real REAPI engine: BuildGrid on loopback (e2e/remote/buildgrid.sh), and
+# examples//app:image built with --remote_cache and --remote_download_minimal in an output base
+# of its own.
+#
+# What is checked: a clean client builds the image from the cache alone without downloading
+# any layer blob; the manifest action's inputs are layer metadata, never blobs; the digest is
+# the local build's. Remote execution is not checked yet: the layer action runs on the worker,
+# but a file's mode there comes out different (every input is executable on a remote worker),
+# so the digest is not the local one (see the issue's note).
+
+source "$repo_root/e2e/remote/buildgrid.sh"
+
+remote_port=${REMOTE_E2E_PORT:-50061}
+remote_ob() { echo "$work/remote/output_base"; }
+remote_flags=()
+
+remote_setup() {
+  remote_flags=(--remote_cache="grpc://127.0.0.1:$remote_port" --remote_download_minimal)
+  (cd "$repo_root/examples" && "$bazelw" build //app:image) || return 1
+  # PostgreSQL runs as its own user, whose data dir is under $work: it must get through.
+  chmod o+x "$work" || return 1
+  buildgrid_start "$work/remote" "$remote_port"
+}
+
+# bazel in examples/ on the remote suite's own output base.
+remote_bazel() { (cd "$repo_root/examples" && "$bazelw" --output_base="$(remote_ob)" "$@"); }
+
+# remote_exec_log NAME: the execution log of run NAME, as one JSON array.
+remote_exec_log() { jq -s . "$work/remote/$1.exec.json"; }
+
+# A cold build fills the cache (the actions run here); its digest is the ordinary build's.
+remote_cache_fill() {
+  remote_bazel build "${remote_flags[@]}" --execution_log_json_file="$work/remote/cold.exec.json" \
+    --remote_grpc_log="$work/remote/cold.grpc" //app:image || return 1
+  local want got
+  want=$(cat "$repo_root/examples/bazel-bin/app/image.digest")
+  got=$(cat "$(remote_ob)/execroot/_main/bazel-out/k8-fastbuild/bin/app/image.digest") || return 1
+  [[ $got == "$want" ]] || { echo "remote-cache build gave $got, the ordinary build $want" >&2; return 1; }
+  echo "digest $got; cold build, to the CAS:"
+  python3 "$repo_root/e2e/remote/grpc_log_bytes.py" "$work/remote/cold.grpc"
+}
+
+# After `bazel clean`, every action is a cache hit, and with --remote_download_minimal no layer
+# blob reaches the client; the manifest action's inputs are the layer's metadata, not its blob.
+remote_cache_minimal_no_blobs() {
+  remote_bazel clean || return 1
+  remote_bazel build "${remote_flags[@]}" --execution_log_json_file="$work/remote/warm.exec.json" \
+    --remote_grpc_log="$work/remote/warm.grpc" //app:image || return 1
+  local log; log=$(remote_exec_log warm)
+  jq -r '.[] | "\(.mnemonic): \(.runner), cache hit \(.cacheHit)"' <<<"$log"
+  jq -e 'length > 0 and all(.[]; .cacheHit == true)' <<<"$log" >/dev/null || { echo "not every action was a cache hit" >&2; return 1; }
+  local blobs
+  blobs=$(find -L "$(remote_ob)/execroot/_main/bazel-out" -name '*.tar.gz' -o -name '*.tar.zst' 2>/dev/null | grep -v '\.params$')
+  [[ -z $blobs ]] || { echo "layer blobs on the client: $blobs" >&2; return 1; }
+  # The manifest action's inputs, from the cold build (where it ran): metadata, no blob.
+  local inputs; inputs=$(remote_exec_log cold | jq -r '.[] | select(.mnemonic == "ImageManifest") | .inputs[].path')
+  [[ -n $inputs ]] || { echo "no ImageManifest action in the log" >&2; return 1; }
+  echo "ImageManifest inputs:"; sed 's/^/  /' <<<"$inputs"
+  ! grep -E '\.tar(\.gz|\.zst)?$' <<<"$inputs" || { echo "the manifest action reads a layer blob" >&2; return 1; }
+  echo "warm build after clean, from the CAS:"
+  python3 "$repo_root/e2e/remote/grpc_log_bytes.py" "$work/remote/warm.grpc"
+}
+
+# --remote_download_toplevel brings the image's own files (manifest, config, digest), still
+# no layer blob; the digest is the ordinary build's.
+remote_cache_toplevel() {
+  remote_bazel build --remote_cache="grpc://127.0.0.1:$remote_port" --remote_download_toplevel //app:image || return 1
+  local bin; bin="$(remote_ob)/execroot/_main/bazel-out/k8-fastbuild/bin/app"
+  [[ $(cat "$bin/image.digest") == "$(cat "$repo_root/examples/bazel-bin/app/image.digest")" ]] || return 1
+  [[ ! -e $bin/app_layer.tar.gz ]] || { echo "the layer blob was downloaded" >&2; return 1; }
+  echo "image.digest $(cat "$bin/image.digest"), no app_layer.tar.gz on the client"
+}
+
+remote_shutdown() {
+  [[ -d $(remote_ob) ]] && remote_bazel shutdown >/dev/null 2>&1
+  buildgrid_stop
+  return 0
+}
+
+remote_checks=(
+  "remote cache (BuildGrid): a cold build fills it; same digest as the ordinary build|remote_cache_fill"
+  "remote cache: after clean, all cache hits, no layer blob on the client; the manifest action reads no blob|remote_cache_minimal_no_blobs"
+  "remote cache: --remote_download_toplevel brings the image files, not the layer blob|remote_cache_toplevel"
+)
