@@ -83,20 +83,21 @@ ensure_docker() {
     --data-root="$dir/data" --exec-root="$dir/exec" --pidfile="$dir/dockerd.pid" \
     >"$dir/dockerd.log" 2>&1 &
   started_dockerd_pid=$!
-  answers_within_30s dockerd "$dir/dockerd.log" docker info
+  answers_within dockerd "$dir/dockerd.log" 30 docker info
 }
 
 stop_docker() { stop_started started_dockerd_pid; }
 
-# answers_within_30s NAME LOG COMMAND...: waits for COMMAND to succeed; else LOG's end, an error.
-answers_within_30s() {
-  local name=$1 log=$2 i; shift 2
-  for i in $(seq 60); do
+# answers_within NAME LOG SECONDS COMMAND...: waits for COMMAND to succeed; else LOG's end, an
+# error.
+answers_within() {
+  local name=$1 log=$2 n=$(($3 * 2)) i; shift 3
+  for ((i = 0; i < n; i++)); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.5
   done
   tail -20 "$log" >&2
-  echo "$name did not start" >&2
+  echo "$name did not answer within $((n / 2)) s (log: $log)" >&2
   return 1
 }
 
@@ -144,7 +145,7 @@ TOML
   PATH="$containerd_dir/bin:$PATH" setsid unshare --mount --propagation private \
     "$containerd_dir/bin/containerd" --config "$containerd_dir/config.toml" >"$containerd_dir/containerd.log" 2>&1 &
   started_containerd_pid=$!
-  answers_within_30s containerd "$containerd_dir/containerd.log" ctr_e2e version
+  answers_within containerd "$containerd_dir/containerd.log" 30 ctr_e2e version
 }
 
 # ctr of that containerd.

@@ -2,7 +2,7 @@
 # (PyPI) serving CAS, ByteStream, ActionCache, Execution and Bots on 127.0.0.1:PORT (config:
 # e2e/remote/buildgrid.yml), its scheduler's PostgreSQL (BuildGrid's Execution service takes no
 # other database), and one buildbox-worker running actions with buildbox-run-hosttools.
-# Sourced, not executed.
+# Sourced after e2e/lib.sh (answers_within), not executed.
 #
 #   buildgrid_start WORKDIR PORT   installs what is missing, starts the three, waits until the
 #                                  server answers and the worker has a bot session; logs,
@@ -98,17 +98,6 @@ ensure_buildbox_rootfs() {
 # The last buildgrid_start's state directory (WORKDIR/buildgrid), for buildgrid_stop.
 buildgrid_dir=
 
-# buildgrid_wait_for NAME LOG SECONDS COMMAND...: waits for COMMAND to succeed; else LOG's end.
-buildgrid_wait_for() {
-  local name=$1 log=$2 n=$(($3 * 2)) i; shift 3
-  for ((i = 0; i < n; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.5
-  done
-  tail -20 "$log" >&2
-  echo "$name did not answer within $((n / 2)) s (log: $log)" >&2
-  return 1
-}
 
 # buildgrid_start WORKDIR PORT
 buildgrid_start() {
@@ -132,7 +121,7 @@ buildgrid_start() {
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100 \
     >"$dir/postgres.log" 2>&1 &
   echo $! >"$dir/postgres.pid"
-  buildgrid_wait_for postgres "$dir/postgres.log" 30 "$pg_bin/pg_isready" -q -h "$dir/pg" -U bgd -d postgres || return 1
+  answers_within postgres "$dir/postgres.log" 30 "$pg_bin/pg_isready" -q -h "$dir/pg" -U bgd -d postgres || return 1
   "$pg_bin/createdb" -h "$dir/pg" -U bgd bgd && {
     "$buildgrid_venv/bin/bgd" migrate apply "postgresql+psycopg://bgd@/bgd?host=$dir/pg" >"$dir/migrate.log" 2>&1 ||
       { tail -20 "$dir/migrate.log" >&2; false; }
@@ -141,7 +130,7 @@ buildgrid_start() {
   BUILDGRID_PORT=$port BUILDGRID_WORK=$dir setsid "$buildgrid_venv/bin/bgd" server start "$buildgrid_config" \
     >"$dir/server.log" 2>&1 &
   echo $! >"$dir/server.pid"
-  buildgrid_wait_for "BuildGrid server" "$dir/server.log" 60 \
+  answers_within "BuildGrid server" "$dir/server.log" 60 \
     "$buildgrid_venv/bin/bgd" capabilities --remote "http://127.0.0.1:$port" || return 1
 
   # The worker, chrooted in the buildbox rootfs (private mount namespace; the host's network).
@@ -161,7 +150,7 @@ buildgrid_start() {
     rules-image-e2e-worker >"$dir/worker.log" 2>&1 &
   echo $! >"$dir/worker.pid"
   # The worker is ready when the server has its bot session.
-  buildgrid_wait_for buildbox-worker "$dir/worker.log" 30 buildgrid_has_bot "$dir" || return 1
+  answers_within buildbox-worker "$dir/worker.log" 30 buildgrid_has_bot "$dir" || return 1
 }
 
 buildgrid_has_bot() {
