@@ -86,8 +86,10 @@ image_layer = rule(
 
 Entries are sorted, ancestor directories are added once (0755), timestamps are 0 and owners
 root, so the same inputs give the same digest on any machine. Files are 0755 when executable
-(an executable target, or a file with an execute bit) and 0644 otherwise; `default_metadata`
-and `file_metadata` change modes, owners, names, times, extended attributes and file
+(the executable of an executable target, or a program: an ELF binary or a `#!` script) and
+0644 otherwise. The execute bit on disk is not read, because Bazel does not track it (every
+action output is 0555, and a remote worker sees every input as executable), so a layer built
+remotely is the layer built locally. `modes`, `default_metadata` and `file_metadata` change modes, owners, names, times, extended attributes and file
 capabilities. Files with the same bytes and metadata are stored once, as hard links
 (`link_duplicates`).
 

@@ -54,11 +54,27 @@ impl Node {
     }
 }
 
+/// Where a regular file's default mode (0755 or 0644) comes from.
+///
+/// Bazel does not track execute bits: it makes every action output 0555, and remote
+/// execution marks every input executable. So a Bazel artifact's execute bit says nothing,
+/// and reading it would give a different layer on a remote worker than on a laptop.
+/// Nix store paths are not Bazel artifacts; their modes are part of the store path's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileModes {
+    /// Every file is executable: an executable target and its runfiles (`exec` entries).
+    Exec,
+    /// Executable when the content is a program (an ELF binary or a `#!` script), else
+    /// plain: ordinary Bazel files (`file` and `group` entries).
+    FromContent,
+    /// The execute bit on disk: Nix store paths (`store` and `root` entries).
+    OnDisk,
+}
+
 /// How a directory is walked.
 #[derive(Debug, Clone, Copy)]
 struct Walk {
-    /// Every file is executable (`exec` entries).
-    force_exec: bool,
+    modes: FileModes,
     /// Absolute symlinks into `bazel-out` are Bazel's staging of tree artifacts and are
     /// followed; Nix store paths are walked verbatim, so they never are.
     follow_staging: bool,
@@ -69,17 +85,17 @@ struct Walk {
 
 impl Walk {
     const SOURCE: Walk = Walk {
-        force_exec: false,
+        modes: FileModes::FromContent,
         follow_staging: true,
         merge_identical: false,
     };
     const STORE: Walk = Walk {
-        force_exec: false,
+        modes: FileModes::OnDisk,
         follow_staging: false,
         merge_identical: false,
     };
     const ROOT: Walk = Walk {
-        force_exec: false,
+        modes: FileModes::OnDisk,
         follow_staging: false,
         merge_identical: true,
     };
@@ -113,22 +129,43 @@ pub fn normalize_image_path(dest: &str) -> Result<String> {
 }
 
 #[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
+fn has_execute_bit(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o111 != 0
 }
 
 #[cfg(not(unix))]
-fn is_executable(_meta: &std::fs::Metadata) -> bool {
+fn has_execute_bit(_meta: &std::fs::Metadata) -> bool {
     false
 }
 
-fn file_mode(meta: &std::fs::Metadata, force_exec: bool) -> u32 {
-    if force_exec || is_executable(meta) {
-        0o755
-    } else {
-        0o644
+/// Whether a file's first bytes are those of a program the kernel runs: an ELF binary or a
+/// script with a `#!` line.
+fn is_program(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 4];
+    let mut file =
+        File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut len = 0;
+    while len < head.len() {
+        match file.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
     }
+    let head = &head[..len];
+    Ok(head.starts_with(b"\x7fELF") || head.starts_with(b"#!"))
+}
+
+/// The default mode of the regular file at `path`.
+fn file_mode(path: &Path, meta: &std::fs::Metadata, modes: FileModes) -> Result<u32> {
+    let executable = match modes {
+        FileModes::Exec => true,
+        FileModes::FromContent => is_program(path)?,
+        FileModes::OnDisk => has_execute_bit(meta),
+    };
+    Ok(if executable { 0o755 } else { 0o644 })
 }
 
 /// Whether two files have the same bytes (same size first, then compared in blocks).
@@ -327,7 +364,14 @@ impl Plan {
                     format!("symlink to {target}"),
                 )
             }
-            (_, Some(src)) => self.add_source(key, Path::new(src), kind == "exec"),
+            (_, Some(src)) => {
+                let modes = if kind == "exec" {
+                    FileModes::Exec
+                } else {
+                    FileModes::FromContent
+                };
+                self.add_source(key, Path::new(src), modes)
+            }
             _ => unreachable!("matched above"),
         }
     }
@@ -336,7 +380,11 @@ impl Plan {
     /// holding each file at its path relative to the target's package (`prefix`).
     fn add_group(&mut self, dest: &str, members: &[GroupMember]) -> Result<()> {
         if let [single] = members {
-            return self.add_source(normalize_image_path(dest)?, Path::new(single.src), false);
+            return self.add_source(
+                normalize_image_path(dest)?,
+                Path::new(single.src),
+                FileModes::FromContent,
+            );
         }
         for m in members {
             let rel = m
@@ -347,7 +395,7 @@ impl Plan {
             let rel =
                 rel.unwrap_or_else(|| m.short_path.strip_prefix("../").unwrap_or(m.short_path));
             let key = normalize_image_path(&format!("{}/{rel}", dest.trim_end_matches('/')))?;
-            self.add_source(key.clone(), Path::new(m.src), false)?;
+            self.add_source(key.clone(), Path::new(m.src), FileModes::FromContent)?;
             // The directories from `dest` down to the file belong to this entry (they take its
             // default metadata), unlike the implicit parents above `dest`.
             let top = normalize_image_path(dest)?;
@@ -395,7 +443,7 @@ impl Plan {
     }
 
     /// Adds a file, or walks a directory (tree artifact), following symlinks at `src` itself.
-    fn add_source(&mut self, key: String, src: &Path, force_exec: bool) -> Result<()> {
+    fn add_source(&mut self, key: String, src: &Path, modes: FileModes) -> Result<()> {
         let meta = std::fs::metadata(src)
             .map_err(|e| anyhow!("source {} for /{key} cannot be read: {e}", src.display()))?;
         if meta.is_dir() {
@@ -406,12 +454,12 @@ impl Plan {
                 src.display().to_string(),
             )?;
             let walk = Walk {
-                force_exec,
+                modes,
                 ..Walk::SOURCE
             };
             self.walk(&key, src, walk)
         } else if meta.is_file() {
-            let mode = file_mode(&meta, force_exec);
+            let mode = file_mode(src, &meta, modes)?;
             self.insert(
                 key,
                 NodeKind::File(src.to_path_buf()),
@@ -449,7 +497,7 @@ impl Plan {
                 let target = std::fs::read_link(&path)
                     .with_context(|| format!("cannot read symlink {}", path.display()))?;
                 if is_bazel_staging_link(&target) {
-                    self.add_source(child, &path, walk.force_exec)?;
+                    self.add_source(child, &path, walk.modes)?;
                     continue;
                 }
             }
@@ -479,7 +527,7 @@ impl Plan {
         } else if meta.is_file() {
             (
                 NodeKind::File(path.to_path_buf()),
-                file_mode(meta, walk.force_exec),
+                file_mode(path, meta, walk.modes)?,
             )
         } else {
             bail!(

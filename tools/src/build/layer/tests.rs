@@ -5,6 +5,7 @@ use super::*;
 use crate::io::compress::{Codec, Compression};
 use crate::oci::digest::Digest;
 use std::io::Read;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 fn entry(fields: &[&str]) -> String {
@@ -206,8 +207,8 @@ fn long_paths_and_link_targets_use_pax_records() {
     assert_eq!(n_x, 3);
 }
 
-/// Same logical inputs in two places with different mtimes, permissions (beyond the exec bit)
-/// and owners give byte-identical layers.
+/// Same logical inputs in two places with different mtimes, permissions (the execute bit
+/// too) and owners give byte-identical layers.
 #[test]
 fn output_does_not_depend_on_paths_mtimes_modes_or_owners() {
     let mk = |mode_plain: u32, mode_exec: u32, mtime: u64, owner: u32| {
@@ -241,7 +242,7 @@ fn output_does_not_depend_on_paths_mtimes_modes_or_owners() {
         (blob, meta, d)
     };
     let (a, ma, _da) = mk(0o644, 0o755, 1_000_000, 0);
-    let (b, mb, _db) = mk(0o600, 0o700, 2_000_000_000, 12345);
+    let (b, mb, _db) = mk(0o755, 0o600, 2_000_000_000, 12345);
     assert_eq!(ma, mb);
     assert_eq!(a, b);
     let mut tar = Vec::new();
@@ -328,7 +329,7 @@ fn staging_links_that_climb_out_of_bazel_out_are_kept_as_symlinks() {
 #[test]
 fn top_level_source_symlinks_are_followed() {
     let d = tempfile::tempdir().unwrap();
-    write(&d.path().join("target"), b"content", 0o755);
+    write(&d.path().join("target"), b"#!content", 0o644);
     std::os::unix::fs::symlink(d.path().join("target"), d.path().join("link")).unwrap();
     let got = read_back(&tar_of(
         &[entry(&[
@@ -340,7 +341,7 @@ fn top_level_source_symlinks_are_followed() {
     ));
     assert_eq!(
         (got[0].1, got[0].2, got[0].5.as_slice()),
-        (b'0', 0o755, &b"content"[..])
+        (b'0', 0o755, &b"#!content"[..])
     );
 }
 
@@ -460,7 +461,7 @@ fn fixed_layer(dir: &Path) -> Vec<String> {
             "/app/hello.txt",
             dir.join("hello.txt").to_str().unwrap(),
         ]),
-        entry(&["file", "/app/bin/tool", dir.join("tool").to_str().unwrap()]),
+        entry(&["exec", "/app/bin/tool", dir.join("tool").to_str().unwrap()]),
         entry(&["symlink", "/usr/local/bin/tool", "/app/bin/tool"]),
         entry(&["dir", "/tmp"]),
     ]
@@ -600,8 +601,8 @@ fn a_single_file_target_goes_to_dest_and_several_become_a_directory() {
         dir.path().join("ext"),
     );
     write(&one, b"1", 0o644);
-    write(&two, b"2", 0o755);
-    write(&ext, b"3", 0o644);
+    write(&two, b"#!2", 0o644);
+    write(&ext, b"3", 0o755);
     let src = |p: &Path| p.to_str().unwrap().to_string();
     let entries = vec![
         entry(&["group", "/etc/single", "pkg/", "pkg/one.txt", &src(&one)]),
@@ -944,7 +945,11 @@ fn identical_files_become_hard_links() {
     write(&d.path().join("x/empty2"), b"", 0o644);
     let x = d.path().join("x").to_str().unwrap().to_string();
     let entries = vec![entry(&["file", "/a", &x]), entry(&["file", "/b", &x])];
-    let owned = [mode("/b/one", "0600")];
+    let owned = [
+        mode("/b/one", "0600"),
+        mode("/a/exec", "0755"),
+        mode("/b/exec", "0755"),
+    ];
     let mut p = plan(&entries, &owned).unwrap();
     let plain = p.write_tar(Vec::new()).unwrap();
     assert_eq!(p.link_duplicates().unwrap(), 4);
@@ -971,4 +976,56 @@ fn identical_files_become_hard_links() {
             pair("b/two", "a/one")
         ]
     );
+}
+
+/// Bazel makes every output 0555 and a remote worker sees every input as executable, so the
+/// execute bit of a Bazel file never reaches the layer: the mode is 0755 for an executable
+/// target's files (`exec`) and for programs (ELF or `#!`), 0644 otherwise. Nix store paths
+/// keep their own bits.
+#[test]
+fn file_modes_come_from_content_not_the_execute_bit() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(&p.join("data"), b"plain data", 0o755);
+    write(&p.join("script"), b"#!/bin/sh\necho hi\n", 0o644);
+    write(&p.join("elf"), b"\x7fELF\x02\x01\x01", 0o600);
+    write(&p.join("tiny"), b"#", 0o755);
+    write(&p.join("empty"), b"", 0o755);
+    write(&p.join("tree/bin/tool"), b"\x7fELF", 0o644);
+    write(&p.join("tree/share/doc"), b"doc", 0o755);
+    write(&p.join("store/bin/run"), b"data", 0o555);
+    write(&p.join("store/lib/x.sh"), b"#!/bin/sh\n", 0o444);
+    let s = |n: &str| p.join(n).to_str().unwrap().to_string();
+    let store = s("store");
+    let entries = vec![
+        entry(&["file", "/f/data", &s("data")]),
+        entry(&["file", "/f/script", &s("script")]),
+        entry(&["file", "/f/elf", &s("elf")]),
+        entry(&["file", "/f/tiny", &s("tiny")]),
+        entry(&["group", "/f/empty", "", "empty", &s("empty")]),
+        entry(&["exec", "/f/forced", &s("data")]),
+        entry(&["file", "/tree", &s("tree")]),
+        entry(&["store", &store]),
+    ];
+    let got: BTreeMap<String, u32> = read_back(&tar_of(&entries, &[]))
+        .into_iter()
+        .filter(|e| e.1 == b'0')
+        .map(|(path, _, mode, ..)| (path, mode))
+        .collect();
+    let store_key = store.trim_start_matches('/');
+    let want: BTreeMap<String, u32> = [
+        ("f/data".to_string(), 0o644),
+        ("f/script".into(), 0o755),
+        ("f/elf".into(), 0o755),
+        ("f/tiny".into(), 0o644),
+        ("f/empty".into(), 0o644),
+        ("f/forced".into(), 0o755),
+        ("tree/bin/tool".into(), 0o755),
+        ("tree/share/doc".into(), 0o644),
+        (format!("{store_key}/bin/run"), 0o755),
+        (format!("{store_key}/lib/x.sh"), 0o644),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
 }
