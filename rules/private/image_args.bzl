@@ -5,12 +5,15 @@ order). An index (ImageIndexInfo) is `--index I --child F...`, where each child 
 `{"manifest": PATH, "config": PATH, "blobs": [PATH, ...]}` for one image of the index.
 Paths are exec paths for actions and rlocation paths for `bazel run` launchers; where the
 command allows it (push), a shallow layer of a pulled image is `remote:REGISTRY/REPOSITORY`
-instead, so that its bytes are never needed.
+instead, so that its bytes are never needed. With `@rules_image//rules:remote_cache` set, a
+launcher names a layer blob that a remote cache keeps `cas:` (read from that cache by digest,
+so it is not a runfile and `--remote_download_minimal` never downloads it).
 
 `write_image_outputs` is the one place that writes an image's or index's `oci_layout` and
 `tarball` output groups; `image_providers` returns a built image's providers with them.
 """
 
+load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load(":labels.bzl", "label_arg")
 load(":launcher.bzl", "rlocation_path")
 load(":providers.bzl", "ImageIndexInfo", "ImageManifestInfo")
@@ -79,28 +82,54 @@ def launcher_image_args(ctx, image, command, remote = False):
         struct(arguments = list of strings, files = list of File: the runfiles they name).
     """
     path = lambda f: rlocation_path(ctx, f)
-    return _image_args(ctx, image, path, "%s.%s_children" % (ctx.label.name, command), remote = remote, link = True)
+    cache = remote_cache_args(ctx)
+    result = _image_args(ctx, image, path, "%s.%s_children" % (ctx.label.name, command), remote = remote, link = True, cas = bool(cache))
+    return struct(arguments = cache + result.arguments, files = result.files)
+
+REMOTE_CACHE_ATTRS = {
+    "_remote_cache": attr.label(default = "//rules:remote_cache"),
+    "_remote_instance_name": attr.label(default = "//rules:remote_instance_name"),
+}
+
+def remote_cache_args(ctx):
+    """The tool's `--remote-cache` arguments from the build settings, or [] when none is set.
+
+    Args:
+        ctx: rule context with REMOTE_CACHE_ATTRS.
+
+    Returns:
+        list of string.
+    """
+    endpoint = ctx.attr._remote_cache[BuildSettingInfo].value
+    if not endpoint:
+        return []
+    args = ["--remote-cache=" + endpoint]
+    instance = ctx.attr._remote_instance_name[BuildSettingInfo].value
+    if instance:
+        args.append("--remote-instance-name=" + instance)
+    return args
 
 def _exec_path(f):
     return f.path
 
-def _image_args(ctx, image, path, children_dir, remote, link):
+def _image_args(ctx, image, path, children_dir, remote, link, cas = False):
     if is_index(image):
-        children = _write_child_files(ctx, image, path, children_dir, remote, link)
+        children = _write_child_files(ctx, image, path, children_dir, remote, link, cas)
         arguments = ["--index", path(image.index)]
         for child in children.files:
             arguments += ["--child", path(child)]
         return struct(arguments = arguments, files = [image.index] + children.files + children.inputs)
-    blobs = _blobs(image, path, remote)
+    blobs = _blobs(image, path, remote, cas = cas)
     arguments = ["--manifest", path(image.manifest), "--config", path(image.config)]
     for blob in blobs.paths:
         arguments += ["--blob", blob]
     return struct(arguments = arguments, files = [image.manifest, image.config] + blobs.files)
 
-def _blobs(image, path, remote, own = None):
+def _blobs(image, path, remote, own = None, cas = False):
     """The blob arguments of one image (in layer order) and the files they name.
 
-    `own(file, name)`, if given, gives the file to name instead of a layer's blob.
+    `own(file, name)`, if given, gives the file to name instead of a layer's blob. With `cas`,
+    blobs a remote cache keeps are `cas:` and name no file.
     """
     paths = []
     files = []
@@ -108,12 +137,15 @@ def _blobs(image, path, remote, own = None):
         if remote and layer.source:
             paths.append("remote:" + layer.source)
             continue
+        if cas and layer.in_remote_cache:
+            paths.append("cas:")
+            continue
         blob = own(layer.blob, "layer_%d_%s" % (j, layer.blob.basename)) if own else layer.blob
         paths.append(path(blob))
         files.append(blob)
     return struct(paths = paths, files = files)
 
-def _write_child_files(ctx, index, path, children_dir, remote, link):
+def _write_child_files(ctx, index, path, children_dir, remote, link, cas):
     """Writes one child file per image of an index.
 
     With `link`, each child's files are first linked under a directory of their own: in
@@ -127,13 +159,13 @@ def _write_child_files(ctx, index, path, children_dir, remote, link):
     inputs = []
     for i, image in enumerate(index.manifests):
         own = _linker(ctx, "%s/%d/" % (children_dir, i)) if link else _same
-        child = _child_file(ctx, image, "%s/child_%d.json" % (children_dir, i), path, remote, own)
+        child = _child_file(ctx, image, "%s/child_%d.json" % (children_dir, i), path, remote, own, cas)
         children.append(child.file)
         inputs += child.inputs
     return struct(files = children, inputs = inputs)
 
-def _child_file(ctx, image, name, path, remote, own):
-    blobs = _blobs(image, path, remote, own)
+def _child_file(ctx, image, name, path, remote, own, cas = False):
+    blobs = _blobs(image, path, remote, own, cas)
     manifest = own(image.manifest, "manifest.json")
     config = own(image.config, "config.json")
     child = ctx.actions.declare_file(name)

@@ -71,6 +71,18 @@ def layer_args(ctx, compress, compression_level = -1):
         args.add("--threads", str(threads))
     return struct(blob = blob, metadata = metadata, args = args, compress = compress)
 
+def kept_by_remote_cache(execution_requirements):
+    """Whether a remote cache keeps the outputs of an action with these requirements.
+
+    Args:
+        execution_requirements: the action's dict, or None.
+
+    Returns:
+        bool.
+    """
+    tags = execution_requirements or {}
+    return not any([t in tags for t in ("no-remote", "no-cache", "no-remote-cache", "local")])
+
 def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_requirements = None, command = "layer"):
     """Runs `rules-image-tool layer` (or `command`) and returns the layer's providers.
 
@@ -102,6 +114,7 @@ def run_layer_action(ctx, layer, inputs, mnemonic, progress_message, execution_r
             blob = layer.blob,
             metadata = layer.metadata,
             media_type = MEDIA_TYPES[layer.compress],
+            in_remote_cache = kept_by_remote_cache(execution_requirements),
             source = None,
             origin = display_label(ctx.label),
         ),

@@ -11,6 +11,10 @@ LayerInfo = provider(
         "source": "string or None: `registry/repository` holding this blob, for layers of pulled " +
                   "images. Pushes then mount or copy it from there, and `blob` (fetched by an " +
                   "action) is only built when an action needs the bytes.",
+        "in_remote_cache": "bool: the blob is the output of an action whose result a remote cache " +
+                           "keeps (not tagged `no-remote` or `no-cache`), so that with " +
+                           "`@rules_image//rules:remote_cache` set, pushes and loads read it from " +
+                           "the cache instead of taking it as a runfile.",
         "origin": "string or None: what made the layer, as SBOMs name it: the label of the rule " +
                   "that built it, or `REGISTRY/REPOSITORY@DIGEST` (pulled) or the repository rule " +
                   "and digest (imported, built from a Dockerfile) of the image it comes from.",

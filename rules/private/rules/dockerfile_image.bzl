@@ -3,7 +3,7 @@
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("//rules/private:image_args.bzl", "action_image_file", "image_providers")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
-load("//rules/private:layer_action.bzl", "BLOB_EXTENSIONS", "LAYER_ACTION_ATTRS", "MEDIA_TYPES", "compress_attr")
+load("//rules/private:layer_action.bzl", "BLOB_EXTENSIONS", "LAYER_ACTION_ATTRS", "MEDIA_TYPES", "compress_attr", "kept_by_remote_cache")
 load("//rules/private:providers.bzl", "ImageManifestInfo", "LayerInfo")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
 
@@ -112,6 +112,7 @@ def _dockerfile_image_impl(ctx):
             blob = layer_blob,
             metadata = layer_metadata,
             media_type = MEDIA_TYPES[ctx.attr.compress],
+            in_remote_cache = kept_by_remote_cache(requirements),
             source = None,
             origin = display_label(ctx.label),
         )],

@@ -1,6 +1,6 @@
 """image_test: a `bazel test` of an image's files and config, read from its layers (no container engine), and optionally of commands run in containers of it."""
 
-load("//rules/private:image_args.bzl", "image_attr", "image_info", "is_index", "launcher_image_args")
+load("//rules/private:image_args.bzl", "REMOTE_CACHE_ATTRS", "image_attr", "image_info", "is_index", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
@@ -332,7 +332,7 @@ sees DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, CONTAINER_HOST and the like fro
 environment. An image_index runs the image for this machine's platform (or for `platform`).
 Without `run`, no engine is used.
 """,
-    attrs = {
+    attrs = REMOTE_CACHE_ATTRS | {
         "image": image_attr(
             "The image to test: an image_manifest, any target providing ImageManifestInfo " +
             "(images.pull, nix.image, dockerfile.build, image_import), or an image_index.",

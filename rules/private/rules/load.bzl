@@ -1,6 +1,6 @@
 """image_load: `bazel run` streams an image into a local Docker or Podman engine, or into containerd (only the layers it lacks)."""
 
-load("//rules/private:image_args.bzl", "image_attr", "image_info", "is_index", "launcher_image_args")
+load("//rules/private:image_args.bzl", "REMOTE_CACHE_ATTRS", "image_attr", "image_info", "is_index", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "write_launcher")
 load("//rules/private:toolchain.bzl", "TOOLCHAIN_TYPE", "image_tool")
@@ -66,7 +66,7 @@ unless `CONTAINERD_ADDRESS` names another. At run time, `-- --namespace k8s.io` 
 another namespace (the one Kubernetes' CRI uses) and `-- --summary-json FILE` writes the
 figures as JSON.
 """,
-    attrs = {
+    attrs = REMOTE_CACHE_ATTRS | {
         "image": image_attr(
             "The image to load: an image_manifest (or any target providing " +
             "ImageManifestInfo), or an image_index, of which the image for the host " +

@@ -1,6 +1,6 @@
 """image_push: `bazel run` pushes an image to one or more registries."""
 
-load("//rules/private:image_args.bzl", "image_attr", "image_info", "launcher_image_args")
+load("//rules/private:image_args.bzl", "REMOTE_CACHE_ATTRS", "image_attr", "image_info", "launcher_image_args")
 load("//rules/private:labels.bzl", "display_label", "label_arg")
 load("//rules/private:launcher.bzl", "rlocation_path", "write_launcher")
 load("//rules/private:providers.bzl", "ImageArtifactInfo", "ImagePushInfo")
@@ -96,7 +96,7 @@ Credentials come from Docker's `config.json` (`auths`, `credsStore`, `credHelper
 podman's `auth.json` (`REGISTRY_AUTH_FILE`). TLS is verified against the system roots and
 `SSL_CERT_FILE`; plain HTTP is used only for loopback registries unless `-- --insecure-http`.
 """,
-    attrs = {
+    attrs = REMOTE_CACHE_ATTRS | {
         "image": image_attr(
             "The image to push: an image_manifest, or an image_index (pushed whole: " +
             "every platform's image, then the index by digest, then the tags, which " +

@@ -54,6 +54,8 @@ def _repository_image_impl(ctx):
             blob = blobs[hexdigest],
             metadata = metadata,
             media_type = layer["media_type"],
+            # Fetched by an action (cached like any other), or a file of the repository.
+            in_remote_cache = not blobs[hexdigest].is_source,
             source = source,
             origin = ctx.attr.origin or None,
         ))
