@@ -89,6 +89,29 @@ def _load_launcher_test_impl(ctx):
 
 load_launcher_test = analysistest.make(_load_launcher_test_impl)
 
+def _load_from_cas_launcher_test_impl(ctx):
+    env = analysistest.begin(ctx)
+
+    # Both layers are outputs of cacheable actions (a fetch and a layer action): read from the
+    # cache by digest, neither is a runfile.
+    asserts.equals(
+        env,
+        "load --rlocation '--label=//rules/tests:load_app' '--daemon' 'podman' '--tag' 'test/app:1' " +
+        "'--remote-cache=grpcs://cache.example:443' '--remote-instance-name=main' " +
+        "'--manifest' '_main/rules/tests/app.manifest.json' '--config' '_main/rules/tests/app.config.json' " +
+        "'--blob' 'cas:' '--blob' 'cas:'",
+        _launcher_args(_written(env, "load_app.sh")),
+    )
+    runfiles = _runfiles(env)
+    asserts.false(env, [f for f in runfiles if "/blobs/" in f or f.endswith(".tar.gz")], "no layer blob is a runfile")
+    asserts.true(env, "rules/tests/app.manifest.json" in runfiles, "the manifest is a runfile")
+    return analysistest.end(env)
+
+load_from_cas_launcher_test = analysistest.make(_load_from_cas_launcher_test_impl, config_settings = {
+    str(Label("//rules:remote_cache")): "grpcs://cache.example:443",
+    str(Label("//rules:remote_instance_name")): "main",
+})
+
 def _load_containerd_launcher_test_impl(ctx):
     env = analysistest.begin(ctx)
     asserts.equals(
