@@ -167,7 +167,11 @@ impl<W: Write + Send + 'static> Frames<W> {
     }
 
     /// Compresses `data` into the open frame; a buffered frame is closed at `FRAME_MAX`.
-    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_inner(data).map_err(|e| self.why_stopped(e))
+    }
+
+    fn write_inner(&mut self, mut data: &[u8]) -> io::Result<()> {
         self.diff.update(data);
         self.uncompressed += data.len() as u64;
         if let Some(s) = &mut self.streaming {
@@ -181,7 +185,7 @@ impl<W: Write + Send + 'static> Frames<W> {
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
             if self.buf.len() == FRAME_MAX {
-                self.close()?;
+                self.close_inner()?;
             }
         }
         Ok(())
@@ -190,8 +194,12 @@ impl<W: Write + Send + 'static> Frames<W> {
     /// The next frame (until `close`) is a large file's content, streamed through libzstd's
     /// multi-threaded mode (zstd only).
     pub fn stream(&mut self) -> io::Result<()> {
+        self.stream_inner().map_err(|e| self.why_stopped(e))
+    }
+
+    fn stream_inner(&mut self) -> io::Result<()> {
         debug_assert_eq!(self.format, Format::ZstdChunked);
-        self.close()?;
+        self.close_inner()?;
         let codec = Codec::new(Compression::Zstd, Some(self.level), Some(self.threads))
             .map_err(io::Error::other)?;
         self.streaming = Some(match &mut self.engine {
@@ -211,6 +219,29 @@ impl<W: Write + Send + 'static> Frames<W> {
 
     /// Ends the open frame, if any; returns where the next one starts.
     pub fn close(&mut self) -> io::Result<Boundary> {
+        self.close_inner().map_err(|e| self.why_stopped(e))
+    }
+
+    /// A send to the writer thread fails only once it has stopped, on an error of its own
+    /// (the blob's writer failed: a full disk, a closed pipe): that error, not the failed send,
+    /// is what the caller should see.
+    fn why_stopped(&mut self, err: io::Error) -> io::Error {
+        let stopped = err.get_ref().is_some_and(|e| e.is::<WriterStopped>());
+        let Engine::Threads { writer, .. } = &mut self.engine else {
+            return err;
+        };
+        if !stopped {
+            return err;
+        }
+        self.streaming = None;
+        match writer.take().map(JoinHandle::join) {
+            Some(Ok(Err(cause))) => cause,
+            Some(Err(_)) => io::Error::other("the blob writer panicked"),
+            _ => err,
+        }
+    }
+
+    fn close_inner(&mut self) -> io::Result<Boundary> {
         if let Some(s) = self.streaming.take() {
             match (s, &mut self.engine) {
                 (Streaming::Inline(c, start), Engine::Inline { out, lens }) => {
@@ -267,7 +298,7 @@ impl<W: Write + Send + 'static> Frames<W> {
                 }
                 writer
                     .take()
-                    .expect("joined once")
+                    .ok_or_else(|| io::Error::other(WriterStopped))?
                     .join()
                     .map_err(|_| io::Error::other("the blob writer panicked"))??
             }
@@ -290,11 +321,23 @@ impl<W: Write + Send + 'static> Frames<W> {
     }
 }
 
+/// The error of a send to the writer thread after it stopped (`Frames::why_stopped` finds out why).
+#[derive(Debug)]
+struct WriterStopped;
+
+impl std::fmt::Display for WriterStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the blob writer stopped")
+    }
+}
+
+impl std::error::Error for WriterStopped {}
+
 fn send<T>(tx: &Option<SyncSender<T>>, item: T) -> io::Result<()> {
     tx.as_ref()
         .expect("open until drained")
         .send(item)
-        .map_err(|_| io::Error::other("the blob writer stopped"))
+        .map_err(|_| io::Error::other(WriterStopped))
 }
 
 /// The blob after every frame is written: offsets, and what goes after the frames.
@@ -363,8 +406,7 @@ impl PieceSender {
         }
         let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(STREAM_PIECE));
         let tx = self.tx.as_ref().expect("open until finished");
-        tx.send(piece)
-            .map_err(|_| io::Error::other("the blob writer stopped"))
+        tx.send(piece).map_err(|_| io::Error::other(WriterStopped))
     }
 
     /// Hands the rest on and ends the stream.

@@ -360,3 +360,53 @@ fn names_are_cleaned_as_go_path_clean() {
     assert_eq!(clean_name("/a//b/../c"), "a/c");
     assert_eq!(clean_name("a"), "a");
 }
+
+/// A blob writer that fails after `room` bytes, as a full disk does.
+struct FullDisk {
+    room: usize,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.room {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left (test)",
+            ));
+        }
+        self.room -= buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// When the blob's writer fails on a writer thread, the caller gets that error, not a note
+/// that the thread stopped: for small files (frames) and a large streamed one (zstd:chunked).
+#[test]
+fn a_failing_blob_writer_reports_its_own_error() {
+    let mut t = TarWriter::new(Vec::new());
+    for i in 0..64 {
+        t.file_bytes(&format!("small/{i}"), 0o644, &noise(200_000, i))
+            .unwrap();
+    }
+    t.file_bytes("big", 0o644, &noise(12 << 20, 99)).unwrap();
+    let tar = t.finish().unwrap();
+    for format in [Format::Estargz, Format::ZstdChunked] {
+        for threads in [1, 2] {
+            let mut w = SeekableWriter::new(format, 3, threads, FullDisk { room: 1 << 20 });
+            let err = match w.write_all(&tar) {
+                Err(e) => e,
+                Ok(()) => match w.finish() {
+                    Err(e) => e,
+                    Ok(_) => panic!("{format:?}/{threads}: a full disk went unnoticed"),
+                },
+            };
+            assert!(
+                err.to_string().contains("no space left (test)"),
+                "{format:?}/{threads} threads: {err}"
+            );
+        }
+    }
+}
