@@ -14,6 +14,7 @@
 //! | `repo_dir` | the directory pull and import write for repository rules |
 //! | `stamp` | Bazel workspace status values and the `{KEY}` templates filled from them (push tags, stamped configs) |
 //! | `registry/` | the OCI distribution client: auth, push, pull |
+//! | `remote_cache/` | layer blobs read from a Bazel remote cache's CAS (ByteStream), for push, load and image-test after `--remote_download_minimal` builds |
 //! | `import/` | images from OCI layouts and docker-save archives, checked entry by entry |
 //! | `dockerfile/` | `dockerfile-build`: a Dockerfile built by a private Buildah on given base images, its new layers squashed into one |
 //! | `nix/` | the layering of Nix closures |
@@ -34,6 +35,7 @@ mod nix;
 mod oci;
 mod provenance;
 mod registry;
+mod remote_cache;
 mod repo_dir;
 mod sbom;
 mod stamp;

@@ -46,13 +46,13 @@ pub const DEFAULT_MAX_LAYER_SIZE: u64 = 32 << 30;
 
 /// Reads a layer blob, checks every entry, and returns its diff_id.
 pub fn scan_layer(blob: &Path) -> Result<Digest> {
-    Ok(read_entries(blob)?.0)
+    Ok(read_entries(Decompressor::open(blob)?)?.0)
 }
 
-/// Reads a layer blob with the checks of an import: its diff_id, and its entries by
-/// normalized path (file data as offsets into the decompressed stream).
-pub(crate) fn read_entries(blob: &Path) -> Result<(Digest, BTreeMap<Vec<u8>, Item>)> {
-    let (diff_id, layer) = read_layer(blob, None, u64::MAX)?;
+/// Reads a layer with the checks of an import: its diff_id, and its entries by normalized
+/// path (file data as offsets into the decompressed stream).
+pub(crate) fn read_entries(layer: Decompressor) -> Result<(Digest, BTreeMap<Vec<u8>, Item>)> {
+    let (diff_id, layer) = read_layer(layer, None, u64::MAX)?;
     Ok((diff_id, layer.items))
 }
 
@@ -75,7 +75,7 @@ pub fn normalize_layer(
             )
         })?)
     };
-    let (diff_id, layer) = read_layer(blob, spool.as_ref(), n.max_layer_size)?;
+    let (diff_id, layer) = read_layer(Decompressor::open(blob)?, spool.as_ref(), n.max_layer_size)?;
     let spool = match spool {
         Some(f) => f,
         None => File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?,
@@ -311,10 +311,14 @@ fn read_error(e: io::Error, eof: bool) -> anyhow::Error {
 /// Parses and checks the whole layer; returns its diff_id and entries. With a spool, the
 /// decompressed stream is also copied there (offsets in `Kind::File` index into it), at most
 /// `spool_limit` bytes of it.
-fn read_layer(blob: &Path, spool: Option<&File>, spool_limit: u64) -> Result<(Digest, Layer)> {
+fn read_layer(
+    layer: Decompressor,
+    spool: Option<&File>,
+    spool_limit: u64,
+) -> Result<(Digest, Layer)> {
     let eof = Rc::new(Cell::new(false));
     let stream = Stream {
-        inner: HashingReader::new(Decompressor::open(blob)?),
+        inner: HashingReader::new(layer),
         spool: spool.map(|f| BufWriter::with_capacity(BUF_SIZE, f)),
         spool_left: spool_limit,
         spool_limit,

@@ -1,11 +1,14 @@
 //! Which files make up an image or index: given on the command line (`--manifest`,
 //! `--config`, `--blob`, or `--index` with one `--child` file per image), resolved through
-//! the runfiles of a `bazel run` target when asked to (`--rlocation`).
+//! the runfiles of a `bazel run` target when asked to (`--rlocation`), and layer blobs read
+//! from a remote cache (`cas:`, with `--remote-cache`).
 
 use crate::oci::reference::Repo;
+use crate::remote_cache::RemoteCache;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where a layer's bytes are.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,24 +16,29 @@ pub enum BlobSource {
     Local(PathBuf),
     /// Not local: in this repository (mounted or streamed from there by a push).
     Remote(Repo),
+    /// In the CAS of this remote cache, under the layer's digest and size.
+    Cas(Arc<RemoteCache>),
 }
 
 impl BlobSource {
-    /// A file path, or `remote:REGISTRY/REPOSITORY`.
-    pub fn parse(s: &str) -> Result<BlobSource> {
-        match s.strip_prefix("remote:") {
-            Some(r) => Ok(BlobSource::Remote(
+    /// A file path, `remote:REGISTRY/REPOSITORY`, or `cas:` (the remote cache has it); paths
+    /// go through `resolver`.
+    pub fn parse(s: &str, resolver: &Resolver) -> Result<BlobSource> {
+        if let Some(r) = s.strip_prefix("remote:") {
+            return Ok(BlobSource::Remote(
                 Repo::parse(r).with_context(|| format!("blob {s}"))?,
-            )),
-            None => Ok(BlobSource::Local(s.into())),
+            ));
         }
-    }
-
-    fn resolved(self, resolver: &Resolver) -> Result<BlobSource> {
-        match self {
-            BlobSource::Local(p) => Ok(BlobSource::Local(resolver.resolve(&p)?)),
-            remote => Ok(remote),
+        if s == "cas:" {
+            return match &resolver.cache {
+                Some(c) => Ok(BlobSource::Cas(Arc::clone(c))),
+                None => bail!(
+                    "blob cas: (in the remote cache) needs --remote-cache; set \
+                     @rules_image//rules:remote_cache for builds that name such blobs"
+                ),
+            };
         }
+        Ok(BlobSource::Local(resolver.resolve(Path::new(s))?))
     }
 }
 
@@ -79,7 +87,7 @@ impl ImageFiles {
             config: resolver.resolve(config)?,
             blobs: blobs
                 .iter()
-                .map(|b| BlobSource::parse(b)?.resolved(resolver))
+                .map(|b| BlobSource::parse(b, resolver))
                 .collect::<Result<_>>()?,
             child_file: None,
         })
@@ -96,7 +104,7 @@ impl ImageFiles {
             blobs: child
                 .blobs
                 .iter()
-                .map(|b| BlobSource::parse(b).with_context(bad)?.resolved(resolver))
+                .map(|b| BlobSource::parse(b, resolver).with_context(bad))
                 .collect::<Result<_>>()?,
             child_file: Some(resolved),
         })
@@ -126,25 +134,38 @@ impl InputFiles {
     }
 }
 
-/// Resolves `--rlocation` paths through the runfiles of a `bazel run` target; other paths
-/// are used as given.
-pub struct Resolver(Option<runfiles::Runfiles>);
+/// Resolves `--rlocation` paths through the runfiles of a `bazel run` target (other paths
+/// are used as given), and `cas:` blobs to the remote cache, if one was given.
+pub struct Resolver {
+    runfiles: Option<runfiles::Runfiles>,
+    cache: Option<Arc<RemoteCache>>,
+}
 
 impl Resolver {
     pub fn new(rlocation: bool) -> Result<Resolver> {
-        if !rlocation {
-            return Ok(Resolver(None));
-        }
-        let r = runfiles::Runfiles::create().map_err(|e| {
-            anyhow!(
-                "--rlocation: cannot find this program's runfiles ({e}); run it with `bazel run`"
-            )
-        })?;
-        Ok(Resolver(Some(r)))
+        let runfiles = if rlocation {
+            Some(runfiles::Runfiles::create().map_err(|e| {
+                anyhow!(
+                    "--rlocation: cannot find this program's runfiles ({e}); run it with `bazel run`"
+                )
+            })?)
+        } else {
+            None
+        };
+        Ok(Resolver {
+            runfiles,
+            cache: None,
+        })
+    }
+
+    /// `cas:` blobs are read from this cache.
+    pub fn with_remote_cache(mut self, cache: Option<Arc<RemoteCache>>) -> Resolver {
+        self.cache = cache;
+        self
     }
 
     pub fn resolve(&self, p: &Path) -> Result<PathBuf> {
-        let Some(r) = &self.0 else {
+        let Some(r) = &self.runfiles else {
             return Ok(p.to_path_buf());
         };
         let got = r
@@ -164,7 +185,7 @@ impl Resolver {
     /// relative path is meant relative to where they ran bazel.
     pub fn user_path(&self, p: PathBuf) -> PathBuf {
         match std::env::var_os("BUILD_WORKING_DIRECTORY") {
-            Some(wd) if self.0.is_some() && p.is_relative() => PathBuf::from(wd).join(p),
+            Some(wd) if self.runfiles.is_some() && p.is_relative() => PathBuf::from(wd).join(p),
             _ => p,
         }
     }
@@ -176,15 +197,28 @@ mod tests {
 
     #[test]
     fn blob_sources() {
+        let plain = Resolver::new(false).unwrap();
         assert!(matches!(
-            BlobSource::parse("a/b.tgz").unwrap(),
+            BlobSource::parse("a/b.tgz", &plain).unwrap(),
             BlobSource::Local(_)
         ));
-        match BlobSource::parse("remote:127.0.0.1:5000/base").unwrap() {
+        match BlobSource::parse("remote:127.0.0.1:5000/base", &plain).unwrap() {
             BlobSource::Remote(r) => assert_eq!(r.to_string(), "127.0.0.1:5000/base"),
             _ => panic!(),
         }
-        assert!(BlobSource::parse("remote:reg.io/x:tag").is_err());
+        assert!(BlobSource::parse("remote:reg.io/x:tag", &plain).is_err());
+        let e = format!("{:#}", BlobSource::parse("cas:", &plain).unwrap_err());
+        assert!(e.contains("--remote-cache"), "{e}");
+        let cache = Arc::new(
+            RemoteCache::new("grpc://127.0.0.1:1", "", Vec::new(), &Default::default()).unwrap(),
+        );
+        let with_cache = Resolver::new(false)
+            .unwrap()
+            .with_remote_cache(Some(Arc::clone(&cache)));
+        assert_eq!(
+            BlobSource::parse("cas:", &with_cache).unwrap(),
+            BlobSource::Cas(cache)
+        );
     }
 
     #[test]

@@ -14,8 +14,12 @@ pub use files::{BlobSource, ImageFiles, InputFiles, Resolver};
 use crate::oci::manifest::ImageManifest;
 use crate::oci::reference::Repo;
 use crate::oci::{Descriptor, Digest, ImageIndex, Platform, media_type};
+use crate::remote_cache::RemoteCache;
 use anyhow::{Context, Result, bail};
+use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One image, read and checked.
 #[derive(Debug, Clone)]
@@ -52,8 +56,50 @@ pub enum Input {
 #[derive(Debug, Clone)]
 pub enum Content {
     Bytes(Vec<u8>),
-    File(PathBuf),
+    Stored(Stored),
     Remote(Repo),
+}
+
+/// Layer bytes that this program reads itself: a file, or a blob of a remote cache.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    File(PathBuf),
+    Cas(Arc<RemoteCache>),
+}
+
+impl Stored {
+    /// A reader of the blob that `desc` describes. A file is read as it is (callers check
+    /// its digest as they copy it); a remote cache's blob is also checked by its reader.
+    pub fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            Stored::File(p) => Box::new(
+                std::fs::File::open(p)
+                    .with_context(|| format!("cannot open layer blob {}", p.display()))?,
+            ),
+            Stored::Cas(cache) => Box::new(cache.open(desc.digest, desc.size)),
+        })
+    }
+}
+
+/// How messages name it: the file, or the cache.
+impl fmt::Display for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stored::File(p) => write!(f, "{}", p.display()),
+            Stored::Cas(cache) => write!(f, "the remote cache {cache}"),
+        }
+    }
+}
+
+impl BlobSource {
+    /// The bytes this program can read itself, if any (not a layer only in a registry).
+    pub fn stored(&self) -> Option<Stored> {
+        match self {
+            BlobSource::Local(p) => Some(Stored::File(p.clone())),
+            BlobSource::Cas(c) => Some(Stored::Cas(Arc::clone(c))),
+            BlobSource::Remote(_) => None,
+        }
+    }
 }
 
 /// A config or layer blob of an input.
@@ -78,7 +124,8 @@ impl Blob {
     pub fn name(&self) -> String {
         match &self.content {
             Content::Bytes(_) => format!("config {}", self.desc.digest),
-            Content::File(p) => format!("layer blob {}", p.display()),
+            Content::Stored(Stored::File(p)) => format!("layer blob {}", p.display()),
+            Content::Stored(s @ Stored::Cas(_)) => format!("blob {} in {s}", self.desc.digest),
             Content::Remote(src) => format!("blob {} from {src}", self.desc.digest),
         }
     }
@@ -185,9 +232,10 @@ impl Image {
             .zip(&self.blobs)
             .map(|(d, b)| Blob {
                 desc: d.clone(),
-                content: match b {
-                    BlobSource::Local(p) => Content::File(p.clone()),
-                    BlobSource::Remote(r) => Content::Remote(r.clone()),
+                content: match (b, b.stored()) {
+                    (BlobSource::Remote(r), _) => Content::Remote(r.clone()),
+                    (_, Some(s)) => Content::Stored(s),
+                    (_, None) => unreachable!("every blob but a registry's is stored"),
                 },
             });
         std::iter::once(config).chain(layers)

@@ -197,18 +197,24 @@ impl std::error::Error for DecompressError {}
 /// type from elsewhere may be wrong, and Docker's layers say "tar" for all three).
 pub enum Decompressor {
     // Boxed: the inflate state is large and the enum is moved around.
-    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<File>>>),
-    Zstd(zstd::stream::read::Decoder<'static, BufReader<File>>),
-    None(BufReader<File>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<Blob>>>),
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<Blob>>),
+    None(BufReader<Blob>),
 }
+
+/// The compressed bytes: a file, or a stream (from a remote cache).
+type Blob = Box<dyn Read + Send>;
 
 impl Decompressor {
     pub fn open(blob: &Path) -> Result<Decompressor> {
         let file = File::open(blob).with_context(|| format!("cannot open {}", blob.display()))?;
-        let mut r = BufReader::with_capacity(BUF_SIZE, file);
-        let head = r
-            .fill_buf()
-            .with_context(|| format!("cannot read {}", blob.display()))?;
+        Decompressor::new(Box::new(file)).with_context(|| format!("cannot read {}", blob.display()))
+    }
+
+    /// The blob `r` reads, decompressed.
+    pub fn new(r: Blob) -> Result<Decompressor> {
+        let mut r = BufReader::with_capacity(BUF_SIZE, r);
+        let head = r.fill_buf()?;
         Ok(if head.starts_with(GZIP_MAGIC) {
             // Multi-member, like Go's gzip reader that container runtimes use.
             Decompressor::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(r)))

@@ -464,7 +464,19 @@ impl Read for Verifier<'_> {
             }
             return Ok(0);
         } else {
-            self.inner.read(&mut buf[..room])?
+            match self.inner.read(&mut buf[..room]) {
+                Ok(n) => n,
+                // What reading again cannot fix: a remote cache's blob that is gone or wrong.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::InvalidData
+                    ) =>
+                {
+                    return Err(self.fail(e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
         };
         if n == 0 {
             return Err(self.fail(format!(
@@ -986,9 +998,7 @@ impl Pusher<'_> {
         let d = blob.desc.digest;
         Ok(match &blob.content {
             Content::Bytes(b) => Box::new(&b[..]),
-            Content::File(p) => Box::new(std::fs::File::open(p).map_err(|e| {
-                HttpError::Fatal(anyhow!("cannot open layer blob {}: {e}", p.display()))
-            })?),
+            Content::Stored(s) => s.open(&blob.desc).map_err(HttpError::Fatal)?,
             Content::Remote(src) => {
                 let src_scope = Scope::pull(&src.registry, &src.repository);
                 let mut r = c

@@ -9,7 +9,7 @@
 //! "referrers tag schema" says. Readers try the API first, then that tag.
 
 use super::client::{Client, Scope, Transfer, read_manifest, status_error};
-use crate::input::{Blob, Content};
+use crate::input::{Blob, Content, Stored};
 use crate::oci::manifest::ImageManifest;
 use crate::oci::media_type::{INDEX, MANIFEST};
 use crate::oci::reference::{Reference, Repo};
@@ -88,7 +88,7 @@ impl Referrer {
                 },
                 Blob {
                     desc: layer,
-                    content: Content::File(self.file.clone()),
+                    content: Content::Stored(Stored::File(self.file.clone())),
                 },
             ],
         })

@@ -135,7 +135,7 @@ pub fn flatten(image: &Image) -> Result<Tree> {
         .enumerate()
         .filter_map(|(i, b)| match b {
             BlobSource::Remote(repo) => Some(format!("{} (in {repo})", layer_name(image, i))),
-            BlobSource::Local(_) => None,
+            BlobSource::Local(_) | BlobSource::Cas(_) => None,
         })
         .collect();
     if !remote.is_empty() {
@@ -157,11 +157,13 @@ pub fn flatten(image: &Image) -> Result<Tree> {
     }
     let mut tree = Tree::default();
     for (i, blob) in image.blobs.iter().enumerate() {
-        let BlobSource::Local(path) = blob else {
-            unreachable!("remote layers are refused above");
-        };
-        let name = || format!("{} ({})", layer_name(image, i), path.display());
-        let (diff_id, items) = read_entries(path).with_context(name)?;
+        let stored = blob.stored().expect("remote layers are refused above");
+        let name = || format!("{} ({stored})", layer_name(image, i));
+        let layer = stored
+            .open(&image.parsed.layers[i])
+            .and_then(Decompressor::new)
+            .with_context(name)?;
+        let (diff_id, items) = read_entries(layer).with_context(name)?;
         if diff_id != want[i] {
             bail!(
                 "{}: its tar has digest {diff_id}, but the config's rootfs.diff_ids[{i}] is {}",
@@ -458,11 +460,14 @@ fn read_contents(image: &Image, wanted: &BTreeSet<Range>) -> Result<HashMap<Rang
         by_layer.entry(r.0).or_default().push(r);
     }
     for (layer, ranges) in by_layer {
-        let BlobSource::Local(path) = &image.blobs[layer] else {
-            unreachable!("flatten refuses remote layers");
-        };
-        let ctx = || format!("{} ({})", layer_name(image, layer), path.display());
-        let mut r = Decompressor::open(path).with_context(ctx)?;
+        let stored = image.blobs[layer]
+            .stored()
+            .expect("flatten refuses remote layers");
+        let ctx = || format!("{} ({stored})", layer_name(image, layer));
+        let mut r = stored
+            .open(&image.parsed.layers[layer])
+            .and_then(Decompressor::new)
+            .with_context(ctx)?;
         let mut pos = 0;
         // In offset order (the set's), so the stream is read once; entries do not overlap.
         for range @ (_, offset, size) in ranges {

@@ -24,17 +24,13 @@ pub fn run(input: &Input, tags: &[String], output: &Path) -> Result<()> {
             Local::Bytes(b) => f
                 .write_all(b)
                 .with_context(|| format!("cannot write {}", dest.display()))?,
-            Local::File(path, desc) => {
-                let mut r = VerifiedFile::open(path, desc)?;
+            Local::Stored(stored, desc) => {
+                let mut r = VerifiedFile::open(stored, desc)?;
                 let mut w = BufWriter::with_capacity(BUF_SIZE, &mut f);
                 std::io::copy(&mut r, &mut w)
                     .and_then(|_| w.flush())
                     .with_context(|| {
-                        format!(
-                            "copying layer blob {} to {}",
-                            path.display(),
-                            dest.display()
-                        )
+                        format!("copying layer blob {stored} to {}", dest.display())
                     })?;
                 r.finish_verified()?;
             }

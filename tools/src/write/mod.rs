@@ -10,25 +10,24 @@ pub mod layout;
 pub mod load;
 pub mod tarball;
 
-use crate::input::{Content, Input};
+use crate::input::{Content, Input, Stored};
 use crate::oci::descriptor::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use crate::oci::digest::HashingReader;
 use crate::oci::layout::{DockerSaveEntry, blob_path};
 use crate::oci::reference::tag_part;
 use crate::oci::{Descriptor, Digest, ImageIndex, Platform, json};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 
 /// Where the bytes of one blob of a layout come from.
 // Few exist at a time (one per image): boxing would only add indirection.
 #[allow(clippy::large_enum_variant)]
 enum Local {
     Bytes(Vec<u8>),
-    /// A layer blob file, verified against its descriptor while it is copied.
-    File(PathBuf, Descriptor),
+    /// A layer blob (a file, or in a remote cache), verified against its descriptor while it
+    /// is copied.
+    Stored(Stored, Descriptor),
 }
 
 /// Every blob of the input (manifests, index, configs, layers) by digest: deduplicated, and
@@ -38,7 +37,7 @@ fn local_blobs(input: &Input) -> Result<BTreeMap<Digest, Local>> {
     for blob in input.blobs() {
         let local = match blob.content {
             Content::Bytes(b) => Local::Bytes(b),
-            Content::File(p) => Local::File(p, blob.desc.clone()),
+            Content::Stored(s) => Local::Stored(s, blob.desc.clone()),
             Content::Remote(r) => bail!(
                 "layer {} is only in {r}; layouts, tarballs and load need every layer locally",
                 blob.desc.digest
@@ -121,11 +120,10 @@ fn dedup_tags(tags: &[String]) -> Vec<String> {
     tags.iter().filter(|t| seen.insert(*t)).cloned().collect()
 }
 
-fn verify(path: &Path, desc: &Descriptor, got: Digest, n: u64) -> Result<()> {
+fn verify(stored: &Stored, desc: &Descriptor, got: Digest, n: u64) -> Result<()> {
     if got != desc.digest || n != desc.size {
         bail!(
-            "layer blob {} has digest {got} ({n} bytes) but the manifest expects {} ({} bytes)",
-            path.display(),
+            "layer blob {stored} has digest {got} ({n} bytes) but the manifest expects {} ({} bytes)",
             desc.digest,
             desc.size
         );
@@ -133,27 +131,25 @@ fn verify(path: &Path, desc: &Descriptor, got: Digest, n: u64) -> Result<()> {
     Ok(())
 }
 
-/// A layer blob file, hashed as it is read: `finish_verified` checks it once read.
+/// A layer blob, hashed as it is read: `finish_verified` checks it once read.
 struct VerifiedFile<'a> {
-    reader: HashingReader<File>,
-    path: &'a Path,
+    reader: HashingReader<Box<dyn Read + Send>>,
+    stored: &'a Stored,
     desc: &'a Descriptor,
 }
 
 impl<'a> VerifiedFile<'a> {
-    fn open(path: &'a Path, desc: &'a Descriptor) -> Result<VerifiedFile<'a>> {
-        let f = File::open(path)
-            .with_context(|| format!("cannot open layer blob {}", path.display()))?;
+    fn open(stored: &'a Stored, desc: &'a Descriptor) -> Result<VerifiedFile<'a>> {
         Ok(VerifiedFile {
-            reader: HashingReader::new(f),
-            path,
+            reader: HashingReader::new(stored.open(desc)?),
+            stored,
             desc,
         })
     }
 
     fn finish_verified(self) -> Result<()> {
         let (got, n) = self.reader.finish();
-        verify(self.path, self.desc, got, n)
+        verify(self.stored, self.desc, got, n)
     }
 }
 

@@ -4,7 +4,7 @@
 //! `load` gives engines that cannot read zstd layers.
 
 use super::{Local, VerifiedFile, dedup_tags, docker_manifest_json, index_json, local_blobs};
-use crate::input::{Image, Input};
+use crate::input::{Image, Input, Stored};
 use crate::io::output::{AtomicFile, BUF_SIZE};
 use crate::io::tarfmt::TarWriter;
 use crate::oci::layout::{DockerSaveEntry, OciLayout, blob_path};
@@ -42,7 +42,7 @@ pub fn write_omitting<W: Write>(
         let name = blob_path(&digest);
         match &blob {
             Local::Bytes(b) => tw.file_bytes(&name, 0o644, b)?,
-            Local::File(path, desc) => copy_verified(&mut tw, &name, path, desc, &mut buf)?,
+            Local::Stored(stored, desc) => copy_verified(&mut tw, &name, stored, desc, &mut buf)?,
         }
     }
     tw.file_bytes("index.json", 0o644, &index_json(input, &tags, true))?;
@@ -55,13 +55,13 @@ pub fn write_omitting<W: Write>(
 fn copy_verified<W: Write>(
     tw: &mut TarWriter<W>,
     name: &str,
-    path: &Path,
+    stored: &Stored,
     desc: &Descriptor,
     buf: &mut [u8],
 ) -> Result<()> {
-    let mut r = VerifiedFile::open(path, desc)?;
+    let mut r = VerifiedFile::open(stored, desc)?;
     tw.file(name, 0o644, desc.size, &mut r, buf)
-        .with_context(|| format!("copying layer blob {}", path.display()))?;
+        .with_context(|| format!("copying layer blob {stored}"))?;
     r.finish_verified()
 }
 
@@ -94,10 +94,10 @@ pub fn write_docker_archive<W: Write>(image: &Image, tags: &[String], w: W) -> R
         match &blob {
             Local::Bytes(b) if digest == config.digest => tw.file_bytes(&name, 0o644, b)?,
             Local::Bytes(_) => {} // the OCI manifest: not part of a docker-save stream
-            Local::File(path, desc) if media_type::is_zstd_layer(&desc.media_type) => {
-                let size = decompressed_size(path, desc)?;
-                let mut r = VerifiedFile::open(path, desc)?;
-                let ctx = || format!("decompressing layer blob {}", path.display());
+            Local::Stored(stored, desc) if media_type::is_zstd_layer(&desc.media_type) => {
+                let size = decompressed_size(stored, desc)?;
+                let mut r = VerifiedFile::open(stored, desc)?;
+                let ctx = || format!("decompressing layer blob {stored}");
                 let mut plain = zstd::stream::read::Decoder::new(&mut r).with_context(ctx)?;
                 let tar_name = format!("{name}.tar");
                 tw.file(&tar_name, 0o644, size, &mut plain, &mut buf)
@@ -106,8 +106,8 @@ pub fn write_docker_archive<W: Write>(image: &Image, tags: &[String], w: W) -> R
                 r.finish_verified()?;
                 layer_names.insert(digest, tar_name);
             }
-            Local::File(path, desc) => {
-                copy_verified(&mut tw, &name, path, desc, &mut buf)?;
+            Local::Stored(stored, desc) => {
+                copy_verified(&mut tw, &name, stored, desc, &mut buf)?;
                 layer_names.insert(digest, name);
             }
         }
@@ -127,9 +127,9 @@ pub fn write_docker_archive<W: Write>(image: &Image, tags: &[String], w: W) -> R
 }
 
 /// Size of a zstd layer once decompressed; also verifies the blob's digest.
-fn decompressed_size(path: &Path, desc: &Descriptor) -> Result<u64> {
-    let mut r = VerifiedFile::open(path, desc)?;
-    let ctx = || format!("decompressing layer blob {}", path.display());
+fn decompressed_size(stored: &Stored, desc: &Descriptor) -> Result<u64> {
+    let mut r = VerifiedFile::open(stored, desc)?;
+    let ctx = || format!("decompressing layer blob {stored}");
     let size = {
         let mut plain = zstd::stream::read::Decoder::new(&mut r).with_context(ctx)?;
         std::io::copy(&mut plain, &mut std::io::sink()).with_context(ctx)?

@@ -5,6 +5,7 @@ use crate::io::compress::Compression;
 use crate::oci::media_type;
 use serde_json::Value;
 use std::io::Read;
+use std::path::Path;
 
 fn untar(bytes: &[u8]) -> Vec<(String, u8, u32, Vec<u8>)> {
     let mut ar = tar::Archive::new(bytes);

@@ -143,8 +143,7 @@ fn has_execute_bit(_meta: &std::fs::Metadata) -> bool {
 /// script with a `#!` line.
 fn is_program(path: &Path) -> Result<bool> {
     let mut head = [0u8; 4];
-    let mut file =
-        File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut len = 0;
     while len < head.len() {
         match file.read(&mut head[len..]) {

@@ -4,8 +4,8 @@ use super::plan::normalize_image_path;
 use super::*;
 use crate::io::compress::{Codec, Compression};
 use crate::oci::digest::Digest;
-use std::io::Read;
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 fn entry(fields: &[&str]) -> String {

@@ -15,6 +15,7 @@
 
 use super::{Item, Kind, Layer, Normalize, read_layer};
 use crate::build::layer::{LayerMetadata, write_layer};
+use crate::io::compress::Decompressor;
 use crate::io::output::parent_dir;
 use crate::io::untrusted::shown;
 use crate::oci::digest::Digest;
@@ -43,7 +44,8 @@ pub fn squash_layers(
                 output.display()
             )
         })?;
-        let (diff_id, layer) = read_layer(blob, Some(&spool), n.max_layer_size)
+        let (diff_id, layer) = Decompressor::open(blob)
+            .and_then(|d| read_layer(d, Some(&spool), n.max_layer_size))
             .with_context(|| format!("layer {}", blob.display()))?;
         merged
             .apply(source, layer)
