@@ -19,41 +19,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$ws"
-python3 "$repo/benchmarks/make_tree.py" "$work/tree" "$size_mib" >/dev/null
-# Four data directories of about a quarter each.
-i=0
-while read -r f; do
-  mkdir -p "$ws/data$((i % 4))"
-  mv "$f" "$ws/data$((i % 4))/"
-  i=$((i + 1))
-done < <(find "$work/tree" -type f | sort)
-echo "v1" >"$ws/main.txt"
-cat >"$ws/MODULE.bazel" <<EOF
-module(name = "incremental")
-
-bazel_dep(name = "rules_image", version = "0.1.0")
-local_path_override(module_name = "rules_image", path = "$repo")
-EOF
-{
-  echo 'load("@rules_image//rules:defs.bzl", "image_layer", "image_manifest", "image_push")'
-  for d in 0 1 2 3; do
-    printf 'filegroup(name = "files%d", srcs = glob(["data%d/**"]))\n' "$d" "$d"
-    printf 'image_layer(name = "data%d", srcs = {"/data": ":files%d"})\n' "$d" "$d"
-  done
-  cat <<EOF
-image_layer(name = "app", srcs = {"/app/main.txt": "main.txt"})
-image_manifest(name = "image", layers = [":data0", ":data1", ":data2", ":data3", ":app"])
-image_push(name = "push", image = ":image", registry = "127.0.0.1:$port", repository = "bench/incremental", tag = "latest")
-EOF
-} >"$ws/BUILD.bazel"
-
-mkdir -p "$work/reg"
-printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
-  "$work/reg" "$port" >"$work/reg.yml"
-docker-registry serve "$work/reg.yml" >"$work/reg.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+source "$repo/benchmarks/image_workspace.sh"
+image_workspace "$ws" "$size_mib" incremental "127.0.0.1:$port" bench/incremental
+registry_serve "$work/reg" "$port"
 
 now() { date +%s.%N; }
 actions() {  # execution log -> "N actions: mnemonic xCOUNT ..."

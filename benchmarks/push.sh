@@ -24,15 +24,7 @@ if [[ -z $tool ]]; then
   tool="$repo/tools/target/release/rules-image-tool"
 fi
 
-start_registry() {  # NAME PORT
-  mkdir -p "$work/$1"
-  printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
-    "$work/$1/storage" "$2" >"$work/$1/config.yml"
-  docker-registry serve "$work/$1/config.yml" >"$work/$1/log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/v2/" >/dev/null && return 0; sleep 0.1; done
-  echo "registry $1 did not start" >&2; return 1
-}
+source "$repo/benchmarks/image_workspace.sh"   # registry_serve
 
 # Five uncompressed layers of real bytes, about size_mib of blobs in all.
 python3 "$repo/benchmarks/make_tree.py" "$work/tree" "$size_mib"
@@ -59,7 +51,7 @@ best() { sort -n | head -1; }
 declare -A times
 for ((r = 1; r <= rounds; r++)); do
   for who in tool crane skopeo; do
-    port=$((port + 1)); start_registry "$who-$r" "$port"
+    port=$((port + 1)); registry_serve "$work/$who-$r" "$port"
     cold
     t0=$(now)
     case $who in

@@ -15,7 +15,8 @@
 #   dockerfile     dockerfile.build and image_import with real builders   (e2e/dockerfile/checks.sh)
 #   lazy           eStargz and zstd:chunked layers: reference readers, podman partial pulls
 #                                                                         (e2e/lazy_pull/checks.sh)
-#   remote         remote cache on BuildGrid, --remote_download_minimal     (e2e/remote/checks.sh)
+#   remote         BuildGrid: remote cache, --remote_download_minimal, remote execution,
+#                  push and load from the CAS                             (e2e/remote/checks.sh)
 #   repro          same digests from other paths and umasks; tool rebuilds; no leaked mounts
 #
 # Env: E2E_KEEP=1 keeps the work directory; REGISTRY_E2E_PORT_BASE (default 5001) moves the

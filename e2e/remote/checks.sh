@@ -8,6 +8,10 @@
 # - remote execution (--remote_executor, cached results refused so every action runs on the
 #   worker): the layer, import, manifest and index actions of three workspaces run remotely
 #   and give the digests of a local build.
+# - push and load from the CAS (--@rules_image//rules:remote_cache): the minimal client pushes
+#   examples//app:image to a loopback registry and loads it into Docker with the layer read
+#   from BuildGrid, never written to its disk; skopeo copies the pushed image back, verifying
+#   every digest; image_test's file assertions read the layer from the CAS too.
 
 source "$repo_root/e2e/remote/buildgrid.sh"
 
@@ -17,6 +21,7 @@ remote_flags=()
 
 remote_setup() {
   remote_flags=(--remote_cache="grpc://127.0.0.1:$remote_port" --remote_download_minimal)
+  registry_up || return 1
   (cd "$repo_root/examples" && "$bazelw" build //app:image) || return 1
   # PostgreSQL runs as its own user, whose data dir is under $work: it must get through.
   chmod o+x "$work" || return 1
@@ -29,10 +34,20 @@ remote_bazel() { (cd "$repo_root/examples" && "$bazelw" --output_base="$(remote_
 # remote_exec_log NAME: the execution log of run NAME, as one JSON array.
 remote_exec_log() { jq -s . "$work/remote/$1.exec.json"; }
 
+# No layer blob under the remote output base's bazel-out.
+remote_no_blob_on_client() {
+  local blobs
+  blobs=$(find -L "$(remote_ob)/execroot/_main/bazel-out" \( -name '*.tar.gz' -o -name '*.tar.zst' \) 2>/dev/null)
+  [[ -z $blobs ]] || { echo "layer blobs on the client: $blobs" >&2; return 1; }
+}
+
 # A cold build fills the cache (the actions run here); its digest is the ordinary build's.
+# It builds the push and load targets too, as a CI machine that fills a team's cache would:
+# their actions that read layer bytes (the SBOM the push attaches) are then cache hits for a
+# client, which needs no blob for them.
 remote_cache_fill() {
-  remote_bazel build "${remote_flags[@]}" --execution_log_json_file="$work/remote/cold.exec.json" \
-    --remote_grpc_log="$work/remote/cold.grpc" //app:image || return 1
+  remote_bazel build "${remote_flags[@]}" "$(remote_cas_flag)" --execution_log_json_file="$work/remote/cold.exec.json" \
+    --remote_grpc_log="$work/remote/cold.grpc" //app:image //app:push //app:load || return 1
   local want got
   want=$(cat "$repo_root/examples/bazel-bin/app/image.digest")
   got=$(cat "$(remote_ob)/execroot/_main/bazel-out/k8-fastbuild/bin/app/image.digest") || return 1
@@ -50,9 +65,7 @@ remote_cache_minimal_no_blobs() {
   local log; log=$(remote_exec_log warm)
   jq -r '.[] | "\(.mnemonic): \(.runner), cache hit \(.cacheHit)"' <<<"$log"
   jq -e 'length > 0 and all(.[]; .cacheHit == true)' <<<"$log" >/dev/null || { echo "not every action was a cache hit" >&2; return 1; }
-  local blobs
-  blobs=$(find -L "$(remote_ob)/execroot/_main/bazel-out" -name '*.tar.gz' -o -name '*.tar.zst' 2>/dev/null | grep -v '\.params$')
-  [[ -z $blobs ]] || { echo "layer blobs on the client: $blobs" >&2; return 1; }
+  remote_no_blob_on_client || return 1
   # The manifest action's inputs, from the cold build (where it ran): metadata, no blob.
   local inputs; inputs=$(remote_exec_log cold | jq -r '.[] | select(.mnemonic == "ImageManifest") | .inputs[].path')
   [[ -n $inputs ]] || { echo "no ImageManifest action in the log" >&2; return 1; }
@@ -110,6 +123,55 @@ remote_exec_same_digest() {
   echo "$target: $got, the local build's"
 }
 
+remote_cas_flag() { echo "--@rules_image//rules:remote_cache=grpc://127.0.0.1:$remote_port"; }
+
+# `bazel run //app:push` on the --remote_download_minimal client with the remote_cache build
+# setting: the push's runfiles name no blob, the layer is streamed from the CAS into the
+# registry, skopeo copies the image back (verifying each digest), and the client's output base
+# still holds no layer blob.
+remote_push_from_cas() {
+  local reg="127.0.0.1:$reg_port_plain" summary="$work/remote/push-cas.json"
+  remote_bazel build "${remote_flags[@]}" "$(remote_cas_flag)" //app:push || return 1
+  local manifest; manifest="$(remote_ob)/execroot/_main/bazel-out/k8-fastbuild/bin/app/push.sh.runfiles_manifest"
+  [[ -s $manifest ]] || { echo "no runfiles manifest at $manifest" >&2; return 1; }
+  ! grep -E '\.tar(\.gz|\.zst)? ' "$manifest" || { echo "a layer blob is a runfile of //app:push" >&2; return 1; }
+  remote_bazel run "${remote_flags[@]}" "$(remote_cas_flag)" //app:push -- \
+    --registry "$reg" --repository remote/cas --tag from-cas --summary-json "$summary" || return 1
+  local want; want=$(cat "$repo_root/examples/bazel-bin/app/image.digest")
+  jq . "$summary"
+  [[ $(jq -r .digest "$summary") == "$want" ]] || { echo "pushed $(jq -r .digest "$summary"), want $want" >&2; return 1; }
+  local layer_size; layer_size=$(jq '.layers[0].size' "$repo_root/examples/bazel-bin/app/image.manifest.json")
+  jq -e --argjson n "$layer_size" '[.destinations[].bytes_uploaded] | add >= $n' "$summary" >/dev/null ||
+    { echo "the layer ($layer_size bytes) was not uploaded" >&2; return 1; }
+  rm -rf "$work/remote/pulled"
+  skopeo copy -q --src-tls-verify=false "docker://$reg/remote/cas:from-cas" "oci:$work/remote/pulled:x" || return 1
+  [[ $(jq -r '.manifests[0].digest' "$work/remote/pulled/index.json") == "$want" ]] || return 1
+  remote_no_blob_on_client || return 1
+  echo "pushed $want from the CAS; skopeo copied it back; no layer blob on the client"
+}
+
+# `bazel run //app:load` the same way: Docker gets the image with the layer read from the CAS,
+# and runs it.
+remote_load_from_cas() {
+  docker rmi -f rules-image-example/app:latest >/dev/null 2>&1
+  remote_bazel run "${remote_flags[@]}" "$(remote_cas_flag)" //app:load || return 1
+  local out; out=$(docker run --rm --network none rules-image-example/app:latest) || return 1
+  echo "$out"
+  [[ $out == *"Hello, container!"* ]] || return 1
+  remote_no_blob_on_client
+}
+
+# `bazel test //app:image_test` the same way: its file assertions read the layer from the CAS
+# (the test ran, not a cached result), and the client still holds no layer blob.
+remote_test_from_cas() {
+  remote_bazel test "${remote_flags[@]}" "$(remote_cas_flag)" --test_output=errors \
+    --execution_log_json_file="$work/remote/test.exec.json" //app:image_test || return 1
+  jq -s -e 'any(.[]; .mnemonic == "TestRunner" and .cacheHit == false and .runner != "remote cache hit")' \
+    "$work/remote/test.exec.json" >/dev/null || { echo "image_test did not run (a cached result?)" >&2; return 1; }
+  echo "image_test ran and passed"
+  remote_no_blob_on_client
+}
+
 remote_shutdown() {
   [[ -d $(remote_ob) ]] && remote_bazel shutdown >/dev/null 2>&1
   local e
@@ -125,6 +187,9 @@ remote_checks=(
   "remote cache (BuildGrid): a cold build fills it; same digest as the ordinary build|remote_cache_fill"
   "remote cache: after clean, all cache hits, no layer blob on the client; the manifest action reads no blob|remote_cache_minimal_no_blobs"
   "remote cache: --remote_download_toplevel brings the image files, not the layer blob|remote_cache_toplevel"
+  "remote cache: bazel run //app:push streams the layer from the CAS (no blob runfile, none on the client); skopeo verifies|remote_push_from_cas"
+  "remote cache: bazel run //app:load streams the layer from the CAS into Docker; the image runs|remote_load_from_cas"
+  "remote cache: bazel test //app:image_test reads the layer from the CAS; no blob on the client|remote_test_from_cas"
   "remote execution: examples//app:image (cc, layer, manifest) on the worker, the local digest|remote_exec_same_digest examples //app:image"
   "remote execution: consumer //:image (genrules, layer_from_tar, metadata) on the worker, the local digest|remote_exec_same_digest consumer //:image"
   "remote execution: multiplatform //:index (two platforms' layers and manifests, the index) on the worker, the local digest|remote_exec_same_digest multiplatform //:index"

@@ -39,7 +39,12 @@ impl Args {
             let line = PushLine::try_parse_from(text.lines())
                 .with_context(|| format!("push arguments {}", path.display()))?;
             let label = line.label.clone().unwrap_or_default();
-            jobs.push(line.push.job(&label).with_context(|| label.clone())?);
+            let job = line
+                .push
+                .image
+                .resolver()
+                .and_then(|r| line.push.job(&label, &r));
+            jobs.push(job.with_context(|| label.clone())?);
         }
         deploy(&jobs, &self.settings.settings(&resolver))
     }

@@ -100,16 +100,15 @@ impl SettingsArgs {
 impl Args {
     pub fn run(self) -> Result<()> {
         let resolver = self.image.resolver()?;
-        let job = self.job("")?;
+        let job = self.job("", &resolver)?;
         push::run(&job, &self.settings.settings(&resolver))
     }
 
     /// The image, its destinations and tags (what `deploy` reads of each push's arguments).
-    pub fn job(&self, label: &str) -> Result<PushJob> {
-        let resolver = self.image.resolver()?;
+    pub fn job(&self, label: &str, resolver: &Resolver) -> Result<PushJob> {
         Ok(PushJob {
             label: label.to_string(),
-            input: self.image.read(&resolver)?,
+            input: self.image.read(resolver)?,
             destinations: self.destinations()?,
             tags: if self.tags.is_empty() {
                 self.default_tags.clone()
