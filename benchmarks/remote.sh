@@ -41,7 +41,7 @@ registry_serve "$work/reg" "$reg_port"
 cache="grpc://127.0.0.1:$port"
 remote=(--remote_cache="$cache" --remote_download_minimal)
 now() { date +%s.%N; }
-mib() { echo "scale=1; $1 / 1048576" | bc -l; }
+mib() { echo "scale=3; $1 / 1048576" | bc -l; }
 # Bytes of regular files under bazel-out of the remote output base (what the client wrote).
 client_bytes() { find "$ob/execroot/_main/bazel-out" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 # grpc log -> "DOWN UP" bytes of ByteStream reads and writes.
@@ -80,20 +80,22 @@ printf 'CAS %s MiB, image %s MiB (manifest, config, layers): ratio %s\n' "$(mib 
 
 echo
 echo "== bazel run //:push to an empty repository: blobs from the CAS vs from local files"
-push() {  # NAME REPOSITORY BAZEL_FLAGS...
-  local name=$1 repository=$2; shift 2
-  (cd "$ws" && "$bazelw" "$@" build //:push >"$work/$name.push-build.log" 2>&1) ||
+push() {  # NAME REPOSITORY OUTPUT_BASE (or "") BUILD_FLAGS...
+  local name=$1 repository=$2 startup=(); shift 2
+  [[ -n $1 ]] && startup=(--output_base="$1")
+  shift
+  (cd "$ws" && "$bazelw" "${startup[@]}" build "$@" //:push >"$work/$name.push-build.log" 2>&1) ||
     { tail -20 "$work/$name.push-build.log" >&2; exit 1; }
   local t0 t1
   t0=$(now)
-  (cd "$ws" && "$bazelw" "$@" run //:push -- --repository "$repository" --summary-json "$work/$name.push.json" \
+  (cd "$ws" && "$bazelw" "${startup[@]}" run "$@" //:push -- --repository "$repository" --summary-json "$work/$name.push.json" \
     >"$work/$name.push.log" 2>&1) || { tail -20 "$work/$name.push.log" >&2; exit 1; }
   t1=$(now)
   printf '%-12s %7.2f s   uploaded %8s MiB\n' "$name" "$(echo "$t1 - $t0" | bc -l)" \
     "$(mib "$(jq '[.destinations[].bytes_uploaded] | add' "$work/$name.push.json")")"
   echo "$(echo "$t1 - $t0" | bc -l)" >"$work/$name.seconds"
 }
-push "from CAS" bench/cas --output_base="$ob" "${remote[@]}" --@rules_image//rules:remote_cache="$cache"
+push "from CAS" bench/cas "$ob" "${remote[@]}" --@rules_image//rules:remote_cache="$cache"
 printf 'client bazel-out after the push from the CAS: %s MiB\n' "$(mib "$(client_bytes)")"
-push "from disk" bench/disk
+push "from disk" bench/disk ""
 printf 'push from CAS / from disk: %s\n' "$(echo "scale=2; $(cat "$work/from CAS.seconds") / $(cat "$work/from disk.seconds")" | bc -l)"

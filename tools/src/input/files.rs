@@ -217,7 +217,18 @@ mod tests {
             .with_remote_cache(Some(Arc::clone(&cache)));
         assert_eq!(
             BlobSource::parse("cas:", &with_cache).unwrap(),
-            BlobSource::Cas(cache)
+            BlobSource::Cas(Arc::clone(&cache))
+        );
+        // As an index's child files name them (image_push and image_load of an index).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("child.json");
+        std::fs::write(&p, r#"{"manifest":"m","config":"c","blobs":["l","cas:"]}"#).unwrap();
+        let f = ImageFiles::from_child_file(&p, &with_cache).unwrap();
+        assert_eq!(f.blobs[1], BlobSource::Cas(cache));
+        let e = format!("{:#}", ImageFiles::from_child_file(&p, &plain).unwrap_err());
+        assert!(
+            e.contains("child.json") && e.contains("--remote-cache"),
+            "{e}"
         );
     }
 
