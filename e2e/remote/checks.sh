@@ -11,7 +11,8 @@
 # - push and load from the CAS (--@rules_image//rules:remote_cache): the minimal client pushes
 #   examples//app:image to a loopback registry and loads it into Docker with the layer read
 #   from BuildGrid, never written to its disk; skopeo copies the pushed image back, verifying
-#   every digest; image_test's file assertions read the layer from the CAS too.
+#   every digest; image_test's file assertions read the layer from the CAS too; and after remote
+#   execution, a clean minimal client pushes a two-platform index from the CAS.
 
 source "$repo_root/e2e/remote/buildgrid.sh"
 
@@ -172,6 +173,31 @@ remote_test_from_cas() {
   remote_no_blob_on_client
 }
 
+# `bazel run //:push` of multiplatform's two-platform index on a clean --remote_download_minimal
+# client of the remote executor (after its remote execution check): every image's layers are
+# streamed from the CAS; skopeo copies the whole index back, verifying each digest; no layer
+# blob reaches the client.
+remote_push_index_from_cas() {
+  local ws ob="$work/remote/ob-exec-multiplatform" reg="127.0.0.1:$reg_port_plain"
+  local summary="$work/remote/push-index.json" pulled="$work/remote/pulled-index"
+  ws=$(remote_exec_ws multiplatform) || return 1
+  [[ -d $ob ]] || { echo "runs after the remote execution check of multiplatform" >&2; return 1; }
+  local flags=(--remote_executor="grpc://127.0.0.1:$remote_port" --remote_download_minimal "$(remote_cas_flag)")
+  # The index's digest, which remote_exec_same_digest found equal to the local build's.
+  local want; want=$(cat "$ob/execroot/_main/bazel-out/k8-fastbuild/bin/index.digest") || return 1
+  (cd "$ws" && "$bazelw" --output_base="$ob" clean) || return 1
+  (cd "$ws" && "$bazelw" --output_base="$ob" run "${flags[@]}" //:push -- \
+    --registry "$reg" --repository remote/index --tag from-cas --summary-json "$summary") || return 1
+  [[ $(jq -r .digest "$summary") == "$want" ]] || { echo "pushed $(jq -r .digest "$summary"), want $want" >&2; return 1; }
+  rm -rf "$pulled"
+  skopeo copy -q --all --src-tls-verify=false "docker://$reg/remote/index:from-cas" "oci:$pulled:x" || return 1
+  [[ $(jq -r '.manifests[0].digest' "$pulled/index.json") == "$want" ]] || { echo "skopeo copied another digest" >&2; return 1; }
+  local blobs
+  blobs=$(find -L "$ob/execroot/_main/bazel-out" \( -name '*.tar.gz' -o -name '*.tar.zst' \) 2>/dev/null)
+  [[ -z $blobs ]] || { echo "layer blobs on the client: $blobs" >&2; return 1; }
+  echo "pushed index $want from the CAS; skopeo copied it back (--all); no layer blob on the client"
+}
+
 remote_shutdown() {
   [[ -d $(remote_ob) ]] && remote_bazel shutdown >/dev/null 2>&1
   local e
@@ -193,4 +219,5 @@ remote_checks=(
   "remote execution: examples//app:image (cc, layer, manifest) on the worker, the local digest|remote_exec_same_digest examples //app:image"
   "remote execution: consumer //:image (genrules, layer_from_tar, metadata) on the worker, the local digest|remote_exec_same_digest consumer //:image"
   "remote execution: multiplatform //:index (two platforms' layers and manifests, the index) on the worker, the local digest|remote_exec_same_digest multiplatform //:index"
+  "remote execution: bazel run //:push of that index on a clean minimal client streams every layer from the CAS; skopeo verifies|remote_push_index_from_cas"
 )
