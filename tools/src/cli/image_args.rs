@@ -3,8 +3,7 @@
 use crate::build::manifest::ImageOutputs;
 use crate::input::{Input, InputFiles, Resolver};
 use crate::remote_cache::{self, RemoteCache, Tls};
-use anyhow::Result;
-use anyhow::{Context, bail};
+use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
 

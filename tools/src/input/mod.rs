@@ -92,12 +92,20 @@ impl fmt::Display for Stored {
 }
 
 impl BlobSource {
+    /// Where a reader of the layer gets its bytes.
+    pub fn content(&self) -> Content {
+        match self {
+            BlobSource::Local(p) => Content::Stored(Stored::File(p.clone())),
+            BlobSource::Cas(c) => Content::Stored(Stored::Cas(Arc::clone(c))),
+            BlobSource::Remote(r) => Content::Remote(r.clone()),
+        }
+    }
+
     /// The bytes this program can read itself, if any (not a layer only in a registry).
     pub fn stored(&self) -> Option<Stored> {
-        match self {
-            BlobSource::Local(p) => Some(Stored::File(p.clone())),
-            BlobSource::Cas(c) => Some(Stored::Cas(Arc::clone(c))),
-            BlobSource::Remote(_) => None,
+        match self.content() {
+            Content::Stored(s) => Some(s),
+            _ => None,
         }
     }
 }
@@ -232,11 +240,7 @@ impl Image {
             .zip(&self.blobs)
             .map(|(d, b)| Blob {
                 desc: d.clone(),
-                content: match (b, b.stored()) {
-                    (BlobSource::Remote(r), _) => Content::Remote(r.clone()),
-                    (_, Some(s)) => Content::Stored(s),
-                    (_, None) => unreachable!("every blob but a registry's is stored"),
-                },
+                content: b.content(),
             });
         std::iter::once(config).chain(layers)
     }
